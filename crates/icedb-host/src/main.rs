@@ -1,0 +1,111 @@
+//! `icedb-host`: IceDB's headless server (`run`) and its one-shot commands.
+
+mod plugin_check;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// IceDB: JSON events in, sorted Parquet in object storage out, queried with DuckDB.
+#[derive(Parser)]
+#[command(name = "icedb-host", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve tables headless: HTTP API, merge/vacuum scheduler, metrics.
+    ///
+    /// With no configuration this serves one table `events` under
+    /// `./icedb-data/events` with the built-in formatter and daily
+    /// partitioning on `ts`.
+    Run(RunArgs),
+    /// Work with WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Where the embedded default table lives.
+    #[arg(long, default_value = "./icedb-data/events")]
+    table: String,
+    /// A format-row plugin component replacing the built-in formatter.
+    #[arg(long)]
+    format_plugin: Option<PathBuf>,
+    /// A partition-strategy plugin component replacing the built-in daily partitioning.
+    #[arg(long)]
+    partition_plugin: Option<PathBuf>,
+    /// A plugin setting `key=value` (repeatable), passed to both plugins.
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    plugin_config: Vec<(String, String)>,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a component, say what it exports, and run sample rows through it.
+    ///
+    /// Example: icedb-host plugin check partition-by-day.wasm --config field=ts --input rows.ndjson
+    Check(plugin_check::CheckArgs),
+}
+
+/// Parses `key=value`.
+pub(crate) fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ICEDB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Plugin(PluginCommand::Check(args)) => plugin_check::check(args),
+    }
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let host = icedb_plugin::PluginHost::new(icedb_plugin::HostOptions::default())?;
+    tracing::info!(table = %args.table, "icedb-host starting");
+    match &args.format_plugin {
+        Some(path) => {
+            let plugin = host.load_format(path, &args.plugin_config)?;
+            tracing::info!(plugin = plugin.name(), path = %path.display(), "format-row plugin loaded");
+        }
+        None => tracing::info!("format-row: built-in JSON-text formatter (ts read as a timestamp)"),
+    }
+    match &args.partition_plugin {
+        Some(path) => {
+            let plugin = host.load_partition(path, &args.plugin_config)?;
+            tracing::info!(plugin = plugin.name(), fields = ?plugin.fields(), "partition-strategy plugin loaded");
+        }
+        None => tracing::info!("partition-strategy: built-in daily partitioning on `ts`"),
+    }
+    tracing::warn!(
+        "the HTTP API and scheduler are not implemented yet; waiting for Ctrl-C or SIGTERM"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

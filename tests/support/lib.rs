@@ -1,0 +1,102 @@
+//! Shared set-up for IceDB's end-to-end tests: where the built plugin
+//! components and binaries are, and the S3-compatible server that
+//! `scripts/test.sh` starts on 127.0.0.1 (moto).
+//!
+//! Nothing here is mocked: missing parts panic with the command that
+//! provides them, so a test can never pass without its real dependencies.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which builds and starts what they need")
+    })
+}
+
+/// A plugin component built from `plugins/` by `scripts/build-plugins.sh`.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(required_env("ICEDB_PLUGIN_DIR")).join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        path.display()
+    );
+    path
+}
+
+/// A binary of this workspace, built in the same profile as the test.
+pub fn binary(name: &str) -> PathBuf {
+    // Test executables live in <target>/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("current test executable");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile directory")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --release --workspace --bins`; scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// DuckDB's extension directory with httpfs pre-installed (scripts/setup.sh).
+pub fn duckdb_extension_dir() -> PathBuf {
+    PathBuf::from(required_env("ICEDB_DUCKDB_EXTENSION_DIR"))
+}
+
+/// The S3-compatible test server.
+pub struct S3 {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+pub const S3_REGION: &str = "us-east-1";
+pub const S3_KEY_ID: &str = "icedb-test";
+pub const S3_SECRET: &str = "icedb-test-secret";
+
+impl S3 {
+    pub fn from_env() -> S3 {
+        S3 {
+            endpoint: required_env("ICEDB_TEST_S3_ENDPOINT"),
+        }
+    }
+
+    /// `127.0.0.1:PORT`, the form DuckDB's `ENDPOINT` wants.
+    pub fn host_port(&self) -> &str {
+        self.endpoint.trim_start_matches("http://")
+    }
+
+    /// Creates a bucket with a name unique to this test run and returns it.
+    pub fn create_bucket(&self, label: &str) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ureq::put(&format!("{}/{name}", self.endpoint))
+            .send_empty()
+            .unwrap_or_else(|e| panic!("creating bucket {name} on {}: {e}", self.endpoint));
+        name
+    }
+
+    /// The size of an object as the server lists it (ListObjectsV2, not
+    /// through IceDB or DuckDB).
+    pub fn object_size(&self, bucket: &str, key: &str) -> Option<u64> {
+        let listing = ureq::get(&format!(
+            "{}/{bucket}?list-type=2&prefix={key}",
+            self.endpoint
+        ))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+        let entry = &listing[listing.find(&format!("<Key>{key}</Key>"))?..];
+        let size = &entry[entry.find("<Size>")? + "<Size>".len()..];
+        size[..size.find("</Size>")?].parse().ok()
+    }
+}
