@@ -6,9 +6,14 @@
 #   $ICEDB_CACHE/node          componentize-js and the prebuilt libduckdb (npm)
 #   $ICEDB_CACHE/duckdb        libduckdb.so 1.4.4 + extension directory
 # Source it (`. scripts/setup.sh`) to get the environment exported; run it to only install.
-set -euo pipefail
+# Sourcing leaves the caller's shell options alone: the installs run in a subshell.
 
 ICEDB_CACHE="${ICEDB_CACHE:-$HOME/.cache/icedb}"
+DUCKDB_DIR="$ICEDB_CACHE/duckdb"
+
+_icedb_install() (
+set -euo pipefail
+
 DUCKDB_VERSION=1.4.4
 DUCKDB_NPM_BINDINGS="@duckdb/node-bindings-linux-x64@1.4.4-r.4"
 HTTPFS_PYPI="duckdb-ext-httpfs==1.4.4.*"
@@ -46,7 +51,6 @@ if [ ! -f "$NODE_DIR/.icedb-ready-1" ]; then
 fi
 
 # --- DuckDB: shared library + pre-installed httpfs extension --------------------------
-DUCKDB_DIR="$ICEDB_CACHE/duckdb"
 if [ ! -f "$DUCKDB_DIR/lib/libduckdb.so" ]; then
   so=$(find "$NODE_DIR/node_modules/@duckdb" -name 'libduckdb.so' | head -n 1)
   [ -n "$so" ] || { log "libduckdb.so not found in the npm bindings package"; exit 1; }
@@ -62,14 +66,23 @@ if [ ! -f "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64/httpfs.duckdb_extension" ]; the
   cp "$src" "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64/"
   log "httpfs extension installed in $EXT_DIR"
 fi
+)
+
+if ! _icedb_install; then
+  echo "[setup] failed; see the messages above" >&2
+  return 1 2>/dev/null || exit 1
+fi
+unset -f _icedb_install
 
 export ICEDB_CACHE
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ICEDB_CACHE/target}"
 export DUCKDB_LIB_DIR="$DUCKDB_DIR/lib"
-export ICEDB_DUCKDB_EXTENSION_DIR="$EXT_DIR"
-export ICEDB_PYTHON_VENV="$VENV"
-export ICEDB_NODE_DIR="$NODE_DIR"
-export PATH="$VENV/bin:$NODE_DIR/node_modules/.bin:$PATH"
+export ICEDB_DUCKDB_EXTENSION_DIR="$DUCKDB_DIR/extensions"
+export ICEDB_PYTHON_VENV="$ICEDB_CACHE/venv"
+case ":$PATH:" in
+  *":$ICEDB_CACHE/venv/bin:"*) ;;
+  *) export PATH="$ICEDB_CACHE/venv/bin:$ICEDB_CACHE/node/node_modules/.bin:$PATH" ;;
+esac
 # The prebuilt libduckdb is found at run time through an rpath baked into
 # host-target binaries (tests and benches included), so nothing needs
 # LD_LIBRARY_PATH. Target-specific so the wasm32 plugin builds are untouched.

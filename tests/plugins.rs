@@ -542,6 +542,13 @@ fn a_trapping_plugin_is_replaced() {
     let error = format.format_blocking(&mode_rows("trap")).unwrap_err();
     check_error(&error, PluginErrorKind::Trap, "format", "trapped");
     assert!(error.message.contains("unreachable"), "{error}");
+    assert!(
+        error.message.contains("the plugin printed: ")
+            && error
+                .message
+                .contains("hostile plugin asked to trap at row 1"),
+        "the panic message reaches the error: {error}"
+    );
     let error = partition.partition_blocking(&modes("trap")).unwrap_err();
     check_error(&error, PluginErrorKind::Trap, "partition", "trapped");
     assert_recovers(&format, &partition);

@@ -26,6 +26,19 @@ enum Command {
     /// Work with WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Write standard workload events as NDJSON to standard output.
+    ///
+    /// The shape every IceDB benchmark uses: 20 event names (skewed), 50 000
+    /// users, `ts` in epoch ms over 30 days from 2026-10-01 UTC. The same seed
+    /// always gives the same events.
+    GenEvents {
+        /// How many events.
+        #[arg(long, default_value_t = 1_000)]
+        rows: usize,
+        /// The random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -73,6 +86,27 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::check(args),
+        Command::GenEvents { rows, seed } => gen_events(rows, seed),
+    }
+}
+
+fn gen_events(rows: usize, seed: u64) -> Result<()> {
+    use std::io::Write;
+    let mut generator = icedb::events::EventGenerator::new(seed);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..rows {
+        let written = writeln!(out, "{}", generator.next_event());
+        if let Err(e) = written {
+            // A closed pipe (`| head`) is a normal way to stop.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(e).context("writing events");
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing events"),
+        _ => Ok(()),
     }
 }
 

@@ -217,7 +217,8 @@ mod tests {
     #[test]
     fn refuses_unsafe_paths() {
         let long = "a".repeat(MAX_PARTITION_PATH_LEN + 1);
-        let cases: &[(&str, fn(&PartitionPathError) -> bool)] = &[
+        type Expect = fn(&PartitionPathError) -> bool;
+        let cases: &[(&str, Expect)] = &[
             ("", |e| matches!(e, PartitionPathError::Empty)),
             ("../x", |e| matches!(e, PartitionPathError::DotSegment(_))),
             ("a/./b", |e| matches!(e, PartitionPathError::DotSegment(_))),

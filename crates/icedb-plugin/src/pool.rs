@@ -136,6 +136,7 @@ impl<G: Guest> Pool<G> {
         };
         instance.store.set_epoch_deadline(self.deadline_ticks);
         instance.store.data_mut().limiter.exceeded = false;
+        instance.store.data().output.clear();
         let result = call(&instance.guest, &mut instance.store);
         let took = started.elapsed();
         match result {
@@ -206,6 +207,12 @@ impl<G: Guest> Pool<G> {
             )
         } else {
             (PluginErrorKind::Trap, describe_trap(error))
+        };
+        let printed = store.data().output.text();
+        let message = if printed.is_empty() {
+            message
+        } else {
+            format!("{message}; the plugin printed: {printed}")
         };
         PluginError::new(self.name(), function, kind, message)
     }

@@ -57,7 +57,9 @@ impl Guest for FlattenJson {
                     parsed.max_depth = match value.parse::<usize>() {
                         Ok(depth) if depth >= 1 => depth,
                         _ => {
-                            return Err(format!("max-depth must be an integer >= 1; got `{value}`"));
+                            return Err(format!(
+                                "max-depth must be an integer >= 1; got `{value}`"
+                            ));
                         }
                     }
                 }
@@ -121,6 +123,10 @@ struct Sink<'s> {
     depth: usize,
     /// An error raised by a leaf (a bad timestamp), reported with the row.
     leaf_error: Option<String>,
+    /// The column the next leaf most likely belongs to: rows of a batch
+    /// usually share one shape, so leaves arrive in the same column order
+    /// and a name comparison saves a hash lookup.
+    predicted_slot: usize,
 }
 
 impl<'s> Sink<'s> {
@@ -134,6 +140,7 @@ impl<'s> Sink<'s> {
             path: String::new(),
             depth: 0,
             leaf_error: None,
+            predicted_slot: 0,
         }
     }
 
@@ -147,6 +154,7 @@ impl<'s> Sink<'s> {
         }
         parsed.map_err(|e| format!("invalid JSON: {e}"))?;
         let row = self.rows_done;
+        self.predicted_slot = 0;
         for column in &mut self.columns {
             if column.values.len() == row {
                 column.values.push(Value::Null);
@@ -175,19 +183,28 @@ impl<'s> Sink<'s> {
             value
         };
         let row = self.rows_done;
-        let slot = match self.index.get(self.path.as_str()) {
-            Some(&slot) => slot,
-            None => {
-                let mut values = Vec::with_capacity(self.capacity);
-                values.resize(row, Value::Null);
-                self.columns.push(Column {
-                    name: self.path.clone(),
-                    values,
-                });
-                self.index.insert(self.path.clone(), self.columns.len() - 1);
-                self.columns.len() - 1
+        let slot = if self
+            .columns
+            .get(self.predicted_slot)
+            .is_some_and(|c| c.name == self.path)
+        {
+            self.predicted_slot
+        } else {
+            match self.index.get(self.path.as_str()) {
+                Some(&slot) => slot,
+                None => {
+                    let mut values = Vec::with_capacity(self.capacity);
+                    values.resize(row, Value::Null);
+                    self.columns.push(Column {
+                        name: self.path.clone(),
+                        values,
+                    });
+                    self.index.insert(self.path.clone(), self.columns.len() - 1);
+                    self.columns.len() - 1
+                }
             }
         };
+        self.predicted_slot = slot + 1;
         let values = &mut self.columns[slot].values;
         if values.len() > row {
             values[row] = value; // repeated key: the last one wins
