@@ -100,3 +100,43 @@ impl S3 {
         size[..size.find("</Size>")?].parse().ok()
     }
 }
+
+/// Where a test table lives: a local directory or a bucket on the test S3
+/// server. Meta-store tests run against both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Local, Backend::S3];
+
+    /// A new, empty table root for this backend (kept alive by `dir`).
+    pub fn new_table(self, dir: &std::path::Path, label: &str) -> String {
+        match self {
+            Backend::Local => {
+                let root = dir.join(label);
+                std::fs::create_dir_all(&root).unwrap();
+                format!("file://{}", root.display())
+            }
+            Backend::S3 => format!(
+                "s3://{}/tables/{label}",
+                S3::from_env().create_bucket(label)
+            ),
+        }
+    }
+}
+
+/// S3 options that reach the test server (credentials from the AWS
+/// variables scripts/test.sh exports).
+pub fn s3_options() -> icedb_meta::S3Options {
+    icedb_meta::S3Options {
+        endpoint: Some(S3::from_env().endpoint),
+        region: Some(S3_REGION.to_owned()),
+        allow_http: true,
+        path_style: true,
+        access_key_id: Some(S3_KEY_ID.to_owned()),
+        secret_access_key: Some(S3_SECRET.to_owned()),
+    }
+}

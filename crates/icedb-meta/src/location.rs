@@ -1,0 +1,173 @@
+//! Table roots as URLs: `s3://bucket/prefix`, `file:///abs/path`, or a plain
+//! local path. Every read and write of a table goes through the
+//! `object_store` this module builds, scoped to the root.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+
+use crate::error::{MetaError, Result};
+
+/// S3 settings beyond the standard AWS environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL`, ...), which are read first; values set
+/// here win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// E.g. `http://127.0.0.1:9000` for an S3-compatible server.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Allow plain-HTTP endpoints.
+    pub allow_http: bool,
+    /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-hosted.
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// Where a table lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableLocation {
+    Local(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        options: S3Options,
+    },
+}
+
+impl TableLocation {
+    /// Parses a table root. Plain paths are relative to the working directory.
+    pub fn parse(url: &str, s3: &S3Options) -> Result<Self> {
+        let invalid = |reason: &str| MetaError::InvalidLocation {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(invalid("no bucket name"));
+            }
+            let prefix = prefix.trim_matches('/').to_owned();
+            return Ok(TableLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix,
+                options: s3.clone(),
+            });
+        }
+        if url.starts_with("file://") {
+            let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+            let path = parsed
+                .to_file_path()
+                .map_err(|()| invalid("not an absolute file path"))?;
+            return Ok(TableLocation::Local(path));
+        }
+        if url.contains("://") {
+            return Err(invalid(
+                "unsupported scheme (use s3://, file:// or a local path)",
+            ));
+        }
+        if url.is_empty() {
+            return Err(invalid("empty path"));
+        }
+        Ok(TableLocation::Local(PathBuf::from(url)))
+    }
+
+    /// A stable text form, used to name the local replica directory.
+    pub fn canonical(&self) -> String {
+        match self {
+            TableLocation::Local(path) => {
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                format!("file://{}", absolute.display())
+            }
+            TableLocation::S3 {
+                bucket,
+                prefix,
+                options,
+            } => {
+                format!(
+                    "s3://{bucket}/{prefix}@{}",
+                    options.endpoint.as_deref().unwrap_or("aws")
+                )
+            }
+        }
+    }
+
+    /// The object store rooted at the table (keys are relative to the root).
+    pub fn open_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        match self {
+            TableLocation::Local(path) => {
+                std::fs::create_dir_all(path).map_err(|e| MetaError::InvalidLocation {
+                    url: path.display().to_string(),
+                    reason: format!("cannot create the directory: {e}"),
+                })?;
+                let store = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| MetaError::store(path.display(), e))?;
+                Ok(Arc::new(store))
+            }
+            TableLocation::S3 {
+                bucket,
+                prefix,
+                options,
+            } => {
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_allow_http(options.allow_http)
+                    .with_virtual_hosted_style_request(!options.path_style);
+                if let Some(endpoint) = &options.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let Some(region) = &options.region {
+                    builder = builder.with_region(region);
+                }
+                if let Some(key) = &options.access_key_id {
+                    builder = builder.with_access_key_id(key);
+                }
+                if let Some(secret) = &options.secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                let store = builder
+                    .build()
+                    .map_err(|e| MetaError::store(format!("s3://{bucket}"), e))?;
+                if prefix.is_empty() {
+                    Ok(Arc::new(store))
+                } else {
+                    Ok(Arc::new(PrefixStore::new(store, prefix.as_str())))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let s3 = S3Options::default();
+        assert_eq!(
+            TableLocation::parse("s3://bkt/a/b/", &s3).unwrap(),
+            TableLocation::S3 {
+                bucket: "bkt".into(),
+                prefix: "a/b".into(),
+                options: s3.clone()
+            }
+        );
+        assert_eq!(
+            TableLocation::parse("file:///tmp/t", &s3).unwrap(),
+            TableLocation::Local("/tmp/t".into())
+        );
+        assert_eq!(
+            TableLocation::parse("./data/t", &s3).unwrap(),
+            TableLocation::Local("./data/t".into())
+        );
+        for bad in ["s3://", "gs://x/y", "", "file://relative"] {
+            assert!(TableLocation::parse(bad, &s3).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! What the commit log records: commits, data files with their statistics,
+//! and the table schema.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The commit format this build writes and the newest it reads.
+pub const COMMIT_FORMAT: u32 = 1;
+
+/// A column type. Nested values never reach Parquet (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Boolean,
+    Int64,
+    Float64,
+    String,
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamp,
+}
+
+impl ColumnType {
+    /// The type a column has when values of `self` and `other` meet, if
+    /// they may: only int64 and float64 widen (to float64).
+    pub fn unify(self, other: ColumnType) -> Option<ColumnType> {
+        use ColumnType::*;
+        match (self, other) {
+            (a, b) if a == b => Some(a),
+            (Int64, Float64) | (Float64, Int64) => Some(Float64),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "boolean",
+            ColumnType::Int64 => "int64",
+            ColumnType::Float64 => "float64",
+            ColumnType::String => "string",
+            ColumnType::Timestamp => "timestamp",
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A column of the table schema. All columns are nullable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+}
+
+/// A statistics value (min or max) of one column in one file. Timestamps
+/// are `Int` microseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatValue {
+    Boolean(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// Per-column statistics of one data file, for pruning.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub min: Option<StatValue>,
+    pub max: Option<StatValue>,
+    pub null_count: u64,
+}
+
+/// One immutable data file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Object key relative to the table root, e.g.
+    /// `data/y=2026/m=11/d=24/0193….parquet`.
+    pub path: String,
+    /// The Hive partition path the file belongs to.
+    pub partition: String,
+    pub bytes: u64,
+    pub rows: u64,
+    /// When the file was written, in ms since the epoch.
+    pub created_ms: i64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, ColumnStats>,
+}
+
+/// A live file a commit tombstones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    pub path: String,
+    pub partition: String,
+}
+
+/// What kind of change a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    Insert,
+    Merge,
+    Rewrite,
+    DropPartitions,
+    Vacuum,
+}
+
+impl Operation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Insert => "insert",
+            Operation::Merge => "merge",
+            Operation::Rewrite => "rewrite",
+            Operation::DropPartitions => "drop-partitions",
+            Operation::Vacuum => "vacuum",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One entry of the commit log: `_icedb/log/<version:020>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    pub format: u32,
+    pub version: u64,
+    /// Unique id of this commit (UUIDv7), so a writer whose request had an
+    /// unknown outcome can tell whether the version it finds is its own.
+    pub id: String,
+    /// When the commit was made, in ms since the epoch (informational: no
+    /// clock orders anything).
+    pub timestamp_ms: i64,
+    pub writer: String,
+    pub operation: Operation,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<DataFile>,
+    /// Files tombstoned by this commit; they stay readable until purged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<FileRef>,
+    /// Tombstoned files this commit records as physically deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purged: Vec<FileRef>,
+    /// Columns this commit adds to the schema or widens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<ColumnDef>,
+    /// Free-form details (the merge policy, the rewrite filter, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}
+
+/// What a writer wants to commit; the version is chosen by the protocol.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CommitDraft {
+    pub operation: Option<Operation>,
+    pub added: Vec<DataFile>,
+    pub removed: Vec<FileRef>,
+    pub purged: Vec<FileRef>,
+    /// The columns of the added files (with their types); new ones are added
+    /// to the schema, int64 meeting float64 widens, anything else conflicts.
+    pub columns: Vec<ColumnDef>,
+    pub details: BTreeMap<String, String>,
+}
+
+impl CommitDraft {
+    pub fn new(operation: Operation) -> Self {
+        CommitDraft {
+            operation: Some(operation),
+            ..CommitDraft::default()
+        }
+    }
+}
+
+/// A commit as history lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitSummary {
+    pub version: u64,
+    pub id: String,
+    pub timestamp_ms: i64,
+    pub writer: String,
+    pub operation: Operation,
+    pub files_added: u64,
+    pub files_removed: u64,
+    pub files_purged: u64,
+    pub rows_added: u64,
+    pub bytes_added: u64,
+}
+
+impl CommitSummary {
+    pub fn of(commit: &Commit) -> Self {
+        CommitSummary {
+            version: commit.version,
+            id: commit.id.clone(),
+            timestamp_ms: commit.timestamp_ms,
+            writer: commit.writer.clone(),
+            operation: commit.operation,
+            files_added: commit.added.len() as u64,
+            files_removed: commit.removed.len() as u64,
+            files_purged: commit.purged.len() as u64,
+            rows_added: commit.added.iter().map(|f| f.rows).sum(),
+            bytes_added: commit.added.iter().map(|f| f.bytes).sum(),
+        }
+    }
+}
+
+/// Totals of one partition's live files.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PartitionStats {
+    pub partition: String,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The newest `created_ms` of a file ever added to the partition.
+    pub newest_write_ms: i64,
+}
+
+/// A tombstoned file still on the store, waiting for vacuum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub path: String,
+    pub partition: String,
+    pub bytes: u64,
+    pub removed_ms: i64,
+    pub removed_in: u64,
+}

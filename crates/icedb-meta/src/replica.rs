@@ -1,0 +1,703 @@
+//! The local redb replica of the commit log: live files by partition,
+//! tombstones, partition totals, schema, commit summaries and the head
+//! version. It is a cache: deleting it is always safe, the log rebuilds it.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Conflict, MetaError, Result};
+use crate::model::{
+    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, PartitionStats,
+    Tombstone,
+};
+
+/// `version` → head version; `format` → replica format.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (partition, path) → [`StoredFile`]
+const FILES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("files");
+/// path → [`Tombstone`]
+const TOMBSTONES: TableDefinition<&str, &[u8]> = TableDefinition::new("tombstones");
+/// partition → [`PartitionStats`]
+const PARTITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("partitions");
+/// position → [`ColumnDef`]
+const SCHEMA: TableDefinition<u32, &[u8]> = TableDefinition::new("schema");
+/// version → [`CommitSummary`]
+const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
+
+/// Bumped when the replica's tables change shape; older replicas are rebuilt.
+const REPLICA_FORMAT: u64 = 1;
+
+/// A live file as the replica stores it (postcard; the partition and path
+/// are the key).
+#[derive(Serialize, Deserialize)]
+struct StoredFile {
+    bytes: u64,
+    rows: u64,
+    created_ms: i64,
+    columns: Vec<(String, ColumnStats)>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("replica values always serialize")
+}
+
+fn replica_error(path: &Path, error: impl Into<redb::Error>) -> MetaError {
+    MetaError::Replica {
+        path: path.display().to_string(),
+        reason: error.into().to_string(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| MetaError::Replica {
+        path: path.display().to_string(),
+        reason: format!("undecodable entry: {e}"),
+    })
+}
+
+pub(crate) struct Replica {
+    db: Database,
+    path: PathBuf,
+    /// Removed when dropped (a private replica next to a locked one).
+    temporary: bool,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What a draft becomes against the current state.
+pub(crate) struct Plan {
+    pub schema_changes: Vec<ColumnDef>,
+    pub purged: Vec<FileRef>,
+}
+
+impl Replica {
+    /// Opens the replica at `path`, creating it if needed. A replica of an
+    /// older format, or one redb cannot read, is replaced by an empty one.
+    pub(crate) fn open(path: &Path, temporary: bool) -> Result<Replica> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(MetaError::Replica {
+                    path: path.display().to_string(),
+                    reason: "in use by another process".to_owned(),
+                });
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "replacing an unreadable replica");
+                std::fs::remove_file(path).map_err(|e| MetaError::Replica {
+                    path: path.display().to_string(),
+                    reason: format!("cannot remove the unreadable replica: {e}"),
+                })?;
+                Database::create(path).map_err(|e| replica_error(path, e))?
+            }
+        };
+        let replica = Replica {
+            db,
+            path: path.to_owned(),
+            temporary,
+        };
+        replica.initialise()?;
+        Ok(replica)
+    }
+
+    /// Opens a downloaded checkpoint and checks it describes `version`.
+    pub(crate) fn open_checkpoint(path: &Path, version: u64) -> Result<Replica> {
+        let db = Database::open(path).map_err(|e| replica_error(path, e))?;
+        let replica = Replica {
+            db,
+            path: path.to_owned(),
+            temporary: false,
+        };
+        let (found, format) = replica.header()?;
+        if format != REPLICA_FORMAT || found != version {
+            return Err(MetaError::Replica {
+                path: path.display().to_string(),
+                reason: format!(
+                    "checkpoint says version {found} format {format}, expected version {version} format {REPLICA_FORMAT}"
+                ),
+            });
+        }
+        // Touch every table once so that damage shows now, not mid-query.
+        let txn = replica
+            .db
+            .begin_read()
+            .map_err(|e| replica_error(path, e))?;
+        txn.open_table(FILES)
+            .map_err(|e| replica_error(path, e))?
+            .len()
+            .map_err(|e| replica_error(path, e))?;
+        txn.open_table(PARTITIONS)
+            .map_err(|e| replica_error(path, e))?
+            .len()
+            .map_err(|e| replica_error(path, e))?;
+        Ok(replica)
+    }
+
+    fn initialise(&self) -> Result<()> {
+        let err = |e: redb::Error| MetaError::Replica {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let (version, format) = self.header()?;
+        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| err(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+            if version != 0 && format != REPLICA_FORMAT {
+                return Err(MetaError::Replica {
+                    path: self.path.display().to_string(),
+                    reason: format!(
+                        "replica format {format}, this build uses {REPLICA_FORMAT}; delete it to rebuild"
+                    ),
+                });
+            }
+            meta.insert("format", REPLICA_FORMAT)
+                .map_err(|e| err(e.into()))?;
+            txn.open_table(FILES).map_err(|e| err(e.into()))?;
+            txn.open_table(TOMBSTONES).map_err(|e| err(e.into()))?;
+            txn.open_table(PARTITIONS).map_err(|e| err(e.into()))?;
+            txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
+            txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
+        }
+        txn.commit().map_err(|e| err(e.into()))?;
+        Ok(())
+    }
+
+    /// (head version, replica format); (0, 0) for a new file.
+    fn header(&self) -> Result<(u64, u64)> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| replica_error(&self.path, e))?;
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+            Err(e) => return Err(replica_error(&self.path, e)),
+        };
+        let get = |key| -> Result<u64> {
+            Ok(meta
+                .get(key)
+                .map_err(|e| replica_error(&self.path, e))?
+                .map(|v| v.value())
+                .unwrap_or(0))
+        };
+        Ok((get("version")?, get("format")?))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn version(&self) -> Result<u64> {
+        Ok(self.header()?.0)
+    }
+
+    /// Applies consecutive commits in one transaction. Commits at or below
+    /// the head are skipped (another task of this process applied them).
+    pub(crate) fn apply(&self, commits: &[Commit]) -> Result<u64> {
+        let path = &self.path;
+        let err = |e: redb::Error| MetaError::Replica {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let mut txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| err(e.into()))?;
+        let mut head;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+            head = meta
+                .get("version")
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let mut files = txn.open_table(FILES).map_err(|e| err(e.into()))?;
+            let mut tombstones = txn.open_table(TOMBSTONES).map_err(|e| err(e.into()))?;
+            let mut partitions = txn.open_table(PARTITIONS).map_err(|e| err(e.into()))?;
+            let mut schema = txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
+            let mut summaries = txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
+            // Partition totals touched by this batch, written once at the end.
+            let mut totals: BTreeMap<String, PartitionStats> = BTreeMap::new();
+            let load_totals = |partitions: &redb::Table<&str, &[u8]>,
+                               partition: &str,
+                               totals: &mut BTreeMap<String, PartitionStats>|
+             -> Result<()> {
+                if !totals.contains_key(partition) {
+                    let stats = match partitions.get(partition).map_err(|e| err(e.into()))? {
+                        Some(bytes) => decode(path, bytes.value())?,
+                        None => PartitionStats {
+                            partition: partition.to_owned(),
+                            ..PartitionStats::default()
+                        },
+                    };
+                    totals.insert(partition.to_owned(), stats);
+                }
+                Ok(())
+            };
+
+            for commit in commits {
+                if commit.version <= head {
+                    continue;
+                }
+                if commit.version != head + 1 {
+                    return Err(MetaError::MissingVersion {
+                        missing: head + 1,
+                        found: commit.version,
+                        hint: "the replica can only apply consecutive commits".to_owned(),
+                    });
+                }
+                for file in &commit.added {
+                    let stored = StoredFile {
+                        bytes: file.bytes,
+                        rows: file.rows,
+                        created_ms: file.created_ms,
+                        columns: file
+                            .columns
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    };
+                    files
+                        .insert(
+                            (file.partition.as_str(), file.path.as_str()),
+                            encode(&stored).as_slice(),
+                        )
+                        .map_err(|e| err(e.into()))?;
+                    load_totals(&partitions, &file.partition, &mut totals)?;
+                    let stats = totals.get_mut(&file.partition).expect("loaded");
+                    stats.files += 1;
+                    stats.rows += file.rows;
+                    stats.bytes += file.bytes;
+                    stats.newest_write_ms = stats.newest_write_ms.max(file.created_ms);
+                }
+                for removed in &commit.removed {
+                    let entry = files
+                        .remove((removed.partition.as_str(), removed.path.as_str()))
+                        .map_err(|e| err(e.into()))?;
+                    let Some(entry) = entry else {
+                        // The writer protocol prevents this; a hand-edited log could not.
+                        tracing::warn!(version = commit.version, path = %removed.path, "commit removes a file that is not live; ignored");
+                        continue;
+                    };
+                    let stored: StoredFile = decode(path, entry.value())?;
+                    drop(entry);
+                    load_totals(&partitions, &removed.partition, &mut totals)?;
+                    let stats = totals.get_mut(&removed.partition).expect("loaded");
+                    stats.files = stats.files.saturating_sub(1);
+                    stats.rows = stats.rows.saturating_sub(stored.rows);
+                    stats.bytes = stats.bytes.saturating_sub(stored.bytes);
+                    let tombstone = Tombstone {
+                        path: removed.path.clone(),
+                        partition: removed.partition.clone(),
+                        bytes: stored.bytes,
+                        removed_ms: commit.timestamp_ms,
+                        removed_in: commit.version,
+                    };
+                    tombstones
+                        .insert(removed.path.as_str(), encode(&tombstone).as_slice())
+                        .map_err(|e| err(e.into()))?;
+                }
+                for purged in &commit.purged {
+                    tombstones
+                        .remove(purged.path.as_str())
+                        .map_err(|e| err(e.into()))?;
+                }
+                if !commit.schema_changes.is_empty() {
+                    let mut positions: BTreeMap<String, u32> = BTreeMap::new();
+                    for entry in schema.iter().map_err(|e| err(e.into()))? {
+                        let (position, column) = entry.map_err(|e| err(e.into()))?;
+                        let column: ColumnDef = decode(path, column.value())?;
+                        positions.insert(column.name, position.value());
+                    }
+                    for change in &commit.schema_changes {
+                        let position = match positions.get(&change.name) {
+                            Some(&position) => position,
+                            None => {
+                                let next = positions.len() as u32;
+                                positions.insert(change.name.clone(), next);
+                                next
+                            }
+                        };
+                        schema
+                            .insert(position, encode(change).as_slice())
+                            .map_err(|e| err(e.into()))?;
+                    }
+                }
+                summaries
+                    .insert(
+                        commit.version,
+                        encode(&CommitSummary::of(commit)).as_slice(),
+                    )
+                    .map_err(|e| err(e.into()))?;
+                head = commit.version;
+            }
+            for (partition, stats) in totals {
+                if stats.files == 0 {
+                    partitions
+                        .remove(partition.as_str())
+                        .map_err(|e| err(e.into()))?;
+                } else {
+                    partitions
+                        .insert(partition.as_str(), encode(&stats).as_slice())
+                        .map_err(|e| err(e.into()))?;
+                }
+            }
+            meta.insert("version", head).map_err(|e| err(e.into()))?;
+        }
+        txn.commit().map_err(|e| err(e.into()))?;
+        Ok(head)
+    }
+
+    /// Checks a draft against the current state: every removed file must be
+    /// live, every column type compatible. Returns the schema changes it
+    /// implies and the purges still to record.
+    pub(crate) fn plan(&self, draft: &CommitDraft) -> Result<Plan> {
+        let snapshot = self.snapshot()?;
+        let txn = &snapshot.txn;
+        let path = &self.path;
+        let files = txn.open_table(FILES).map_err(|e| replica_error(path, e))?;
+        let tombstones = txn
+            .open_table(TOMBSTONES)
+            .map_err(|e| replica_error(path, e))?;
+        for removed in &draft.removed {
+            let live = files
+                .get((removed.partition.as_str(), removed.path.as_str()))
+                .map_err(|e| replica_error(path, e))?
+                .is_some();
+            if !live {
+                let conflict = match tombstones
+                    .get(removed.path.as_str())
+                    .map_err(|e| replica_error(path, e))?
+                {
+                    Some(t) => {
+                        let tombstone: Tombstone = decode(path, t.value())?;
+                        Conflict::FileAlreadyRemoved {
+                            path: removed.path.clone(),
+                            by_version: tombstone.removed_in,
+                        }
+                    }
+                    None => Conflict::FileNotLive {
+                        path: removed.path.clone(),
+                        partition: removed.partition.clone(),
+                    },
+                };
+                return Err(conflict.into());
+            }
+        }
+        let mut purged = Vec::with_capacity(draft.purged.len());
+        for file in &draft.purged {
+            if tombstones
+                .get(file.path.as_str())
+                .map_err(|e| replica_error(path, e))?
+                .is_some()
+            {
+                purged.push(file.clone());
+            }
+        }
+        let schema: BTreeMap<String, ColumnDef> = snapshot
+            .schema()?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let mut schema_changes: Vec<ColumnDef> = Vec::new();
+        for column in &draft.columns {
+            match schema.get(&column.name) {
+                None => {
+                    if let Some(pending) = schema_changes.iter_mut().find(|c| c.name == column.name)
+                    {
+                        pending.column_type = pending
+                            .column_type
+                            .unify(column.column_type)
+                            .ok_or_else(|| Conflict::Schema {
+                                column: column.name.clone(),
+                                existing: pending.column_type,
+                                proposed: column.column_type,
+                            })?;
+                    } else {
+                        schema_changes.push(column.clone());
+                    }
+                }
+                Some(existing) => {
+                    let unified =
+                        existing
+                            .column_type
+                            .unify(column.column_type)
+                            .ok_or_else(|| Conflict::Schema {
+                                column: column.name.clone(),
+                                existing: existing.column_type,
+                                proposed: column.column_type,
+                            })?;
+                    if unified != existing.column_type
+                        && !schema_changes.iter().any(|c| c.name == column.name)
+                    {
+                        schema_changes.push(ColumnDef {
+                            name: column.name.clone(),
+                            column_type: unified,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Plan {
+            schema_changes,
+            purged,
+        })
+    }
+
+    /// A consistent read-only view of the replica as of now.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| replica_error(&self.path, e))?;
+        let version = {
+            let meta = txn
+                .open_table(META)
+                .map_err(|e| replica_error(&self.path, e))?;
+            meta.get("version")
+                .map_err(|e| replica_error(&self.path, e))?
+                .map(|v| v.value())
+                .unwrap_or(0)
+        };
+        Ok(Snapshot {
+            txn,
+            version,
+            path: Arc::new(self.path.clone()),
+        })
+    }
+
+    /// Makes the file on disk complete (an empty durable commit persists the
+    /// non-durable ones before it) and copies it to `to`. The caller must
+    /// keep other writers out meanwhile.
+    pub(crate) fn copy_to(&self, to: &Path) -> Result<()> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| replica_error(&self.path, e))?;
+        txn.commit().map_err(|e| replica_error(&self.path, e))?;
+        std::fs::copy(&self.path, to).map_err(|e| MetaError::Replica {
+            path: self.path.display().to_string(),
+            reason: format!("copying to {}: {e}", to.display()),
+        })?;
+        Ok(())
+    }
+}
+
+/// Which partitions' files to list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PartitionFilter {
+    #[default]
+    All,
+    /// Partitions equal to this path or below it (`y=2026/m=10` matches
+    /// `y=2026/m=10/d=01`, not `y=2026/m=100`).
+    Prefix(String),
+    /// Partitions between two paths, compared as strings (Hive paths with
+    /// zero-padded values sort in time order).
+    Range {
+        start: Bound<String>,
+        end: Bound<String>,
+    },
+}
+
+impl PartitionFilter {
+    pub fn matches(&self, partition: &str) -> bool {
+        match self {
+            PartitionFilter::All => true,
+            PartitionFilter::Prefix(prefix) => {
+                partition == prefix
+                    || (partition.starts_with(prefix.as_str())
+                        && partition.as_bytes().get(prefix.len()) == Some(&b'/'))
+            }
+            PartitionFilter::Range { start, end } => {
+                let after_start = match start {
+                    Bound::Included(s) => partition >= s.as_str(),
+                    Bound::Excluded(s) => partition > s.as_str(),
+                    Bound::Unbounded => true,
+                };
+                let before_end = match end {
+                    Bound::Included(e) => partition <= e.as_str(),
+                    Bound::Excluded(e) => partition < e.as_str(),
+                    Bound::Unbounded => true,
+                };
+                after_start && before_end
+            }
+        }
+    }
+
+    /// The first partition key worth scanning from.
+    fn scan_start(&self) -> &str {
+        match self {
+            PartitionFilter::All => "",
+            PartitionFilter::Prefix(prefix) => prefix,
+            PartitionFilter::Range {
+                start: Bound::Included(s) | Bound::Excluded(s),
+                ..
+            } => s,
+            PartitionFilter::Range {
+                start: Bound::Unbounded,
+                ..
+            } => "",
+        }
+    }
+
+    /// Whether no partition at or after `partition` can match.
+    fn exhausted_at(&self, partition: &str) -> bool {
+        match self {
+            PartitionFilter::All => false,
+            PartitionFilter::Prefix(prefix) => !partition.starts_with(prefix.as_str()),
+            PartitionFilter::Range {
+                end: Bound::Included(e),
+                ..
+            } => partition > e.as_str(),
+            PartitionFilter::Range {
+                end: Bound::Excluded(e),
+                ..
+            } => partition >= e.as_str(),
+            PartitionFilter::Range {
+                end: Bound::Unbounded,
+                ..
+            } => false,
+        }
+    }
+}
+
+/// A consistent, read-only view of the table at one version. Cheap to make;
+/// holds a redb read transaction, so later commits do not change it.
+pub struct Snapshot {
+    txn: ReadTransaction,
+    version: u64,
+    path: Arc<PathBuf>,
+}
+
+impl Snapshot {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> MetaError {
+        replica_error(&self.path, e)
+    }
+
+    /// The schema, in column order.
+    pub fn schema(&self) -> Result<Vec<ColumnDef>> {
+        let table = self.txn.open_table(SCHEMA).map_err(|e| self.err(e))?;
+        let mut columns = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (_, column) = entry.map_err(|e| self.err(e))?;
+            columns.push(decode(&self.path, column.value())?);
+        }
+        Ok(columns)
+    }
+
+    /// Totals per partition, in partition order.
+    pub fn partitions(&self, filter: &PartitionFilter) -> Result<Vec<PartitionStats>> {
+        let table = self.txn.open_table(PARTITIONS).map_err(|e| self.err(e))?;
+        let mut partitions = Vec::new();
+        for entry in table
+            .range(filter.scan_start()..)
+            .map_err(|e| self.err(e))?
+        {
+            let (key, stats) = entry.map_err(|e| self.err(e))?;
+            if filter.exhausted_at(key.value()) {
+                break;
+            }
+            if filter.matches(key.value()) {
+                partitions.push(decode(&self.path, stats.value())?);
+            }
+        }
+        Ok(partitions)
+    }
+
+    /// Live files of the matching partitions, in (partition, path) order.
+    pub fn files(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        self.for_each_file(filter, |file| files.push(file))?;
+        Ok(files)
+    }
+
+    /// Visits live files without collecting them.
+    pub fn for_each_file(
+        &self,
+        filter: &PartitionFilter,
+        mut visit: impl FnMut(DataFile),
+    ) -> Result<()> {
+        let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
+        for entry in table
+            .range((filter.scan_start(), "")..)
+            .map_err(|e| self.err(e))?
+        {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let (partition, path) = key.value();
+            if filter.exhausted_at(partition) {
+                break;
+            }
+            if !filter.matches(partition) {
+                continue;
+            }
+            let stored: StoredFile = decode(&self.path, value.value())?;
+            visit(DataFile {
+                path: path.to_owned(),
+                partition: partition.to_owned(),
+                bytes: stored.bytes,
+                rows: stored.rows,
+                created_ms: stored.created_ms,
+                columns: stored.columns.into_iter().collect(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of live files.
+    pub fn file_count(&self) -> Result<u64> {
+        let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
+        table.len().map_err(|e| self.err(e))
+    }
+
+    /// Tombstoned files not yet purged.
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>> {
+        let table = self.txn.open_table(TOMBSTONES).map_err(|e| self.err(e))?;
+        let mut tombstones = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))? {
+            let (_, value) = entry.map_err(|e| self.err(e))?;
+            tombstones.push(decode(&self.path, value.value())?);
+        }
+        Ok(tombstones)
+    }
+
+    /// Summaries of the newest `limit` commits the replica has seen, newest
+    /// first (a replica bootstrapped from a checkpoint has the checkpoint's).
+    pub fn history(&self, limit: usize) -> Result<Vec<CommitSummary>> {
+        let table = self.txn.open_table(COMMITS).map_err(|e| self.err(e))?;
+        let mut summaries = Vec::new();
+        for entry in table.iter().map_err(|e| self.err(e))?.rev().take(limit) {
+            let (_, value) = entry.map_err(|e| self.err(e))?;
+            summaries.push(decode(&self.path, value.value())?);
+        }
+        Ok(summaries)
+    }
+
+    /// The summary of one version, if the replica has it.
+    pub fn commit(&self, version: u64) -> Result<Option<CommitSummary>> {
+        let table = self.txn.open_table(COMMITS).map_err(|e| self.err(e))?;
+        match table.get(version).map_err(|e| self.err(e))? {
+            Some(value) => Ok(Some(decode(&self.path, value.value())?)),
+            None => Ok(None),
+        }
+    }
+}
