@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/setup.sh
 export ICEDB_PLUGIN_DIR="${ICEDB_PLUGIN_DIR:-$ICEDB_CACHE/plugins}"
 scripts/build-plugins.sh
+# shellcheck source=moto.sh
+. scripts/moto.sh
+export ICEDB_BENCH_S3_ENDPOINT="$MOTO_ENDPOINT"
 if [ $# -gt 0 ]; then cargo bench --workspace --bench "$@"; else cargo bench --workspace; fi

@@ -381,6 +381,13 @@ impl MetaStore {
             replica.copy_to(copy.path())?;
             replica.version()?
         };
+        let copy_path = copy.path().to_owned();
+        tokio::task::spawn_blocking(move || crate::replica::compact_file(&copy_path))
+            .await
+            .map_err(|e| MetaError::Replica {
+                path: copy.path().display().to_string(),
+                reason: e.to_string(),
+            })??;
         let path = checkpoint_path(version);
         let mut file =
             tokio::fs::File::open(copy.path())
@@ -567,21 +574,22 @@ impl MetaStore {
             .await
     }
 
-    /// Reads versions after `head` in windows of parallel GETs until one is
-    /// missing.
+    /// Reads versions after `head` with GETs until one is missing: first
+    /// one (the common case is "nothing new"), then windows of parallel
+    /// GETs growing to 32.
     async fn probe_after(&self, head: u64) -> Result<Vec<Commit>> {
-        const WINDOW: u64 = 16;
         let mut commits = Vec::new();
         let mut next = head + 1;
+        let mut window = 1u64;
         loop {
-            let window: Vec<Option<Commit>> = futures::stream::iter(next..next + WINDOW)
+            let found: Vec<Option<Commit>> = futures::stream::iter(next..next + window)
                 .map(|version| self.read_commit(version))
-                .buffered(WINDOW as usize)
+                .buffered(window as usize)
                 .try_collect()
                 .await?;
-            let found = window.iter().take_while(|c| c.is_some()).count();
-            commits.extend(window.into_iter().flatten().take(found));
-            if found < WINDOW as usize {
+            let present = found.iter().take_while(|c| c.is_some()).count();
+            commits.extend(found.into_iter().take(present).flatten());
+            if present < window as usize {
                 if commits.is_empty() && self.expired_through().await? > head {
                     return Err(MetaError::MissingVersion {
                         missing: head + 1,
@@ -591,7 +599,8 @@ impl MetaStore {
                 }
                 return Ok(commits);
             }
-            next += WINDOW;
+            next += window;
+            window = (window * 4).min(32);
         }
     }
 
@@ -610,6 +619,30 @@ impl MetaStore {
         self.sync().await.map(|_| ())
     }
 
+    /// Streams an object into a local file (checkpoints can be hundreds of
+    /// MiB: never held in memory whole).
+    async fn download(&self, path: &Path, to: &FsPath) -> Result<()> {
+        let local = |e: std::io::Error| MetaError::Replica {
+            path: to.display().to_string(),
+            reason: e.to_string(),
+        };
+        let file = tokio::fs::File::create(to).await.map_err(local)?;
+        // Store streams come in small chunks; write in large ones.
+        let mut file = tokio::io::BufWriter::with_capacity(8 << 20, file);
+        let mut chunks = self
+            .store
+            .get(path)
+            .await
+            .map_err(|e| MetaError::store(path, e))?
+            .into_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| MetaError::store(path, e))?;
+            file.write_all(&chunk).await.map_err(local)?;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(())
+    }
+
     /// Replaces the replica with the newest readable checkpoint among
     /// `versions` (newest first). A damaged one is skipped with a warning.
     async fn load_checkpoint(&self, versions: &[u64]) -> Result<bool> {
@@ -618,23 +651,10 @@ impl MetaStore {
             let download = self
                 .replica_dir
                 .join(format!("checkpoint-{version}.partial"));
-            let fetched = async {
-                let bytes = self.store.get(&path).await?.bytes().await?;
-                Ok::<_, object_store::Error>(bytes)
-            }
-            .await;
-            let bytes = match fetched {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    tracing::warn!(checkpoint = %path, %error, "cannot read checkpoint; trying an older one");
-                    continue;
-                }
-            };
-            if let Err(error) = std::fs::write(&download, &bytes) {
-                return Err(MetaError::Replica {
-                    path: download.display().to_string(),
-                    reason: error.to_string(),
-                });
+            if let Err(error) = self.download(&path, &download).await {
+                tracing::warn!(checkpoint = %path, %error, "cannot read checkpoint; trying an older one");
+                let _ = std::fs::remove_file(&download);
+                continue;
             }
             match Replica::open_checkpoint(&download, version) {
                 Ok(checkpoint) => drop(checkpoint),

@@ -499,6 +499,14 @@ impl Replica {
     }
 }
 
+/// Compacts a replica file (a checkpoint copy), dropping the free pages it
+/// inherited: checkpoints are downloaded by every new process.
+pub(crate) fn compact_file(path: &Path) -> Result<()> {
+    let mut db = Database::open(path).map_err(|e| replica_error(path, e))?;
+    db.compact().map_err(|e| replica_error(path, e))?;
+    Ok(())
+}
+
 /// Which partitions' files to list.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum PartitionFilter {
