@@ -1,15 +1,29 @@
 //! icedb is IceDB's table engine as a library: it turns JSON events into
 //! sorted Parquet files under Hive-style partitions in object storage, keeps
-//! the meta store (icedb-meta) in step, merges and vacuums, and queries the
-//! live files with DuckDB.
+//! the meta store (icedb-meta) in step, and queries the live files with
+//! DuckDB.
 //!
-//! It owns the pipeline (format → partition → group → Parquet → commit), the
-//! built-in formatter and partitioners that make plugins optional, and the
-//! standard event generator used by benchmarks and tests. Plugins run in
-//! icedb-plugin; the commit log and replica live in icedb-meta.
+//! It owns the pipeline (format → partition → group → sorted Parquet →
+//! parallel upload → one commit), schema inference and evolution, the
+//! built-in formatter and partitioners that make plugins optional, the query
+//! planner, and the standard event generator used by benchmarks and tests.
+//! Plugins run in icedb-plugin; the commit log and replica live in
+//! icedb-meta.
 
 pub mod builtin;
+mod config;
+mod error;
 pub mod events;
+mod partitioning;
+mod query;
 pub mod rows;
+mod schema;
+mod table;
+mod write;
 
-pub use icedb_plugin::{Batch, Column, Value};
+pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
+pub use error::{Result, TableError};
+pub use icedb_meta::{ColumnDef, ColumnType, MetaOptions, PartitionFilter, S3Options, StatValue};
+pub use icedb_plugin::{Batch, Column, PluginHost, Value};
+pub use query::{ColumnRange, QueryOptions, QueryResult};
+pub use table::{InsertReceipt, Table};

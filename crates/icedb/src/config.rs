@@ -1,0 +1,116 @@
+//! How a table is set up: where it lives, how rows are formatted,
+//! partitioned and sorted, and how Parquet is written.
+
+use std::path::PathBuf;
+
+use icedb_meta::{MetaOptions, S3Options};
+
+use crate::builtin::JsonTextFormat;
+
+/// How raw JSON rows become flat typed rows.
+#[derive(Debug, Clone)]
+pub enum FormatSpec {
+    /// The built-in formatter: top-level fields as columns, nested values as
+    /// JSON text, chosen fields as timestamps.
+    JsonText(JsonTextFormat),
+    /// A `format-row` WebAssembly component and its settings.
+    Plugin {
+        path: PathBuf,
+        settings: Vec<(String, String)>,
+    },
+}
+
+/// Time granularity of the built-in time partitioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// `y=YYYY/m=MM/d=DD/h=HH`
+    Hour,
+    /// `y=YYYY/m=MM/d=DD`
+    Day,
+    /// `y=YYYY/m=MM`
+    Month,
+}
+
+/// Which partition each row lands in.
+#[derive(Debug, Clone)]
+pub enum PartitionSpec {
+    /// UTC time partitions from a field holding a timestamp, epoch
+    /// milliseconds (|n| ≥ 10^14: microseconds) or RFC 3339 text. Rows
+    /// without the field use the time of the insert when
+    /// `ingest_time_if_missing`, and fail otherwise.
+    Time {
+        field: String,
+        granularity: Granularity,
+        ingest_time_if_missing: bool,
+    },
+    /// The partition path is the text of a field of each row (`_partition`
+    /// by default); the field itself is not stored.
+    Field { field: String },
+    /// A `partition-strategy` WebAssembly component and its settings.
+    Plugin {
+        path: PathBuf,
+        settings: Vec<(String, String)>,
+    },
+}
+
+impl Default for PartitionSpec {
+    fn default() -> Self {
+        PartitionSpec::Time {
+            field: "ts".to_owned(),
+            granularity: Granularity::Day,
+            ingest_time_if_missing: true,
+        }
+    }
+}
+
+/// Parquet compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Zstd { level: i32 },
+    Snappy,
+    Uncompressed,
+}
+
+/// Everything [`Table::open`](crate::Table::open) needs.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// The name SQL uses for the table.
+    pub name: String,
+    /// `s3://bucket/prefix`, `file:///abs/path` or a local path.
+    pub root: String,
+    pub s3: S3Options,
+    /// Columns every file is sorted by (missing ones are skipped).
+    pub sort_order: Vec<String>,
+    pub format: FormatSpec,
+    pub partitioning: PartitionSpec,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    pub compression: Compression,
+    /// Merges aim for files of about this size.
+    pub target_file_bytes: u64,
+    /// An insert splits a partition's rows into files of at most this many rows.
+    pub max_rows_per_file: usize,
+    pub meta: MetaOptions,
+    /// DuckDB's extension directory, holding httpfs for S3 tables.
+    pub duckdb_extension_dir: Option<PathBuf>,
+}
+
+impl TableConfig {
+    /// A table with the built-in formatter and daily partitioning on `ts`.
+    pub fn new(name: impl Into<String>, root: impl Into<String>) -> Self {
+        TableConfig {
+            name: name.into(),
+            root: root.into(),
+            s3: S3Options::default(),
+            sort_order: Vec::new(),
+            format: FormatSpec::JsonText(JsonTextFormat::default()),
+            partitioning: PartitionSpec::default(),
+            row_group_rows: 122_880,
+            compression: Compression::Zstd { level: 3 },
+            target_file_bytes: 128 << 20,
+            max_rows_per_file: 1_000_000,
+            meta: MetaOptions::default(),
+            duckdb_extension_dir: std::env::var_os("ICEDB_DUCKDB_EXTENSION_DIR").map(PathBuf::from),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Queries with DuckDB: the table appears to SQL as a view named after it
+//! over its live files (union by name, Hive partition columns), after the
+//! planner pruned files by partition and by per-file min/max statistics.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use duckdb::Connection;
+use icedb_meta::{DataFile, PartitionFilter, StatValue, TableLocation};
+
+use crate::config::TableConfig;
+use crate::error::{Result, TableError};
+use crate::schema::sql_type;
+use crate::table::Table;
+
+/// An inclusive range a column's values must overlap for a file to be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnRange {
+    pub column: String,
+    pub min: Option<StatValue>,
+    pub max: Option<StatValue>,
+}
+
+/// What the planner may skip before DuckDB sees the files. Pruning only
+/// ever removes files that cannot hold matching rows, so a query's answer
+/// does not depend on it as long as its `WHERE` implies these ranges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryOptions {
+    pub partitions: PartitionFilter,
+    pub ranges: Vec<ColumnRange>,
+}
+
+/// A query's answer and how it was reached.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// The table version the query read.
+    pub version: u64,
+    pub files_scanned: usize,
+    pub files_pruned: usize,
+    pub elapsed: Duration,
+}
+
+impl QueryResult {
+    pub fn row_count(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+pub(crate) struct QueryEngine {
+    /// The database every query connection is cloned from (httpfs loaded and
+    /// the S3 secret created once).
+    db: Mutex<Connection>,
+    files: FileUrls,
+}
+
+enum FileUrls {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+fn duck(e: duckdb::Error) -> TableError {
+    TableError::Query(e.to_string())
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn quote_ident(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+impl QueryEngine {
+    pub(crate) fn new(config: &TableConfig, location: &TableLocation) -> Result<Self> {
+        let mut duck_config = duckdb::Config::default()
+            .with("autoinstall_known_extensions", "false")
+            .map_err(duck)?
+            .with("autoload_known_extensions", "false")
+            .map_err(duck)?;
+        if let Some(dir) = &config.duckdb_extension_dir {
+            duck_config = duck_config
+                .with("extension_directory", dir.display().to_string())
+                .map_err(duck)?;
+        }
+        let db = Connection::open_in_memory_with_flags(duck_config).map_err(duck)?;
+        let files = match location {
+            TableLocation::Local(path) => FileUrls::Local(
+                std::path::absolute(path).map_err(|e| TableError::Config(e.to_string()))?,
+            ),
+            TableLocation::S3 {
+                bucket,
+                prefix,
+                options,
+            } => {
+                db.execute_batch("LOAD httpfs;").map_err(|e| {
+                    TableError::Config(format!(
+                        "DuckDB's httpfs extension is needed for S3 tables and could not be loaded from the extension directory ({}): {e}",
+                        config.duckdb_extension_dir.as_ref().map_or("DuckDB's default".to_owned(), |d| d.display().to_string())
+                    ))
+                })?;
+                let env = |name: &str| std::env::var(name).ok();
+                let key = options
+                    .access_key_id
+                    .clone()
+                    .or_else(|| env("AWS_ACCESS_KEY_ID"))
+                    .unwrap_or_default();
+                let secret = options
+                    .secret_access_key
+                    .clone()
+                    .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
+                    .unwrap_or_default();
+                let region = options
+                    .region
+                    .clone()
+                    .or_else(|| env("AWS_REGION"))
+                    .unwrap_or_else(|| "us-east-1".to_owned());
+                let mut secret_sql = format!(
+                    "CREATE OR REPLACE SECRET icedb_table (TYPE S3, KEY_ID {}, SECRET {}, REGION {}",
+                    quote_literal(&key),
+                    quote_literal(&secret),
+                    quote_literal(&region)
+                );
+                if let Some(token) = env("AWS_SESSION_TOKEN") {
+                    secret_sql.push_str(&format!(", SESSION_TOKEN {}", quote_literal(&token)));
+                }
+                if let Some(endpoint) = &options.endpoint {
+                    let use_ssl = !endpoint.starts_with("http://");
+                    let host = endpoint
+                        .trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                        .trim_end_matches('/');
+                    secret_sql.push_str(&format!(
+                        ", ENDPOINT {}, USE_SSL {use_ssl}",
+                        quote_literal(host)
+                    ));
+                }
+                if options.path_style {
+                    secret_sql.push_str(", URL_STYLE 'path'");
+                }
+                secret_sql.push(')');
+                db.execute_batch(&secret_sql).map_err(duck)?;
+                FileUrls::S3 {
+                    bucket: bucket.clone(),
+                    prefix: prefix.clone(),
+                }
+            }
+        };
+        Ok(QueryEngine {
+            db: Mutex::new(db),
+            files,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        match &self.files {
+            FileUrls::Local(root) => root.join(path).display().to_string(),
+            FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{path}"),
+            FileUrls::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{path}"),
+        }
+    }
+
+    fn connection(&self) -> Result<Connection> {
+        self.db
+            .lock()
+            .expect("duckdb lock poisoned")
+            .try_clone()
+            .map_err(duck)
+    }
+}
+
+/// Whether a file's statistics allow a value within `range`.
+fn may_match(file: &DataFile, range: &ColumnRange) -> bool {
+    let Some(stats) = file.columns.get(&range.column) else {
+        return true;
+    };
+    let below = |a: &StatValue, b: &StatValue| compare(a, b).is_some_and(|o| o.is_lt());
+    if let (Some(file_max), Some(min)) = (&stats.max, &range.min)
+        && below(file_max, min)
+    {
+        return false;
+    }
+    if let (Some(file_min), Some(max)) = (&stats.min, &range.max)
+        && below(max, file_min)
+    {
+        return false;
+    }
+    true
+}
+
+fn compare(a: &StatValue, b: &StatValue) -> Option<std::cmp::Ordering> {
+    use StatValue::*;
+    match (a, b) {
+        (Int(x), Int(y)) => Some(x.cmp(y)),
+        (Float(x), Float(y)) => x.partial_cmp(y),
+        (Int(x), Float(y)) => (*x as f64).partial_cmp(y),
+        (Float(x), Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Text(x), Text(y)) => Some(x.cmp(y)),
+        (Boolean(x), Boolean(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+impl Table {
+    /// Runs `sql` against the table's live files at the newest version. The
+    /// table is a view named after it; Hive partition columns (`y`, `m`,
+    /// ...) are columns too.
+    pub async fn query(&self, sql: &str, options: &QueryOptions) -> Result<QueryResult> {
+        let started = Instant::now();
+        let version = self.meta().sync().await?;
+        let snapshot = self.meta().snapshot()?;
+        let total = snapshot.file_count()? as usize;
+        let files: Vec<DataFile> = snapshot
+            .files(&options.partitions)?
+            .into_iter()
+            .filter(|file| options.ranges.iter().all(|range| may_match(file, range)))
+            .collect();
+        let schema = snapshot.schema()?;
+        drop(snapshot);
+
+        let view = if files.is_empty() {
+            let columns: Vec<String> = if schema.is_empty() {
+                vec!["NULL AS \"_empty\"".to_owned()]
+            } else {
+                schema
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "CAST(NULL AS {}) AS {}",
+                            sql_type(c.column_type),
+                            quote_ident(&c.name)
+                        )
+                    })
+                    .collect()
+            };
+            format!("SELECT {} WHERE false", columns.join(", "))
+        } else {
+            let list: Vec<String> = files
+                .iter()
+                .map(|f| quote_literal(&self.query_engine.url(&f.path)))
+                .collect();
+            format!(
+                "SELECT * FROM read_parquet([{}], hive_partitioning = true, union_by_name = true)",
+                list.join(", ")
+            )
+        };
+        let connection = self.query_engine.connection()?;
+        let name = quote_ident(self.name());
+        let sql = sql.to_owned();
+        let (schema, batches) =
+            tokio::task::spawn_blocking(move || -> Result<(SchemaRef, Vec<RecordBatch>)> {
+                connection
+                    .execute_batch(&format!("CREATE OR REPLACE TEMP VIEW {name} AS {view}"))
+                    .map_err(duck)?;
+                let mut statement = connection.prepare(&sql).map_err(duck)?;
+                let arrow = statement.query_arrow([]).map_err(duck)?;
+                let schema = arrow.get_schema();
+                Ok((schema, arrow.collect()))
+            })
+            .await
+            .expect("queries do not panic")?;
+        Ok(QueryResult {
+            schema,
+            batches,
+            version,
+            files_scanned: files.len(),
+            files_pruned: total - files.len(),
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,332 @@
+//! A table: the insert pipeline (format → partition → group → sorted
+//! Parquet → parallel upload → one commit) and queries over its live files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use icedb_meta::{ColumnDef, CommitDraft, DataFile, MetaStore, Operation, TableLocation};
+use icedb_plugin::{FormatPlugin, PluginHost};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde_json::value::RawValue;
+
+use crate::Batch;
+use crate::builtin::JsonTextFormat;
+use crate::config::{FormatSpec, TableConfig};
+use crate::error::{Result, TableError};
+use crate::partitioning::Partitioner;
+use crate::query::QueryEngine;
+use crate::schema;
+use crate::write;
+
+/// How rows are formatted: built-in or plugin.
+enum Formatter {
+    JsonText(JsonTextFormat),
+    Plugin(FormatPlugin),
+}
+
+/// What an insert committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertReceipt {
+    pub version: u64,
+    /// Object keys of the new files, relative to the table root.
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub partitions: usize,
+}
+
+/// An open table. Cheap operations are `&self`; share it behind an `Arc`.
+pub struct Table {
+    config: TableConfig,
+    location: TableLocation,
+    meta: MetaStore,
+    store: Arc<dyn ObjectStore>,
+    formatter: Formatter,
+    partitioner: Partitioner,
+    pub(crate) query_engine: QueryEngine,
+}
+
+impl Table {
+    /// Opens (or creates) the table: connects to its store, brings the meta
+    /// store up to date and loads its plugins. `plugins` is shared by every
+    /// table of a process.
+    pub async fn open(config: TableConfig, plugins: &PluginHost) -> Result<Table> {
+        if config.name.is_empty()
+            || !config
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(TableError::Config(format!(
+                "table name `{}` must be non-empty ASCII letters, digits and underscores",
+                config.name
+            )));
+        }
+        let location = TableLocation::parse(&config.root, &config.s3)?;
+        let meta = MetaStore::open_location(&location, config.meta.clone()).await?;
+        let store = meta.object_store();
+        let formatter = match &config.format {
+            FormatSpec::JsonText(format) => Formatter::JsonText(format.clone()),
+            FormatSpec::Plugin { path, settings } => {
+                Formatter::Plugin(plugins.load_format(path, settings)?)
+            }
+        };
+        let partitioner = Partitioner::from_spec(&config.partitioning, plugins)?;
+        let query_engine = QueryEngine::new(&config, &location)?;
+        Ok(Table {
+            config,
+            location,
+            meta,
+            store,
+            formatter,
+            partitioner,
+            query_engine,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
+    pub fn location(&self) -> &TableLocation {
+        &self.location
+    }
+
+    /// The table's meta store (snapshots, history, checkpoints).
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
+    /// Inserts newline-delimited JSON (blank lines are skipped). Errors name
+    /// the 1-based line.
+    pub async fn insert_ndjson(&self, body: &[u8]) -> Result<InsertReceipt> {
+        let text = std::str::from_utf8(body).map_err(|e| {
+            let line = body[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            TableError::BadInput {
+                row: 0,
+                line: Some(line),
+                reason: "not valid UTF-8".to_owned(),
+            }
+        })?;
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if !line.trim().is_empty() {
+                rows.push(line.to_owned());
+                lines.push(index + 1);
+            }
+        }
+        self.insert_rows_at(rows, Some(&lines)).await
+    }
+
+    /// Inserts a JSON array of objects. Errors name the 0-based element.
+    pub async fn insert_json_array(&self, body: &[u8]) -> Result<InsertReceipt> {
+        let elements: Vec<&RawValue> =
+            serde_json::from_slice(body).map_err(|e| TableError::BadInput {
+                row: 0,
+                line: Some(e.line()),
+                reason: format!("not a JSON array of objects: {e}"),
+            })?;
+        let rows = elements
+            .into_iter()
+            .map(|raw| raw.get().to_owned())
+            .collect();
+        self.insert_rows_at(rows, None).await
+    }
+
+    /// Inserts rows given as JSON object text, one per row.
+    pub async fn insert_rows(&self, rows: Vec<String>) -> Result<InsertReceipt> {
+        self.insert_rows_at(rows, None).await
+    }
+
+    async fn insert_rows_at(
+        &self,
+        rows: Vec<String>,
+        lines: Option<&[usize]>,
+    ) -> Result<InsertReceipt> {
+        if rows.is_empty() {
+            return Err(TableError::BadInput {
+                row: 0,
+                line: None,
+                reason: "no rows to insert".to_owned(),
+            });
+        }
+        let row_count = rows.len();
+        let batch = self.format(rows).await.map_err(|e| e.with_lines(lines))?;
+        self.insert_batch(batch)
+            .await
+            .map_err(|e| e.with_lines(lines))
+            .inspect(|receipt| {
+                tracing::debug!(
+                    rows = row_count,
+                    version = receipt.version,
+                    files = receipt.files.len(),
+                    "insert committed"
+                )
+            })
+    }
+
+    async fn format(&self, rows: Vec<String>) -> Result<Batch> {
+        match &self.formatter {
+            Formatter::JsonText(format) => {
+                let format = format.clone();
+                tokio::task::spawn_blocking(move || format.format(&rows))
+                    .await
+                    .expect("formatting does not panic")
+                    .map_err(|e| TableError::BadInput {
+                        row: e.row,
+                        line: None,
+                        reason: e.reason,
+                    })
+            }
+            Formatter::Plugin(plugin) => plugin.format(rows).await.map_err(|e| match e.row {
+                Some(row) if e.is_input_error() => TableError::BadInput {
+                    row: row as usize,
+                    line: None,
+                    reason: format!("{e}"),
+                },
+                _ => TableError::Plugin(e),
+            }),
+        }
+    }
+
+    /// Inserts an already formatted batch (all or nothing).
+    pub async fn insert_batch(&self, batch: Batch) -> Result<InsertReceipt> {
+        let now = chrono::Utc::now();
+        let paths = self
+            .partitioner
+            .partition(&batch, now.timestamp_micros())
+            .await?;
+        // Check the schema before anything is uploaded.
+        self.meta.sync().await?;
+        let table_schema = self.meta.snapshot()?.schema()?;
+        let columns = schema::resolve(&batch, &table_schema, self.partitioner.routing_column())?;
+
+        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (row, path) in paths.iter().enumerate() {
+            groups.entry(path.as_str()).or_default().push(row);
+        }
+        let partitions = groups.len();
+        let batch = Arc::new(batch);
+        let columns = Arc::new(columns);
+        let mut encoders = Vec::new();
+        for (partition, rows) in groups {
+            for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
+                let (batch, columns, chunk) = (batch.clone(), columns.clone(), chunk.to_vec());
+                let partition = partition.to_owned();
+                let config = &self.config;
+                let (sort_order, compression, row_group_rows) = (
+                    config.sort_order.clone(),
+                    config.compression,
+                    config.row_group_rows,
+                );
+                encoders.push(tokio::task::spawn_blocking(
+                    move || -> Result<(DataFile, Vec<u8>)> {
+                        let record = write::record_batch(&batch, &chunk, &columns)?;
+                        let record = write::sort(record, &sort_order)?;
+                        let stats = write::column_stats(&record);
+                        let props =
+                            write::writer_properties(compression, row_group_rows, &sort_order);
+                        let bytes = write::parquet_bytes(&record, props)?;
+                        let file = DataFile {
+                            path: format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7()),
+                            partition,
+                            bytes: bytes.len() as u64,
+                            rows: record.num_rows() as u64,
+                            created_ms: now.timestamp_millis(),
+                            columns: stats,
+                        };
+                        Ok((file, bytes))
+                    },
+                ));
+            }
+        }
+        let mut encoded = Vec::with_capacity(encoders.len());
+        for encoder in encoders {
+            encoded.push(encoder.await.expect("encoding does not panic")?);
+        }
+
+        let uploaded: Vec<DataFile> = self.upload(encoded).await?;
+        let mut draft = CommitDraft::new(Operation::Insert);
+        draft.columns = columns.as_ref().clone();
+        draft.added = uploaded.clone();
+        match self.meta.commit(draft).await {
+            Ok(receipt) => Ok(InsertReceipt {
+                version: receipt.version,
+                files: uploaded.iter().map(|f| f.path.clone()).collect(),
+                rows: uploaded.iter().map(|f| f.rows).sum(),
+                partitions,
+            }),
+            Err(error) => {
+                // All or nothing: the files are not referenced by any commit.
+                self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
+                    .await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Uploads encoded files in parallel; on any failure deletes the ones
+    /// that made it and returns the error.
+    async fn upload(&self, files: Vec<(DataFile, Vec<u8>)>) -> Result<Vec<DataFile>> {
+        let results: Vec<Result<DataFile>> = futures::stream::iter(files)
+            .map(|(file, bytes)| async move {
+                let path = Path::from(file.path.as_str());
+                self.store
+                    .put(&path, bytes.into())
+                    .await
+                    .map_err(|e| TableError::store(&path, e))?;
+                Ok(file)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+        let ok: Vec<DataFile> = ok.into_iter().map(Result::unwrap).collect();
+        if let Some(Err(error)) = failed.into_iter().next() {
+            self.delete_files(ok.iter().map(|f| f.path.as_str())).await;
+            return Err(error);
+        }
+        Ok(ok)
+    }
+
+    /// Best-effort deletion of files no commit references (vacuum's orphan
+    /// collection catches any that remain).
+    pub(crate) async fn delete_files<'a>(&self, paths: impl Iterator<Item = &'a str>) {
+        let paths: Vec<Path> = paths.map(Path::from).collect();
+        let deleted: Vec<_> = futures::stream::iter(paths)
+            .map(|path| async move { (self.store.delete(&path).await, path) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (result, path) in deleted {
+            if let Err(error) = result {
+                tracing::warn!(%path, %error, "could not delete an uncommitted file; vacuum will collect it");
+            }
+        }
+    }
+
+    /// The table schema as of the last sync.
+    pub fn schema(&self) -> Result<Vec<ColumnDef>> {
+        Ok(self.meta.snapshot()?.schema()?)
+    }
+
+    /// Object keys under `data/` (committed or not), for vacuum and tests.
+    pub async fn list_data_objects(&self) -> Result<Vec<object_store::ObjectMeta>> {
+        let prefix = Path::from("data");
+        self.store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| TableError::store(&prefix, e))
+    }
+}

@@ -1,0 +1,191 @@
+//! One partition's rows → a sorted Arrow batch → a Parquet file in memory,
+//! with the per-column statistics the meta store keeps for pruning.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Array, Float64Builder, Int64Array,
+    Int64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
+};
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use icedb_meta::{ColumnDef, ColumnStats, ColumnType, StatValue};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::config::Compression;
+use crate::error::Result;
+use crate::schema::arrow_schema;
+use crate::{Batch, Value};
+
+/// Longest string kept as a min/max statistic; longer ones are left out
+/// (a truncated max would be wrong).
+const MAX_STAT_STRING: usize = 64;
+
+/// The Arrow batch of `rows` (indices into `batch`) with `columns`.
+pub(crate) fn record_batch(
+    batch: &Batch,
+    rows: &[usize],
+    columns: &[ColumnDef],
+) -> Result<RecordBatch> {
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|def| {
+            let values = batch.column(&def.name).map(|c| c.values.as_slice());
+            build_array(values, rows, def.column_type)
+        })
+        .collect();
+    Ok(RecordBatch::try_new(arrow_schema(columns), arrays)?)
+}
+
+fn build_array(values: Option<&[Value]>, rows: &[usize], column_type: ColumnType) -> ArrayRef {
+    let value = |row: usize| values.map_or(&Value::Null, |v| &v[row]);
+    match column_type {
+        ColumnType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(rows.len());
+            for &row in rows {
+                b.append_option(match value(row) {
+                    Value::Boolean(x) => Some(*x),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Int64 => {
+            let mut b = Int64Builder::with_capacity(rows.len());
+            for &row in rows {
+                b.append_option(match value(row) {
+                    Value::Int(x) => Some(*x),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Float64 => {
+            let mut b = Float64Builder::with_capacity(rows.len());
+            for &row in rows {
+                b.append_option(match value(row) {
+                    Value::Float(x) => Some(*x),
+                    Value::Int(x) => Some(*x as f64),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::String => {
+            let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+            for &row in rows {
+                match value(row) {
+                    Value::Text(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Timestamp => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+            for &row in rows {
+                b.append_option(match value(row) {
+                    Value::Timestamp(x) => Some(*x),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
+/// Sorts a batch by the sort-order columns it has (nulls first, ascending).
+pub(crate) fn sort(batch: RecordBatch, sort_order: &[String]) -> Result<RecordBatch> {
+    let keys: Vec<SortColumn> = sort_order
+        .iter()
+        .filter_map(|name| batch.column_by_name(name))
+        .map(|values| SortColumn {
+            values: values.clone(),
+            options: None,
+        })
+        .collect();
+    if keys.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch);
+    }
+    let indices = lexsort_to_indices(&keys, None)?;
+    Ok(take_record_batch(&batch, &indices)?)
+}
+
+pub(crate) fn writer_properties(
+    compression: Compression,
+    row_group_rows: usize,
+    sort_order: &[String],
+) -> WriterProperties {
+    let compression = match compression {
+        Compression::Zstd { level } => {
+            ParquetCompression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default())
+        }
+        Compression::Snappy => ParquetCompression::SNAPPY,
+        Compression::Uncompressed => ParquetCompression::UNCOMPRESSED,
+    };
+    let mut props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_size(row_group_rows.max(1));
+    if !sort_order.is_empty() {
+        props = props.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            "icedb.sort_order".to_owned(),
+            sort_order.join(","),
+        )]));
+    }
+    props.build()
+}
+
+/// A sorted batch as Parquet bytes.
+pub(crate) fn parquet_bytes(batch: &RecordBatch, props: WriterProperties) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4 + 1024);
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(out)
+}
+
+/// Min, max and null count of every column.
+pub(crate) fn column_stats(batch: &RecordBatch) -> BTreeMap<String, ColumnStats> {
+    use arrow::compute::{max, max_boolean, max_string, min, min_boolean, min_string};
+    let mut stats = BTreeMap::new();
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        let any = array.as_any();
+        let (lo, hi) = if let Some(a) = any.downcast_ref::<Int64Array>() {
+            (min(a).map(StatValue::Int), max(a).map(StatValue::Int))
+        } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+            (min(a).map(StatValue::Int), max(a).map(StatValue::Int))
+        } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+            // NaN makes float ranges meaningless for pruning.
+            let has_nan = a.iter().flatten().any(f64::is_nan);
+            if has_nan {
+                (None, None)
+            } else {
+                (min(a).map(StatValue::Float), max(a).map(StatValue::Float))
+            }
+        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+            (
+                min_boolean(a).map(StatValue::Boolean),
+                max_boolean(a).map(StatValue::Boolean),
+            )
+        } else if let Some(a) = any.downcast_ref::<StringArray>() {
+            let keep =
+                |s: &str| (s.len() <= MAX_STAT_STRING).then(|| StatValue::Text(s.to_owned()));
+            (min_string(a).and_then(keep), max_string(a).and_then(keep))
+        } else {
+            (None, None)
+        };
+        stats.insert(
+            field.name().clone(),
+            ColumnStats {
+                min: lo,
+                max: hi,
+                null_count: array.null_count() as u64,
+            },
+        );
+    }
+    stats
+}

@@ -1,0 +1,469 @@
+//! The table engine end to end, on a local directory and on the S3 test
+//! server: insert then query, sorted files, pruning, schema evolution,
+//! plugins, and bad input that changes nothing.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use icedb::events::EventGenerator;
+use icedb::{
+    ColumnRange, ColumnType, FormatSpec, PartitionFilter, PartitionSpec, PluginHost, QueryOptions,
+    StatValue, Table, TableConfig, TableError,
+};
+use icedb_e2e::{Backend, duckdb_extension_dir, plugin, s3_options};
+use icedb_meta::MetaOptions;
+
+fn config(backend: Backend, dir: &std::path::Path, label: &str) -> TableConfig {
+    let mut config = TableConfig::new("events", backend.new_table(dir, label));
+    config.s3 = s3_options();
+    config.sort_order = vec!["event".into(), "ts".into()];
+    config.duckdb_extension_dir = Some(duckdb_extension_dir());
+    config.meta = MetaOptions {
+        replica_dir: Some(dir.join(format!("replica-{label}"))),
+        ..MetaOptions::default()
+    };
+    config
+}
+
+fn plugins() -> PluginHost {
+    PluginHost::new(Default::default()).unwrap()
+}
+
+async fn count(table: &Table, sql: &str) -> i64 {
+    let result = table.query(sql, &QueryOptions::default()).await.unwrap();
+    result.batches[0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .value(0)
+}
+
+fn events_by_day(events: &[String]) -> BTreeMap<String, i64> {
+    let mut days = BTreeMap::new();
+    for line in events {
+        let ms = serde_json::from_str::<serde_json::Value>(line).unwrap()["ts"]
+            .as_i64()
+            .unwrap();
+        let day = chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        *days.entry(day).or_default() += 1;
+    }
+    days
+}
+
+/// Reads a data file back with the parquet crate (not through DuckDB).
+async fn read_file(table: &Table, path: &str) -> Vec<RecordBatch> {
+    let store = table.meta().object_store();
+    let bytes = store
+        .get(&object_store::path::Path::from(path))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn insert_then_query(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let table = Table::open(config(backend, dir.path(), "insert"), &plugins())
+        .await
+        .unwrap();
+    let mut generator = EventGenerator::new(21);
+    let first: Vec<String> = generator.batch(1_500);
+    let second: Vec<String> = generator.batch(500);
+    let receipt = table
+        .insert_ndjson(format!("{}\n", first.join("\n")).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((receipt.version, receipt.rows), (1, 1_500));
+    assert_eq!(
+        receipt.files.len(),
+        receipt.partitions,
+        "one file per partition"
+    );
+    let array = format!("[{}]", second.join(","));
+    let receipt = table.insert_json_array(array.as_bytes()).await.unwrap();
+    assert_eq!((receipt.version, receipt.rows), (2, 500));
+
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(count(&table, "SELECT count(*) FROM events").await, 2_000);
+    assert_eq!(
+        count(&table, "SELECT count(DISTINCT id) FROM events").await,
+        2_000
+    );
+
+    // Partition columns are visible and agree with the event times.
+    let result = table
+        .query(
+            "SELECT concat(y, '-', m, '-', d) AS day, count(*) AS n,
+                    count(*) FILTER (WHERE strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d') <> concat(y, '-', m, '-', d)) AS misplaced
+             FROM events GROUP BY ALL ORDER BY day",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut days = BTreeMap::new();
+    for batch in &result.batches {
+        let (day, n, misplaced) = (
+            batch.column(0).as_string::<i32>(),
+            batch.column(1).as_primitive::<Int64Type>(),
+            batch.column(2).as_primitive::<Int64Type>(),
+        );
+        for i in 0..batch.num_rows() {
+            assert_eq!(misplaced.value(i), 0);
+            days.insert(day.value(i).to_owned(), n.value(i));
+        }
+    }
+    assert_eq!(days, events_by_day(&all));
+
+    // Values survive: one event read back field by field.
+    let event: serde_json::Value = serde_json::from_str(&all[7]).unwrap();
+    let id = event["id"].as_str().unwrap();
+    let result = table
+        .query(
+            &format!(
+                "SELECT user_id, event, epoch_ms(ts), properties FROM events WHERE id = '{id}'"
+            ),
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let row = &result.batches.iter().find(|b| b.num_rows() > 0).unwrap();
+    assert_eq!(
+        row.column(0).as_string::<i32>().value(0),
+        event["user_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        row.column(1).as_string::<i32>().value(0),
+        event["event"].as_str().unwrap()
+    );
+    assert_eq!(
+        row.column(2).as_primitive::<Int64Type>().value(0),
+        event["ts"].as_i64().unwrap()
+    );
+    let properties: serde_json::Value =
+        serde_json::from_str(row.column(3).as_string::<i32>().value(0)).unwrap();
+    assert_eq!(
+        properties, event["properties"],
+        "nested objects are stored as their JSON text"
+    );
+
+    // Every file is sorted by (event, ts).
+    let snapshot = table.meta().snapshot().unwrap();
+    for file in snapshot.files(&PartitionFilter::All).unwrap() {
+        let mut previous: Option<(String, i64)> = None;
+        for batch in read_file(&table, &file.path).await {
+            let events = batch
+                .column_by_name("event")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let ts = batch
+                .column_by_name("ts")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .clone();
+            for i in 0..batch.num_rows() {
+                let key = (events.value(i).to_owned(), ts.value(i));
+                if let Some(previous) = &previous {
+                    assert!(*previous <= key, "{} is not sorted", file.path);
+                }
+                previous = Some(key);
+            }
+        }
+        assert!(
+            file.columns["ts"].min.is_some() && file.columns["event"].max.is_some(),
+            "statistics recorded"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_then_query_local() {
+    insert_then_query(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_then_query_s3() {
+    insert_then_query(Backend::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_prune_files_by_partition_and_statistics() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Table::open(config(backend, dir.path(), "prune"), &plugins())
+            .await
+            .unwrap();
+        let events = EventGenerator::new(5).batch(3_000);
+        table.insert_rows(events.clone()).await.unwrap();
+        let per_day = events_by_day(&events);
+        let expected = per_day["2026-10-05"];
+        let total_files = table.meta().snapshot().unwrap().file_count().unwrap() as usize;
+        assert_eq!(total_files, 30);
+
+        let by_partition = QueryOptions {
+            partitions: PartitionFilter::Prefix("y=2026/m=10/d=05".into()),
+            ..Default::default()
+        };
+        let result = table
+            .query("SELECT count(*) FROM events", &by_partition)
+            .await
+            .unwrap();
+        assert_eq!(
+            result.batches[0]
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .value(0),
+            expected
+        );
+        assert_eq!((result.files_scanned, result.files_pruned), (1, 29));
+
+        let day_start = 1_791_158_400_000_000; // 2026-10-05T00:00:00Z in µs
+        let by_stats = QueryOptions {
+            ranges: vec![ColumnRange {
+                column: "ts".into(),
+                min: Some(StatValue::Int(day_start)),
+                max: Some(StatValue::Int(day_start + 86_399_999_999)),
+            }],
+            ..Default::default()
+        };
+        let result = table
+            .query("SELECT count(*) FROM events WHERE ts >= TIMESTAMPTZ '2026-10-05 00:00:00+00' AND ts < TIMESTAMPTZ '2026-10-06 00:00:00+00'", &by_stats)
+            .await
+            .unwrap();
+        assert_eq!(
+            result.batches[0]
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .value(0),
+            expected
+        );
+        assert_eq!(
+            result.files_scanned, 1,
+            "{backend:?}: min/max statistics prune the other days"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_evolves_across_inserts() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = Table::open(config(Backend::Local, dir.path(), "evolve"), &plugins())
+        .await
+        .unwrap();
+    table
+        .insert_rows(vec![r#"{"ts": 1790812800000, "a": 1}"#.into()])
+        .await
+        .unwrap();
+    table
+        .insert_rows(vec![
+            r#"{"ts": 1790812800000, "a": 2.5, "b": "new"}"#.into(),
+        ])
+        .await
+        .unwrap();
+    let schema: Vec<_> = table
+        .schema()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.column_type))
+        .collect();
+    assert_eq!(
+        schema,
+        [
+            ("ts".into(), ColumnType::Timestamp),
+            ("a".into(), ColumnType::Float64),
+            ("b".into(), ColumnType::String)
+        ]
+    );
+    let result = table
+        .query(
+            "SELECT sum(a), count(b), count(*) FROM events",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let batch = &result.batches[0];
+    assert_eq!(
+        batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .value(0),
+        3.5
+    );
+    assert_eq!(
+        batch.column(1).as_primitive::<Int64Type>().value(0),
+        1,
+        "the old file reads b as null"
+    );
+    assert_eq!(batch.column(2).as_primitive::<Int64Type>().value(0), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Table::open(config(backend, dir.path(), "bad"), &plugins())
+            .await
+            .unwrap();
+        table
+            .insert_rows(vec![r#"{"ts": 1790812800000, "n": 1, "s": "x"}"#.into()])
+            .await
+            .unwrap();
+        let objects_before = table.list_data_objects().await.unwrap().len();
+
+        let error = table
+            .insert_ndjson(b"{\"n\": 2}\n\n{\"n\": 3\n")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, TableError::BadInput { line: Some(3), .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().starts_with("line 3: invalid JSON"),
+            "{error}"
+        );
+
+        let error = table
+            .insert_ndjson(b"{\"n\": 2}\n{\"n\": \"three\"}\n")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, TableError::SchemaClash { column, existing: ColumnType::Int64, found: ColumnType::String, line: Some(2), .. } if column == "n"),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "schema clash on column `n`: the table has int64, line 2 holds string"
+        );
+
+        let error = table
+            .insert_json_array(b"{\"not\": \"an array\"}")
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("not a JSON array of objects"),
+            "{error}"
+        );
+        let error = table
+            .insert_rows(vec![r#"{"ts": "last tuesday"}"#.into()])
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("field `ts`"), "{error}");
+        let error = table.insert_ndjson(b"").await.unwrap_err();
+        assert!(error.to_string().contains("no rows"), "{error}");
+
+        assert_eq!(
+            table.meta().sync().await.unwrap(),
+            1,
+            "{backend:?}: nothing was committed"
+        );
+        assert_eq!(
+            table.list_data_objects().await.unwrap().len(),
+            objects_before,
+            "nothing was uploaded"
+        );
+        assert_eq!(count(&table, "SELECT count(*) FROM events").await, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_format_and_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(Backend::Local, dir.path(), "plugins");
+    config.format = FormatSpec::Plugin {
+        path: plugin("flatten-json"),
+        settings: vec![("timestamp-fields".into(), "ts".into())],
+    };
+    config.partitioning = PartitionSpec::Plugin {
+        path: plugin("partition-by-hour-js"),
+        settings: vec![],
+    };
+    let table = Table::open(config, &plugins()).await.unwrap();
+    let events = EventGenerator::new(8).batch(400);
+    table.insert_rows(events.clone()).await.unwrap();
+    let result = table
+        .query(
+            "SELECT count(*), count(DISTINCT h), sum(\"properties.duration_ms\") FROM events
+             WHERE hour(ts AT TIME ZONE 'UTC') = h",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let batch = &result.batches[0];
+    assert_eq!(
+        batch.column(0).as_primitive::<Int64Type>().value(0),
+        400,
+        "every row is in its hour's partition"
+    );
+    assert!(batch.column(1).as_primitive::<Int64Type>().value(0) > 20);
+    let expected: i64 = events
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(e).unwrap()["properties"]["duration_ms"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    let sum = batch
+        .column(2)
+        .as_primitive::<arrow::datatypes::Decimal128Type>();
+    assert_eq!(
+        sum.value(0),
+        i128::from(expected),
+        "flattened columns hold the nested values"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_field_routes_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(Backend::Local, dir.path(), "field");
+    config.partitioning = PartitionSpec::Field {
+        field: "_partition".into(),
+    };
+    let table = Table::open(config, &plugins()).await.unwrap();
+    table
+        .insert_rows(vec![
+            r#"{"_partition": "tenant=a", "v": 1}"#.into(),
+            r#"{"_partition": "tenant=b", "v": 2}"#.into(),
+            r#"{"_partition": "tenant=a", "v": 3}"#.into(),
+        ])
+        .await
+        .unwrap();
+    let partitions: Vec<_> = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .partitions(&PartitionFilter::All)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.partition, p.rows))
+        .collect();
+    assert_eq!(
+        partitions,
+        [("tenant=a".to_owned(), 2), ("tenant=b".to_owned(), 1)]
+    );
+    assert!(
+        table
+            .schema()
+            .unwrap()
+            .iter()
+            .all(|c| c.name != "_partition"),
+        "the routing field is not stored"
+    );
+    let error = table
+        .insert_rows(vec![r#"{"_partition": "../escape", "v": 1}"#.into()])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("`.` or `..` segment"), "{error}");
+}
