@@ -14,6 +14,7 @@ pub mod builtin;
 mod config;
 mod error;
 pub mod events;
+mod merge;
 mod partitioning;
 mod query;
 pub mod rows;
@@ -25,5 +26,6 @@ pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfi
 pub use error::{Result, TableError};
 pub use icedb_meta::{ColumnDef, ColumnType, MetaOptions, PartitionFilter, S3Options, StatValue};
 pub use icedb_plugin::{Batch, Column, PluginHost, Value};
+pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult};
 pub use table::{InsertReceipt, Table};

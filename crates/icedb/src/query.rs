@@ -178,7 +178,8 @@ fn may_match(file: &DataFile, range: &ColumnRange) -> bool {
     let Some(stats) = file.columns.get(&range.column) else {
         return true;
     };
-    let below = |a: &StatValue, b: &StatValue| compare(a, b).is_some_and(|o| o.is_lt());
+    let below =
+        |a: &StatValue, b: &StatValue| crate::write::compare(a, b).is_some_and(|o| o.is_lt());
     if let (Some(file_max), Some(min)) = (&stats.max, &range.min)
         && below(file_max, min)
     {
@@ -190,19 +191,6 @@ fn may_match(file: &DataFile, range: &ColumnRange) -> bool {
         return false;
     }
     true
-}
-
-fn compare(a: &StatValue, b: &StatValue) -> Option<std::cmp::Ordering> {
-    use StatValue::*;
-    match (a, b) {
-        (Int(x), Int(y)) => Some(x.cmp(y)),
-        (Float(x), Float(y)) => x.partial_cmp(y),
-        (Int(x), Float(y)) => (*x as f64).partial_cmp(y),
-        (Float(x), Int(y)) => x.partial_cmp(&(*y as f64)),
-        (Text(x), Text(y)) => Some(x.cmp(y)),
-        (Boolean(x), Boolean(y)) => Some(x.cmp(y)),
-        _ => None,
-    }
 }
 
 impl Table {

@@ -189,3 +189,58 @@ pub(crate) fn column_stats(batch: &RecordBatch) -> BTreeMap<String, ColumnStats>
     }
     stats
 }
+
+/// Orders two statistics values of one column (ints and floats compare
+/// numerically; other mixes do not compare).
+pub(crate) fn compare(a: &StatValue, b: &StatValue) -> Option<std::cmp::Ordering> {
+    use StatValue::*;
+    match (a, b) {
+        (Int(x), Int(y)) => Some(x.cmp(y)),
+        (Float(x), Float(y)) => x.partial_cmp(y),
+        (Int(x), Float(y)) => (*x as f64).partial_cmp(y),
+        (Float(x), Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Text(x), Text(y)) => Some(x.cmp(y)),
+        (Boolean(x), Boolean(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// Statistics of two parts of one file combined (`*_rows`: rows in each
+/// part). A part whose column is all null has no bounds to contribute; a
+/// part with values but no bound (a NaN, a long string) makes the combined
+/// bound unknown.
+pub(crate) fn merge_stats(
+    mut a: BTreeMap<String, ColumnStats>,
+    a_rows: u64,
+    b: BTreeMap<String, ColumnStats>,
+    b_rows: u64,
+) -> BTreeMap<String, ColumnStats> {
+    for (name, theirs) in b {
+        let Some(ours) = a.get_mut(&name) else {
+            a.insert(name, theirs);
+            continue;
+        };
+        let ours_empty = ours.null_count == a_rows;
+        let theirs_empty = theirs.null_count == b_rows;
+        ours.null_count += theirs.null_count;
+        if ours_empty {
+            ours.min = theirs.min;
+            ours.max = theirs.max;
+        } else if !theirs_empty {
+            ours.min = pick(ours.min.take(), theirs.min, std::cmp::Ordering::Less);
+            ours.max = pick(ours.max.take(), theirs.max, std::cmp::Ordering::Greater);
+        }
+    }
+    a
+}
+
+fn pick(a: Option<StatValue>, b: Option<StatValue>, keep: std::cmp::Ordering) -> Option<StatValue> {
+    match (a, b) {
+        (Some(a), Some(b)) => match compare(&b, &a) {
+            Some(order) if order == keep => Some(b),
+            Some(_) => Some(a),
+            None => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,435 @@
+//! Merges: the planner bin-packs small files per partition; each job
+//! merge-sorts its already-sorted inputs in a streaming k-way merge (one
+//! batch per input in memory), writes one file, and commits add + remove.
+//! A conflict (another merge removed an input first) aborts the job and
+//! deletes its output; nothing is lost or duplicated.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use arrow::array::{RecordBatch, new_null_array};
+use arrow::compute::{cast, interleave_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, Rows, SortField};
+use futures::{StreamExt, TryStreamExt};
+use icedb_meta::{
+    ColumnDef, ColumnStats, CommitDraft, DataFile, FileRef, MetaError, Operation, PartitionFilter,
+};
+use object_store::path::Path;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
+use parquet::arrow::async_writer::ParquetObjectWriter;
+use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
+
+use crate::error::{Result, TableError};
+use crate::schema::arrow_schema;
+use crate::table::Table;
+use crate::write;
+
+/// Which end of the partition order a policy starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionOrder {
+    /// Oldest partitions first (Hive paths with zero-padded times sort in
+    /// time order): the cold merge.
+    Ascending,
+    /// Newest partitions first: the hot merge.
+    Descending,
+}
+
+/// What a merge round may touch and how big its outputs get.
+#[derive(Debug, Clone)]
+pub struct MergePolicy {
+    pub name: String,
+    /// Only partitions at or below this path (segment-aligned).
+    pub partition_prefix: Option<String>,
+    pub order: PartitionOrder,
+    /// At most this many partitions per round, taken in `order`.
+    pub max_partitions: usize,
+    /// Only files smaller than this are merged.
+    pub max_input_bytes: u64,
+    /// A job stops adding inputs once they reach this many bytes.
+    pub target_output_bytes: u64,
+    pub max_files_per_merge: usize,
+    /// Jobs run at once.
+    pub concurrency: usize,
+}
+
+impl MergePolicy {
+    /// Frequent, small merges of the newest partitions.
+    pub fn hot() -> Self {
+        MergePolicy {
+            name: "hot".into(),
+            partition_prefix: None,
+            order: PartitionOrder::Descending,
+            max_partitions: 3,
+            max_input_bytes: 16 << 20,
+            target_output_bytes: 64 << 20,
+            max_files_per_merge: 50,
+            concurrency: 2,
+        }
+    }
+
+    /// Slow, large merges over older partitions.
+    pub fn cold() -> Self {
+        MergePolicy {
+            name: "cold".into(),
+            partition_prefix: None,
+            order: PartitionOrder::Ascending,
+            max_partitions: usize::MAX,
+            max_input_bytes: 128 << 20,
+            target_output_bytes: 512 << 20,
+            max_files_per_merge: 200,
+            concurrency: 2,
+        }
+    }
+}
+
+/// What merging did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    pub jobs: usize,
+    pub files_in: usize,
+    pub files_out: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub rows: u64,
+    /// Jobs aborted because a concurrent commit removed an input first.
+    pub conflicts: usize,
+    pub elapsed: Duration,
+}
+
+impl MergeReport {
+    fn absorb(&mut self, other: &MergeReport) {
+        self.jobs += other.jobs;
+        self.files_in += other.files_in;
+        self.files_out += other.files_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.rows += other.rows;
+        self.conflicts += other.conflicts;
+    }
+}
+
+/// Groups of files to merge, one partition each.
+fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<Vec<DataFile>> {
+    let mut jobs = Vec::new();
+    for (_, mut files) in partitions {
+        files.retain(|f| f.bytes < policy.max_input_bytes);
+        // Oldest first, so data settles in write order.
+        files.sort_by(|a, b| {
+            a.created_ms
+                .cmp(&b.created_ms)
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        let mut group: Vec<DataFile> = Vec::new();
+        let mut bytes = 0;
+        for file in files {
+            bytes += file.bytes;
+            group.push(file);
+            if group.len() >= policy.max_files_per_merge.max(2)
+                || bytes >= policy.target_output_bytes
+            {
+                if group.len() >= 2 {
+                    jobs.push(std::mem::take(&mut group));
+                } else {
+                    group.clear();
+                }
+                bytes = 0;
+            }
+        }
+        if group.len() >= 2 {
+            jobs.push(group);
+        }
+    }
+    jobs
+}
+
+impl Table {
+    /// One round of `policy`: plans jobs on the current state and runs them.
+    pub async fn merge_once(&self, policy: &MergePolicy) -> Result<MergeReport> {
+        let started = Instant::now();
+        self.meta().sync().await?;
+        let snapshot = self.meta().snapshot()?;
+        let filter = policy
+            .partition_prefix
+            .clone()
+            .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+        let mut partitions = snapshot.partitions(&filter)?;
+        if policy.order == PartitionOrder::Descending {
+            partitions.reverse();
+        }
+        let mut candidates = Vec::new();
+        for stats in partitions
+            .into_iter()
+            .filter(|p| p.files >= 2)
+            .take(policy.max_partitions)
+        {
+            let files = snapshot.files(&PartitionFilter::Prefix(stats.partition.clone()))?;
+            let files = files
+                .into_iter()
+                .filter(|f| f.partition == stats.partition)
+                .collect();
+            candidates.push((stats.partition, files));
+        }
+        let table_schema = snapshot.schema()?;
+        drop(snapshot);
+        let jobs = plan(candidates, policy);
+        let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
+            .map(|inputs| self.merge_files(inputs, &table_schema))
+            .buffer_unordered(policy.concurrency.max(1))
+            .collect()
+            .await;
+        let mut report = MergeReport::default();
+        for outcome in outcomes {
+            report.absorb(&outcome?);
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Rounds of `policy` until one plans no job (at most 100 rounds).
+    pub async fn merge_until_quiescent(&self, policy: &MergePolicy) -> Result<MergeReport> {
+        let started = Instant::now();
+        let mut total = MergeReport::default();
+        for _ in 0..100 {
+            let round = self.merge_once(policy).await?;
+            total.absorb(&round);
+            if round.jobs == 0 {
+                break;
+            }
+        }
+        total.elapsed = started.elapsed();
+        Ok(total)
+    }
+
+    /// Merges `inputs` (one partition, each file sorted) into one file.
+    async fn merge_files(
+        &self,
+        inputs: Vec<DataFile>,
+        table_schema: &[ColumnDef],
+    ) -> Result<MergeReport> {
+        let store = self.meta().object_store();
+        let partition = inputs[0].partition.clone();
+        let mut streams = Vec::with_capacity(inputs.len());
+        for file in &inputs {
+            let reader = ParquetObjectReader::new(store.clone(), Path::from(file.path.as_str()))
+                .with_file_size(file.bytes);
+            let stream = ParquetRecordBatchStreamBuilder::new(reader)
+                .await?
+                .with_batch_size(8192)
+                .build()?;
+            streams.push(stream);
+        }
+        // The output has every column any input has, with the table's type.
+        let mut present: Vec<ColumnDef> = Vec::new();
+        for def in table_schema {
+            if streams
+                .iter()
+                .any(|s| s.schema().field_with_name(&def.name).is_ok())
+            {
+                present.push(def.clone());
+            }
+        }
+        let schema = arrow_schema(&present);
+        let path = format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7());
+        let object = Path::from(path.as_str());
+        let sort_order = &self.config().sort_order;
+        let props = write::writer_properties(
+            self.config().compression,
+            self.config().row_group_rows,
+            sort_order,
+        );
+        let mut writer = AsyncArrowWriter::try_new(
+            ParquetObjectWriter::new(store.clone(), object.clone()),
+            schema.clone(),
+            Some(props),
+        )?;
+
+        let written = merge_sorted(streams, &schema, sort_order, &mut writer).await;
+        let (rows, stats) = match written {
+            Ok(done) => done,
+            Err(error) => {
+                drop(writer);
+                self.delete_files(std::iter::once(path.as_str())).await;
+                return Err(error);
+            }
+        };
+        writer.close().await?;
+        let bytes = store
+            .head(&object)
+            .await
+            .map_err(|e| TableError::store(&object, e))?
+            .size;
+        let mut draft = CommitDraft::new(Operation::Merge);
+        draft.removed = inputs
+            .iter()
+            .map(|f| FileRef {
+                path: f.path.clone(),
+                partition: f.partition.clone(),
+            })
+            .collect();
+        draft.added = vec![DataFile {
+            path: path.clone(),
+            partition,
+            bytes,
+            rows,
+            created_ms: chrono::Utc::now().timestamp_millis(),
+            columns: stats,
+        }];
+        draft.columns = present;
+        let mut report = MergeReport {
+            jobs: 1,
+            ..MergeReport::default()
+        };
+        match self.meta().commit(draft).await {
+            Ok(_) => {
+                report.files_in = inputs.len();
+                report.files_out = 1;
+                report.bytes_in = inputs.iter().map(|f| f.bytes).sum();
+                report.bytes_out = bytes;
+                report.rows = rows;
+                Ok(report)
+            }
+            Err(MetaError::Conflict(conflict)) => {
+                tracing::debug!(%conflict, "merge lost to a concurrent commit; output deleted");
+                self.delete_files(std::iter::once(path.as_str())).await;
+                report.conflicts = 1;
+                Ok(report)
+            }
+            Err(error) => {
+                self.delete_files(std::iter::once(path.as_str())).await;
+                Err(error.into())
+            }
+        }
+    }
+}
+
+/// One input of the k-way merge: its stream, current batch and cursor.
+struct Cursor {
+    stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    batch: RecordBatch,
+    keys: Rows,
+    row: usize,
+    done: bool,
+}
+
+/// Reads the next non-empty batch of an input, in the output schema.
+async fn next_batch(
+    stream: &mut ParquetRecordBatchStream<ParquetObjectReader>,
+    schema: &SchemaRef,
+) -> Result<Option<RecordBatch>> {
+    while let Some(batch) = stream.try_next().await? {
+        if batch.num_rows() > 0 {
+            return Ok(Some(conform(&batch, schema)?));
+        }
+    }
+    Ok(None)
+}
+
+/// A batch with exactly `schema`'s columns: missing ones as nulls, others
+/// cast to the table's type (int64 widened to float64, say).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => cast(column, field.data_type()),
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Streams the merge of sorted inputs into `writer`; returns the row count
+/// and the output's column statistics.
+async fn merge_sorted(
+    streams: Vec<ParquetRecordBatchStream<ParquetObjectReader>>,
+    schema: &SchemaRef,
+    sort_order: &[String],
+    writer: &mut AsyncArrowWriter<ParquetObjectWriter>,
+) -> Result<(u64, BTreeMap<String, ColumnStats>)> {
+    const CHUNK: usize = 8192;
+    let key_columns: Vec<usize> = sort_order
+        .iter()
+        .filter_map(|name| schema.index_of(name).ok())
+        .collect();
+    let converter = RowConverter::new(
+        key_columns
+            .iter()
+            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+            .collect(),
+    )?;
+    let keys_of = |batch: &RecordBatch| -> Result<Rows> {
+        let columns: Vec<_> = key_columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        Ok(converter.convert_columns(&columns)?)
+    };
+    let empty = RecordBatch::new_empty(schema.clone());
+    let mut cursors = Vec::with_capacity(streams.len());
+    for mut stream in streams {
+        let batch = next_batch(&mut stream, schema).await?;
+        let done = batch.is_none();
+        let batch = batch.unwrap_or_else(|| empty.clone());
+        let keys = keys_of(&batch)?;
+        cursors.push(Cursor {
+            stream,
+            batch,
+            keys,
+            row: 0,
+            done,
+        });
+    }
+    let mut rows = 0u64;
+    let mut stats: Option<BTreeMap<String, ColumnStats>> = None;
+    let mut pending: Vec<(usize, usize)> = Vec::with_capacity(CHUNK);
+    loop {
+        // The input whose current row sorts first (ties: lowest input, so
+        // equal keys keep their input order).
+        let mut best: Option<usize> = None;
+        for (i, cursor) in cursors.iter().enumerate() {
+            if cursor.done {
+                continue;
+            }
+            best = match best {
+                Some(b) if cursors[b].keys.row(cursors[b].row) <= cursor.keys.row(cursor.row) => {
+                    Some(b)
+                }
+                _ => Some(i),
+            };
+        }
+        let Some(chosen) = best else { break };
+        pending.push((chosen, cursors[chosen].row));
+        cursors[chosen].row += 1;
+        let exhausted = cursors[chosen].row == cursors[chosen].batch.num_rows();
+        if pending.len() == CHUNK || exhausted {
+            // Flush before any input moves on: pending rows point into the
+            // current batches.
+            let batches: Vec<&RecordBatch> = cursors.iter().map(|c| &c.batch).collect();
+            let chunk = interleave_record_batch(&batches, &pending)?;
+            pending.clear();
+            let chunk_stats = write::column_stats(&chunk);
+            stats = Some(match stats {
+                None => chunk_stats,
+                Some(so_far) => {
+                    write::merge_stats(so_far, rows, chunk_stats, chunk.num_rows() as u64)
+                }
+            });
+            rows += chunk.num_rows() as u64;
+            writer.write(&chunk).await?;
+        }
+        if exhausted {
+            let cursor = &mut cursors[chosen];
+            match next_batch(&mut cursor.stream, schema).await? {
+                Some(batch) => {
+                    cursor.keys = keys_of(&batch)?;
+                    cursor.batch = batch;
+                    cursor.row = 0;
+                }
+                None => cursor.done = true,
+            }
+        }
+    }
+    Ok((rows, stats.unwrap_or_default()))
+}
