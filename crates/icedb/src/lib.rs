@@ -14,6 +14,7 @@ pub mod builtin;
 mod config;
 mod error;
 pub mod events;
+mod maintenance;
 mod merge;
 mod partitioning;
 mod query;
@@ -26,6 +27,7 @@ pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfi
 pub use error::{Result, TableError};
 pub use icedb_meta::{ColumnDef, ColumnType, MetaOptions, PartitionFilter, S3Options, StatValue};
 pub use icedb_plugin::{Batch, Column, PluginHost, Value};
+pub use maintenance::{RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult};
 pub use table::{InsertReceipt, Table};

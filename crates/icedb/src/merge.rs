@@ -319,7 +319,7 @@ async fn next_batch(
 ) -> Result<Option<RecordBatch>> {
     while let Some(batch) = stream.try_next().await? {
         if batch.num_rows() > 0 {
-            return Ok(Some(conform(&batch, schema)?));
+            return Ok(Some(conform_to(&batch, schema)?));
         }
     }
     Ok(None)
@@ -327,7 +327,7 @@ async fn next_batch(
 
 /// A batch with exactly `schema`'s columns: missing ones as nulls, others
 /// cast to the table's type (int64 widened to float64, say).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+pub(crate) fn conform_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()

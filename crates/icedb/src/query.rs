@@ -156,7 +156,7 @@ impl QueryEngine {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         match &self.files {
             FileUrls::Local(root) => root.join(path).display().to_string(),
             FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{path}"),
@@ -170,6 +170,17 @@ impl QueryEngine {
             .expect("duckdb lock poisoned")
             .try_clone()
             .map_err(duck)
+    }
+
+    /// Runs SQL on a fresh connection (no table view) and collects the result.
+    pub(crate) async fn run(&self, sql: String) -> Result<Vec<RecordBatch>> {
+        let connection = self.connection()?;
+        tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+            let mut statement = connection.prepare(&sql).map_err(duck)?;
+            Ok(statement.query_arrow([]).map_err(duck)?.collect())
+        })
+        .await
+        .expect("queries do not panic")
     }
 }
 

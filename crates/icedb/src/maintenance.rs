@@ -1,0 +1,287 @@
+//! Vacuum, dropping partitions and rewriting a partition through a filter.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use futures::StreamExt;
+use icedb_meta::{
+    CommitDraft, DataFile, ExpirePolicy, FileRef, MetaError, Operation, PartitionFilter,
+};
+use object_store::path::Path;
+
+use crate::error::{Result, TableError};
+use crate::schema::arrow_schema;
+use crate::table::Table;
+use crate::write;
+
+/// What vacuum may delete.
+#[derive(Debug, Clone)]
+pub struct VacuumOptions {
+    /// Tombstoned files stay readable this long (queries planned earlier may
+    /// still read them); orphan objects younger than this are left alone (an
+    /// insert may be about to commit them).
+    pub grace: Duration,
+    /// Old log entries and checkpoints to expire, if any.
+    pub expire: Option<ExpirePolicy>,
+}
+
+impl Default for VacuumOptions {
+    fn default() -> Self {
+        VacuumOptions {
+            grace: Duration::from_secs(3600),
+            expire: Some(ExpirePolicy {
+                keep_checkpoints: 3,
+                keep_log_versions: 1_000,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VacuumReport {
+    /// Tombstoned files deleted and recorded as purged.
+    pub purged: usize,
+    /// Objects under `data/` no commit references, deleted.
+    pub orphans_deleted: usize,
+    pub bytes_freed: u64,
+    /// The version recording the purge, if one was needed.
+    pub version: Option<u64>,
+    pub log_entries_deleted: u64,
+    pub checkpoints_deleted: u64,
+    pub elapsed: Duration,
+}
+
+/// What a drop or rewrite committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewriteReport {
+    pub version: Option<u64>,
+    pub files_removed: usize,
+    pub files_added: usize,
+    pub rows_before: u64,
+    pub rows_after: u64,
+}
+
+impl Table {
+    /// Deletes tombstoned files older than the grace period and records the
+    /// purge, deletes orphans older than the grace period, and expires old
+    /// log entries and checkpoints. Every step is idempotent.
+    pub async fn vacuum(&self, options: &VacuumOptions) -> Result<VacuumReport> {
+        let started = Instant::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let grace_ms = options.grace.as_millis() as i64;
+        self.meta().sync().await?;
+        let snapshot = self.meta().snapshot()?;
+        let tombstones = snapshot.tombstones()?;
+        let mut referenced: HashSet<String> = tombstones.iter().map(|t| t.path.clone()).collect();
+        snapshot.for_each_file(&PartitionFilter::All, |file| {
+            referenced.insert(file.path);
+        })?;
+        drop(snapshot);
+
+        let mut report = VacuumReport::default();
+        let expired: Vec<_> = tombstones
+            .into_iter()
+            .filter(|t| t.removed_ms <= now_ms - grace_ms)
+            .collect();
+        // Delete first, then record: a crash in between leaves tombstones
+        // whose objects are gone, and the next vacuum finishes the job.
+        self.delete_objects(expired.iter().map(|t| t.path.clone()).collect())
+            .await?;
+        if !expired.is_empty() {
+            let mut draft = CommitDraft::new(Operation::Vacuum);
+            draft.purged = expired
+                .iter()
+                .map(|t| FileRef {
+                    path: t.path.clone(),
+                    partition: t.partition.clone(),
+                })
+                .collect();
+            let receipt = self.meta().commit(draft).await?;
+            report.version = Some(receipt.version);
+            report.purged = receipt.commit.purged.len();
+            report.bytes_freed += expired.iter().map(|t| t.bytes).sum::<u64>();
+        }
+
+        // Orphans: data objects no commit references (crash leftovers).
+        let orphans: Vec<(String, u64)> = self
+            .list_data_objects()
+            .await?
+            .into_iter()
+            .filter(|o| !referenced.contains(o.location.as_ref()))
+            .filter(|o| o.last_modified.timestamp_millis() <= now_ms - grace_ms)
+            .map(|o| (o.location.to_string(), o.size))
+            .collect();
+        // A file committed since the snapshot is referenced now, not orphaned.
+        self.meta().sync().await?;
+        let snapshot = self.meta().snapshot()?;
+        let mut still_unreferenced = Vec::new();
+        let mut late: HashSet<String> =
+            snapshot.tombstones()?.into_iter().map(|t| t.path).collect();
+        snapshot.for_each_file(&PartitionFilter::All, |file| {
+            late.insert(file.path);
+        })?;
+        for (path, size) in orphans {
+            if !late.contains(&path) {
+                report.bytes_freed += size;
+                still_unreferenced.push(path);
+            }
+        }
+        report.orphans_deleted = self.delete_objects(still_unreferenced).await?;
+        if let Some(policy) = options.expire {
+            let expired = self.meta().expire(policy).await?;
+            report.log_entries_deleted = expired.log_entries_deleted;
+            report.checkpoints_deleted = expired.checkpoints_deleted;
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Deletes objects (already-missing ones count as deleted); returns how
+    /// many.
+    async fn delete_objects(&self, paths: Vec<String>) -> Result<usize> {
+        let store = self.meta().object_store();
+        let results: Vec<Result<()>> = futures::stream::iter(paths)
+            .map(|path| {
+                let store = store.clone();
+                async move {
+                    let location = Path::from(path.as_str());
+                    match store.delete(&location).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(TableError::store(&location, e)),
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let count = results.len();
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(count)
+    }
+
+    /// Tombstones every live file of the matching partitions in one commit
+    /// (retention). Retries when a concurrent merge replaced some files.
+    pub async fn drop_partitions(&self, filter: &PartitionFilter) -> Result<RewriteReport> {
+        for _ in 0..16 {
+            self.meta().sync().await?;
+            let files = self.meta().snapshot()?.files(filter)?;
+            if files.is_empty() {
+                return Ok(RewriteReport::default());
+            }
+            let mut draft = CommitDraft::new(Operation::DropPartitions);
+            draft.removed = files
+                .iter()
+                .map(|f| FileRef {
+                    path: f.path.clone(),
+                    partition: f.partition.clone(),
+                })
+                .collect();
+            match self.meta().commit(draft).await {
+                Ok(receipt) => {
+                    return Ok(RewriteReport {
+                        version: Some(receipt.version),
+                        files_removed: files.len(),
+                        rows_before: files.iter().map(|f| f.rows).sum(),
+                        ..RewriteReport::default()
+                    });
+                }
+                Err(MetaError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(TableError::Query(
+            "drop kept losing to concurrent merges; try again".to_owned(),
+        ))
+    }
+
+    /// Rewrites one partition keeping only the rows for which `keep` (a SQL
+    /// boolean expression over the table's columns) is true — for example
+    /// `user_id <> 'u42'` to delete a user's rows. One commit replaces the
+    /// partition's files with one sorted file (or none). A concurrent merge
+    /// of the same files makes it fail with a conflict and change nothing.
+    pub async fn rewrite_partition(&self, partition: &str, keep: &str) -> Result<RewriteReport> {
+        self.meta().sync().await?;
+        let snapshot = self.meta().snapshot()?;
+        let files: Vec<DataFile> = snapshot
+            .files(&PartitionFilter::Prefix(partition.to_owned()))?
+            .into_iter()
+            .filter(|f| f.partition == partition)
+            .collect();
+        let table_schema = snapshot.schema()?;
+        drop(snapshot);
+        if files.is_empty() {
+            return Ok(RewriteReport::default());
+        }
+        let present: Vec<_> = table_schema.clone();
+        let schema = arrow_schema(&present);
+        let list: Vec<String> = files
+            .iter()
+            .map(|f| format!("'{}'", self.query_engine.url(&f.path).replace('\'', "''")))
+            .collect();
+        let sql = format!(
+            "SELECT * FROM read_parquet([{}], union_by_name = true) WHERE ({keep}) IS TRUE",
+            list.join(", ")
+        );
+        let batches = self.query_engine.run(sql).await?;
+        let conformed: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| crate::merge::conform_to(b, &schema))
+            .collect::<Result<_>>()?;
+        let kept = concat_batches(&schema, &conformed)?;
+        let rows_after = kept.num_rows() as u64;
+        let mut draft = CommitDraft::new(Operation::Rewrite);
+        draft.removed = files
+            .iter()
+            .map(|f| FileRef {
+                path: f.path.clone(),
+                partition: f.partition.clone(),
+            })
+            .collect();
+        draft.details.insert("keep".to_owned(), keep.to_owned());
+        let mut uploaded = None;
+        if rows_after > 0 {
+            let sorted = write::sort(kept, &self.config().sort_order)?;
+            let stats = write::column_stats(&sorted);
+            let props = write::writer_properties(
+                self.config().compression,
+                self.config().row_group_rows,
+                &self.config().sort_order,
+            );
+            let bytes = write::parquet_bytes(&sorted, props)?;
+            let file = DataFile {
+                path: format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7()),
+                partition: partition.to_owned(),
+                bytes: bytes.len() as u64,
+                rows: rows_after,
+                created_ms: chrono::Utc::now().timestamp_millis(),
+                columns: stats,
+            };
+            let location = Path::from(file.path.as_str());
+            self.meta()
+                .object_store()
+                .put(&location, bytes.into())
+                .await
+                .map_err(|e| TableError::store(&location, e))?;
+            draft.columns = present;
+            draft.added = vec![file.clone()];
+            uploaded = Some(file);
+        }
+        match self.meta().commit(draft).await {
+            Ok(receipt) => Ok(RewriteReport {
+                version: Some(receipt.version),
+                files_removed: files.len(),
+                files_added: usize::from(uploaded.is_some()),
+                rows_before: files.iter().map(|f| f.rows).sum(),
+                rows_after,
+            }),
+            Err(error) => {
+                if let Some(file) = &uploaded {
+                    self.delete_files(std::iter::once(file.path.as_str())).await;
+                }
+                Err(error.into())
+            }
+        }
+    }
+}

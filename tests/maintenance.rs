@@ -1,0 +1,233 @@
+//! Vacuum, drop and rewrite on a local directory and the S3 test server.
+
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use icedb::events::EventGenerator;
+use icedb::{
+    MergePolicy, PartitionFilter, PluginHost, QueryOptions, Table, TableConfig, VacuumOptions,
+};
+use icedb_e2e::{Backend, duckdb_extension_dir, s3_options};
+use icedb_meta::MetaOptions;
+use object_store::PutPayload;
+use object_store::path::Path;
+
+async fn open(backend: Backend, dir: &std::path::Path, label: &str) -> Table {
+    let mut config = TableConfig::new("events", backend.new_table(dir, label));
+    config.s3 = s3_options();
+    config.sort_order = vec!["event".into(), "ts".into()];
+    config.duckdb_extension_dir = Some(duckdb_extension_dir());
+    config.meta = MetaOptions {
+        replica_dir: Some(dir.join(format!("replica-{label}"))),
+        ..MetaOptions::default()
+    };
+    Table::open(config, &PluginHost::new(Default::default()).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn scalar(table: &Table, sql: &str) -> i64 {
+    let result = table.query(sql, &QueryOptions::default()).await.unwrap();
+    result.batches[0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .value(0)
+}
+
+async fn data_objects(table: &Table) -> Vec<String> {
+    let mut paths: Vec<String> = table
+        .list_data_objects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn live_files(table: &Table) -> Vec<String> {
+    let mut paths: Vec<String> = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .files(&PartitionFilter::All)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_removes_dead_objects_and_nothing_live() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let table = open(backend, dir.path(), "vacuum").await;
+        let mut generator = EventGenerator::new(40);
+        for _ in 0..3 {
+            table.insert_rows(generator.batch(300)).await.unwrap();
+        }
+        table
+            .merge_until_quiescent(&MergePolicy::cold())
+            .await
+            .unwrap();
+        let tombstones = table.meta().snapshot().unwrap().tombstones().unwrap().len();
+        assert!(tombstones > 30);
+        // A crash leftover: uploaded, never committed.
+        let orphan = Path::from("data/y=2026/m=10/d=01/orphan.parquet");
+        table
+            .meta()
+            .object_store()
+            .put(&orphan, PutPayload::from_static(b"PAR1"))
+            .await
+            .unwrap();
+
+        // Within the grace period nothing goes.
+        let early = table
+            .vacuum(&VacuumOptions {
+                grace: Duration::from_secs(3600),
+                expire: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (early.purged, early.orphans_deleted, early.version),
+            (0, 0, None)
+        );
+
+        let now = VacuumOptions {
+            grace: Duration::ZERO,
+            expire: None,
+        };
+        let report = table.vacuum(&now).await.unwrap();
+        assert_eq!(report.purged, tombstones, "{backend:?}");
+        assert_eq!(report.orphans_deleted, 1);
+        assert!(report.version.is_some());
+        assert_eq!(
+            data_objects(&table).await,
+            live_files(&table),
+            "exactly the live files remain"
+        );
+        assert!(
+            table
+                .meta()
+                .snapshot()
+                .unwrap()
+                .tombstones()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(scalar(&table, "SELECT count(*) FROM events").await, 900);
+
+        let again = table.vacuum(&now).await.unwrap();
+        assert_eq!(
+            (again.purged, again.orphans_deleted, again.version),
+            (0, 0, None),
+            "idempotent"
+        );
+        assert_eq!(data_objects(&table).await, live_files(&table));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_partitions_then_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = open(Backend::Local, dir.path(), "drop").await;
+    table
+        .insert_rows(EventGenerator::new(41).batch(1_000))
+        .await
+        .unwrap();
+    let day1 = scalar(&table, "SELECT count(*) FROM events WHERE d = '01'").await;
+    assert!(day1 > 0);
+    let report = table
+        .drop_partitions(&PartitionFilter::Prefix("y=2026/m=10/d=01".into()))
+        .await
+        .unwrap();
+    assert_eq!((report.files_removed, report.rows_before), (1, day1 as u64));
+    assert_eq!(
+        scalar(&table, "SELECT count(*) FROM events").await,
+        1_000 - day1
+    );
+    assert_eq!(
+        scalar(&table, "SELECT count(*) FROM events WHERE d = '01'").await,
+        0
+    );
+    let vacuum = table
+        .vacuum(&VacuumOptions {
+            grace: Duration::ZERO,
+            expire: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(vacuum.purged, 1);
+    assert_eq!(data_objects(&table).await, live_files(&table));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_deletes_one_users_rows() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let table = open(backend, dir.path(), "rewrite").await;
+        let mut generator = EventGenerator::new(42);
+        table.insert_rows(generator.batch(2_000)).await.unwrap();
+        table.insert_rows(generator.batch(2_000)).await.unwrap();
+        let result = table
+            .query("SELECT user_id, count(*) AS n FROM events WHERE d = '07' GROUP BY ALL ORDER BY n DESC, user_id LIMIT 1", &QueryOptions::default())
+            .await
+            .unwrap();
+        let user = result.batches[0]
+            .column(0)
+            .as_string::<i32>()
+            .value(0)
+            .to_owned();
+        let in_day = scalar(
+            &table,
+            &format!("SELECT count(*) FROM events WHERE d = '07' AND user_id = '{user}'"),
+        )
+        .await;
+        let elsewhere = scalar(
+            &table,
+            &format!("SELECT count(*) FROM events WHERE d <> '07' AND user_id = '{user}'"),
+        )
+        .await;
+        let day_total = scalar(&table, "SELECT count(*) FROM events WHERE d = '07'").await;
+
+        let report = table
+            .rewrite_partition("y=2026/m=10/d=07", &format!("user_id <> '{user}'"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.files_removed, report.files_added),
+            (2, 1),
+            "{backend:?}"
+        );
+        assert_eq!(report.rows_before - report.rows_after, in_day as u64);
+        assert_eq!(
+            scalar(
+                &table,
+                &format!("SELECT count(*) FROM events WHERE d = '07' AND user_id = '{user}'")
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            scalar(
+                &table,
+                &format!("SELECT count(*) FROM events WHERE d <> '07' AND user_id = '{user}'")
+            )
+            .await,
+            elsewhere
+        );
+        assert_eq!(
+            scalar(&table, "SELECT count(*) FROM events WHERE d = '07'").await,
+            day_total - in_day
+        );
+        assert_eq!(
+            scalar(&table, "SELECT count(*) FROM events").await,
+            4_000 - in_day
+        );
+    }
+}
