@@ -229,5 +229,15 @@ async fn rewrite_deletes_one_users_rows() {
             scalar(&table, "SELECT count(*) FROM events").await,
             4_000 - in_day
         );
+        let columns: Vec<_> = table
+            .schema()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert!(
+            !columns.iter().any(|c| c == "y" || c == "d"),
+            "partition columns are not data: {columns:?}"
+        );
     }
 }

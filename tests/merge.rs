@@ -293,3 +293,104 @@ async fn merge_unifies_evolved_schemas() {
     assert_eq!(batch.column(1).as_primitive::<Int64Type>().value(0), 1);
     assert_eq!(batch.column(2).as_primitive::<Int64Type>().value(0), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_query_deduplicates() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let root = backend.new_table(dir.path(), "dedupe");
+        let table = open(&root, dir.path(), "main").await;
+        let events = EventGenerator::new(50).batch(600);
+        // Every event delivered twice (an at-least-once producer).
+        table.insert_rows(events.clone()).await.unwrap();
+        table.insert_rows(events[..300].to_vec()).await.unwrap();
+        table.insert_rows(events[300..].to_vec()).await.unwrap();
+        assert_eq!(counts(&table).await, (1_200, 600));
+        let policy = MergePolicy {
+            query: Some("SELECT DISTINCT ON (id) * FROM source ORDER BY id".into()),
+            ..MergePolicy::cold()
+        };
+        let report = table.merge_until_quiescent(&policy).await.unwrap();
+        assert_eq!(
+            (report.jobs, report.files_out, report.conflicts),
+            (30, 30, 0),
+            "{report:?}"
+        );
+        let columns: Vec<_> = table
+            .schema()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert!(
+            !columns.iter().any(|c| c == "y" || c == "d"),
+            "partition columns are not data: {columns:?}"
+        );
+        assert_eq!(
+            counts(&table).await,
+            (600, 600),
+            "{backend:?}: duplicates removed on merge"
+        );
+        check_files(&table).await;
+        let history = table.meta().history(1).await.unwrap();
+        assert_eq!(history[0].operation, icedb_meta::Operation::Merge);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_read_older_versions_until_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Backend::Local.new_table(dir.path(), "time-travel");
+    let table = open(&root, dir.path(), "main").await;
+    let mut generator = EventGenerator::new(60);
+    let v1 = table
+        .insert_rows(generator.batch(500))
+        .await
+        .unwrap()
+        .version;
+    let v2 = table
+        .insert_rows(generator.batch(700))
+        .await
+        .unwrap()
+        .version;
+    table
+        .merge_until_quiescent(&MergePolicy::cold())
+        .await
+        .unwrap();
+    table.insert_rows(generator.batch(100)).await.unwrap();
+    let at = |version| QueryOptions {
+        version: Some(version),
+        ..QueryOptions::default()
+    };
+    let count_at = |options: QueryOptions| {
+        let table = &table;
+        async move {
+            let result = table.query("SELECT count(*) FROM events", &options).await?;
+            Ok::<_, icedb::TableError>(
+                result.batches[0]
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .value(0),
+            )
+        }
+    };
+    assert_eq!(count_at(at(v1)).await.unwrap(), 500);
+    assert_eq!(count_at(at(v2)).await.unwrap(), 1_200);
+    assert_eq!(count_at(QueryOptions::default()).await.unwrap(), 1_300);
+    let vacuum = table
+        .vacuum(&icedb::VacuumOptions {
+            grace: std::time::Duration::ZERO,
+            expire: None,
+        })
+        .await
+        .unwrap();
+    assert!(vacuum.purged > 0);
+    let error = count_at(at(v1)).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("version {v1} cannot be read")),
+        "{error}"
+    );
+    assert_eq!(count_at(QueryOptions::default()).await.unwrap(), 1_300);
+}

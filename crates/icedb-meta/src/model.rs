@@ -228,6 +228,10 @@ pub struct Tombstone {
     pub path: String,
     pub partition: String,
     pub bytes: u64,
+    pub rows: u64,
     pub removed_ms: i64,
+    /// The version that added the file.
+    pub added_in: u64,
+    /// The version that removed it: it was live for `added_in..removed_in`.
     pub removed_in: u64,
 }

@@ -34,7 +34,7 @@ const SCHEMA: TableDefinition<u32, &[u8]> = TableDefinition::new("schema");
 const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
 
 /// Bumped when the replica's tables change shape; older replicas are rebuilt.
-const REPLICA_FORMAT: u64 = 1;
+const REPLICA_FORMAT: u64 = 2;
 
 /// A live file as the replica stores it (postcard; the partition and path
 /// are the key).
@@ -43,6 +43,7 @@ struct StoredFile {
     bytes: u64,
     rows: u64,
     created_ms: i64,
+    added_in: u64,
     columns: Vec<(String, ColumnStats)>,
 }
 
@@ -267,6 +268,7 @@ impl Replica {
                         bytes: file.bytes,
                         rows: file.rows,
                         created_ms: file.created_ms,
+                        added_in: commit.version,
                         columns: file
                             .columns
                             .iter()
@@ -306,7 +308,9 @@ impl Replica {
                         path: removed.path.clone(),
                         partition: removed.partition.clone(),
                         bytes: stored.bytes,
+                        rows: stored.rows,
                         removed_ms: commit.timestamp_ms,
+                        added_in: stored.added_in,
                         removed_in: commit.version,
                     };
                     tombstones
@@ -314,9 +318,22 @@ impl Replica {
                         .map_err(|e| err(e.into()))?;
                 }
                 for purged in &commit.purged {
-                    tombstones
+                    let removed = tombstones
                         .remove(purged.path.as_str())
                         .map_err(|e| err(e.into()))?;
+                    if let Some(removed) = removed {
+                        let tombstone: Tombstone = decode(path, removed.value())?;
+                        drop(removed);
+                        // Versions before this file's removal lost a file.
+                        let horizon = meta
+                            .get("purged_horizon")
+                            .map_err(|e| err(e.into()))?
+                            .map_or(0, |v| v.value());
+                        if tombstone.removed_in > horizon {
+                            meta.insert("purged_horizon", tombstone.removed_in)
+                                .map_err(|e| err(e.into()))?;
+                        }
+                    }
                 }
                 if !commit.schema_changes.is_empty() {
                     let mut positions: BTreeMap<String, u32> = BTreeMap::new();
@@ -669,6 +686,68 @@ impl Snapshot {
             });
         }
         Ok(())
+    }
+
+    /// The oldest version whose files all still exist (older ones lost
+    /// files to vacuum).
+    pub fn oldest_readable_version(&self) -> Result<u64> {
+        let meta = self.txn.open_table(META).map_err(|e| self.err(e))?;
+        let horizon = meta
+            .get("purged_horizon")
+            .map_err(|e| self.err(e))?
+            .map_or(0, |v| v.value());
+        Ok(horizon.max(1))
+    }
+
+    /// The files that were live at `version` (≤ this snapshot's), if they
+    /// all still exist. Files since removed carry no column statistics.
+    pub fn files_at(
+        &self,
+        version: u64,
+        filter: &PartitionFilter,
+    ) -> Result<Option<Vec<DataFile>>> {
+        if version > self.version || version < self.oldest_readable_version()? {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
+        for entry in table
+            .range((filter.scan_start(), "")..)
+            .map_err(|e| self.err(e))?
+        {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let (partition, path) = key.value();
+            if filter.exhausted_at(partition) {
+                break;
+            }
+            let stored: StoredFile = decode(&self.path, value.value())?;
+            if filter.matches(partition) && stored.added_in <= version {
+                files.push(DataFile {
+                    path: path.to_owned(),
+                    partition: partition.to_owned(),
+                    bytes: stored.bytes,
+                    rows: stored.rows,
+                    created_ms: stored.created_ms,
+                    columns: stored.columns.into_iter().collect(),
+                });
+            }
+        }
+        for tombstone in self.tombstones()? {
+            if filter.matches(&tombstone.partition)
+                && tombstone.added_in <= version
+                && version < tombstone.removed_in
+            {
+                files.push(DataFile {
+                    path: tombstone.path,
+                    partition: tombstone.partition,
+                    bytes: tombstone.bytes,
+                    rows: tombstone.rows,
+                    created_ms: 0,
+                    columns: Default::default(),
+                });
+            }
+        }
+        Ok(Some(files))
     }
 
     /// Number of live files.

@@ -221,7 +221,7 @@ impl Table {
             .map(|f| format!("'{}'", self.query_engine.url(&f.path).replace('\'', "''")))
             .collect();
         let sql = format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = true) WHERE ({keep}) IS TRUE",
+            "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false) WHERE ({keep}) IS TRUE",
             list.join(", ")
         );
         let batches = self.query_engine.run(sql).await?;

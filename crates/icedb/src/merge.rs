@@ -13,7 +13,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use futures::{StreamExt, TryStreamExt};
 use icedb_meta::{
-    ColumnDef, ColumnStats, CommitDraft, DataFile, FileRef, MetaError, Operation, PartitionFilter,
+    ColumnDef, ColumnStats, CommitDraft, Conflict, DataFile, FileRef, MetaError, Operation,
+    PartitionFilter,
 };
 use object_store::path::Path;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
@@ -51,6 +52,12 @@ pub struct MergePolicy {
     pub max_files_per_merge: usize,
     /// Jobs run at once.
     pub concurrency: usize,
+    /// SQL over the view `source` (a job's input files) whose result
+    /// replaces them, to aggregate or deduplicate on merge — e.g.
+    /// `SELECT DISTINCT ON (id) * FROM source ORDER BY id, ts DESC`. Runs in
+    /// DuckDB and holds one job's result in memory; `None` merge-sorts in a
+    /// bounded-memory stream.
+    pub query: Option<String>,
 }
 
 impl MergePolicy {
@@ -65,6 +72,7 @@ impl MergePolicy {
             target_output_bytes: 64 << 20,
             max_files_per_merge: 50,
             concurrency: 2,
+            query: None,
         }
     }
 
@@ -79,6 +87,7 @@ impl MergePolicy {
             target_output_bytes: 512 << 20,
             max_files_per_merge: 200,
             concurrency: 2,
+            query: None,
         }
     }
 }
@@ -174,7 +183,7 @@ impl Table {
         drop(snapshot);
         let jobs = plan(candidates, policy);
         let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
-            .map(|inputs| self.merge_files(inputs, &table_schema))
+            .map(|inputs| self.merge_files(inputs, &table_schema, policy.query.as_deref()))
             .buffer_unordered(policy.concurrency.max(1))
             .collect()
             .await;
@@ -193,7 +202,9 @@ impl Table {
         for _ in 0..100 {
             let round = self.merge_once(policy).await?;
             total.absorb(&round);
-            if round.jobs == 0 {
+            // Done when nothing is left to plan, or when every job lost to a
+            // concurrent merge (the other side is making the progress).
+            if round.files_out == 0 {
                 break;
             }
         }
@@ -206,7 +217,11 @@ impl Table {
         &self,
         inputs: Vec<DataFile>,
         table_schema: &[ColumnDef],
+        query: Option<&str>,
     ) -> Result<MergeReport> {
+        if let Some(query) = query {
+            return self.merge_with_query(inputs, query).await;
+        }
         let store = self.meta().object_store();
         let partition = inputs[0].partition.clone();
         let mut streams = Vec::with_capacity(inputs.len());
@@ -276,6 +291,86 @@ impl Table {
             columns: stats,
         }];
         draft.columns = present;
+        self.commit_merge(inputs, draft, path, bytes, rows).await
+    }
+
+    /// Runs a merge query over the job's inputs in DuckDB and writes its
+    /// (sorted) result as the job's output.
+    async fn merge_with_query(&self, inputs: Vec<DataFile>, query: &str) -> Result<MergeReport> {
+        let partition = inputs[0].partition.clone();
+        let list: Vec<String> = inputs
+            .iter()
+            .map(|f| format!("'{}'", self.query_engine.url(&f.path).replace('\'', "''")))
+            .collect();
+        let sql = format!(
+            // Partition columns are not data: keep DuckDB from deriving them
+            // from the Hive-style paths.
+            "WITH source AS (SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)) {query}",
+            list.join(", ")
+        );
+        let batches = self.query_engine.run(sql).await?;
+        let Some(first) = batches.first() else {
+            return Err(TableError::Query(
+                "the merge query returned no schema".to_owned(),
+            ));
+        };
+        let columns = crate::schema::columns_of(&first.schema())?;
+        let schema = arrow_schema(&columns);
+        let conformed: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| conform_to(b, &schema))
+            .collect::<Result<_>>()?;
+        let merged = arrow::compute::concat_batches(&schema, &conformed)?;
+        let sorted = write::sort(merged, &self.config().sort_order)?;
+        let rows = sorted.num_rows() as u64;
+        let stats = write::column_stats(&sorted);
+        let props = write::writer_properties(
+            self.config().compression,
+            self.config().row_group_rows,
+            &self.config().sort_order,
+        );
+        let body = write::parquet_bytes(&sorted, props)?;
+        let bytes = body.len() as u64;
+        let path = format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7());
+        let object = Path::from(path.as_str());
+        self.meta()
+            .object_store()
+            .put(&object, body.into())
+            .await
+            .map_err(|e| TableError::store(&object, e))?;
+        let mut draft = CommitDraft::new(Operation::Merge);
+        draft.removed = inputs
+            .iter()
+            .map(|f| FileRef {
+                path: f.path.clone(),
+                partition: f.partition.clone(),
+            })
+            .collect();
+        draft.added = vec![DataFile {
+            path: path.clone(),
+            partition,
+            bytes,
+            rows,
+            created_ms: chrono::Utc::now().timestamp_millis(),
+            columns: stats,
+        }];
+        draft.columns = columns;
+        draft
+            .details
+            .insert("merge_query".to_owned(), query.to_owned());
+        self.commit_merge(inputs, draft, path, bytes, rows).await
+    }
+
+    /// Commits a merge job's output; on a conflict deletes it and counts the
+    /// conflict, on any other failure deletes it and fails.
+    async fn commit_merge(
+        &self,
+        inputs: Vec<DataFile>,
+        draft: CommitDraft,
+        path: String,
+        bytes: u64,
+        rows: u64,
+    ) -> Result<MergeReport> {
         let mut report = MergeReport {
             jobs: 1,
             ..MergeReport::default()
@@ -289,7 +384,9 @@ impl Table {
                 report.rows = rows;
                 Ok(report)
             }
-            Err(MetaError::Conflict(conflict)) => {
+            Err(MetaError::Conflict(
+                conflict @ (Conflict::FileAlreadyRemoved { .. } | Conflict::FileNotLive { .. }),
+            )) => {
                 tracing::debug!(%conflict, "merge lost to a concurrent commit; output deleted");
                 self.delete_files(std::iter::once(path.as_str())).await;
                 report.conflicts = 1;

@@ -31,6 +31,9 @@ pub struct ColumnRange {
 pub struct QueryOptions {
     pub partitions: PartitionFilter,
     pub ranges: Vec<ColumnRange>,
+    /// Read the table as it was at this version (time travel), as long as
+    /// vacuum has not deleted files it needs.
+    pub version: Option<u64>,
 }
 
 /// A query's answer and how it was reached.
@@ -210,11 +213,28 @@ impl Table {
     /// ...) are columns too.
     pub async fn query(&self, sql: &str, options: &QueryOptions) -> Result<QueryResult> {
         let started = Instant::now();
-        let version = self.meta().sync().await?;
+        let head = self.meta().sync().await?;
         let snapshot = self.meta().snapshot()?;
-        let total = snapshot.file_count()? as usize;
-        let files: Vec<DataFile> = snapshot
-            .files(&options.partitions)?
+        let (version, candidates, total) = match options.version {
+            None => (
+                head,
+                snapshot.files(&options.partitions)?,
+                snapshot.file_count()? as usize,
+            ),
+            Some(version) => {
+                let files = snapshot.files_at(version, &options.partitions)?.ok_or_else(|| {
+                    TableError::Query(format!(
+                        "version {version} cannot be read: the table has versions {} to {head} whose files all still exist",
+                        snapshot.oldest_readable_version().unwrap_or(1)
+                    ))
+                })?;
+                let total = snapshot
+                    .files_at(version, &PartitionFilter::All)?
+                    .map_or(0, |f| f.len());
+                (version, files, total)
+            }
+        };
+        let files: Vec<DataFile> = candidates
             .into_iter()
             .filter(|file| options.ranges.iter().all(|range| may_match(file, range)))
             .collect();

@@ -86,6 +86,42 @@ pub(crate) fn arrow_schema(columns: &[ColumnDef]) -> Arc<Schema> {
     ))
 }
 
+/// IceDB column types for an Arrow schema produced by a query (integers
+/// widen to int64, decimals and float32 to float64, any timestamp to µs UTC).
+pub(crate) fn columns_of(schema: &Schema) -> Result<Vec<ColumnDef>> {
+    schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column_type = match field.data_type() {
+                DataType::Boolean => ColumnType::Boolean,
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                    ColumnType::Int64
+                }
+                DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => ColumnType::Int64,
+                DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnType::Float64,
+                DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::UInt64 => {
+                    ColumnType::Float64
+                }
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::String,
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
+                    ColumnType::Timestamp
+                }
+                other => {
+                    return Err(TableError::Query(format!(
+                        "column `{}` has type {other}, which IceDB tables cannot store",
+                        field.name()
+                    )));
+                }
+            };
+            Ok(ColumnDef {
+                name: field.name().clone(),
+                column_type,
+            })
+        })
+        .collect()
+}
+
 /// The SQL type DuckDB uses for a column type.
 pub(crate) fn sql_type(column_type: ColumnType) -> &'static str {
     match column_type {
