@@ -86,7 +86,8 @@ pub struct TableConfig {
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     pub compression: Compression,
-    /// Merges aim for files of about this size.
+    /// Merges aim for files of about this size (it caps every merge
+    /// policy's `target_output_bytes`).
     pub target_file_bytes: u64,
     /// An insert splits a partition's rows into files of at most this many rows.
     pub max_rows_per_file: usize,

@@ -31,3 +31,4 @@ pub use maintenance::{RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult};
 pub use table::{InsertReceipt, Table};
+pub use write::encode_parquet;

@@ -181,7 +181,14 @@ impl Table {
         }
         let table_schema = snapshot.schema()?;
         drop(snapshot);
-        let jobs = plan(candidates, policy);
+        // The table's target file size caps every policy's outputs.
+        let capped = MergePolicy {
+            target_output_bytes: policy
+                .target_output_bytes
+                .min(self.config().target_file_bytes),
+            ..policy.clone()
+        };
+        let jobs = plan(candidates, &capped);
         let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
             .map(|inputs| self.merge_files(inputs, &table_schema, policy.query.as_deref()))
             .buffer_unordered(policy.concurrency.max(1))

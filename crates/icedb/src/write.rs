@@ -244,3 +244,21 @@ fn pick(a: Option<StatValue>, b: Option<StatValue>, keep: std::cmp::Ordering) ->
         _ => None,
     }
 }
+
+/// A formatted batch as one sorted Parquet file in memory, with no table,
+/// partitioning or commit: the native limit the ingest benchmark compares
+/// the full pipeline against, and a convenience for tools.
+pub fn encode_parquet(
+    batch: &Batch,
+    sort_order: &[String],
+    compression: Compression,
+    row_group_rows: usize,
+) -> Result<Vec<u8>> {
+    let columns = crate::schema::resolve(batch, &[], None)?;
+    let rows: Vec<usize> = (0..batch.row_count as usize).collect();
+    let record = sort(record_batch(batch, &rows, &columns)?, sort_order)?;
+    parquet_bytes(
+        &record,
+        writer_properties(compression, row_group_rows, sort_order),
+    )
+}
