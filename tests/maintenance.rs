@@ -5,26 +5,17 @@ use std::time::Duration;
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use icedb::events::EventGenerator;
-use icedb::{
-    MergePolicy, PartitionFilter, PluginHost, QueryOptions, Table, TableConfig, VacuumOptions,
-};
-use icedb_e2e::{Backend, duckdb_extension_dir, s3_options};
-use icedb_meta::MetaOptions;
+use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table, VacuumOptions};
+use icedb_e2e::{Backend, open_table};
 use object_store::PutPayload;
 use object_store::path::Path;
 
 async fn open(backend: Backend, dir: &std::path::Path, label: &str) -> Table {
-    let mut config = TableConfig::new("events", backend.new_table(dir, label));
-    config.s3 = s3_options();
-    config.sort_order = vec!["event".into(), "ts".into()];
-    config.duckdb_extension_dir = Some(duckdb_extension_dir());
-    config.meta = MetaOptions {
-        replica_dir: Some(dir.join(format!("replica-{label}"))),
-        ..MetaOptions::default()
-    };
-    Table::open(config, &PluginHost::new(Default::default()).unwrap())
-        .await
-        .unwrap()
+    open_table(
+        &backend.new_table(dir, label),
+        dir.join(format!("replica-{label}")),
+    )
+    .await
 }
 
 async fn scalar(table: &Table, sql: &str) -> i64 {

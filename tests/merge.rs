@@ -9,33 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use icedb::events::EventGenerator;
-use icedb::{
-    MergePolicy, PartitionFilter, PartitionOrder, PluginHost, QueryOptions, StatValue, Table,
-    TableConfig,
-};
-use icedb_e2e::{Backend, duckdb_extension_dir, s3_options};
-use icedb_meta::MetaOptions;
-
-fn config(root: &str, replica_dir: std::path::PathBuf) -> TableConfig {
-    let mut config = TableConfig::new("events", root);
-    config.s3 = s3_options();
-    config.sort_order = vec!["event".into(), "ts".into()];
-    config.duckdb_extension_dir = Some(duckdb_extension_dir());
-    config.meta = MetaOptions {
-        replica_dir: Some(replica_dir),
-        max_commit_attempts: 1_000,
-        ..MetaOptions::default()
-    };
-    config
-}
+use icedb::{MergePolicy, PartitionFilter, PartitionOrder, QueryOptions, StatValue, Table};
+use icedb_e2e::{Backend, open_table};
 
 async fn open(root: &str, dir: &std::path::Path, who: &str) -> Table {
-    Table::open(
-        config(root, dir.join(format!("replica-{who}"))),
-        &PluginHost::new(Default::default()).unwrap(),
-    )
-    .await
-    .unwrap()
+    open_table(root, dir.join(format!("replica-{who}"))).await
 }
 
 async fn counts(table: &Table) -> (i64, i64) {

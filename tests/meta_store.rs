@@ -53,13 +53,7 @@ fn insert(files: Vec<DataFile>) -> CommitDraft {
 
 fn merge(remove: &[&DataFile], add: DataFile) -> CommitDraft {
     let mut draft = CommitDraft::new(Operation::Merge);
-    draft.removed = remove
-        .iter()
-        .map(|f| FileRef {
-            path: f.path.clone(),
-            partition: f.partition.clone(),
-        })
-        .collect();
+    draft.removed = remove.iter().map(|f| FileRef::from(*f)).collect();
     draft.added = vec![add];
     draft
 }
@@ -651,13 +645,7 @@ mod replay {
                         continue;
                     }
                     let mut draft = CommitDraft::new(Operation::DropPartitions);
-                    draft.removed = live
-                        .iter()
-                        .map(|f| FileRef {
-                            path: f.path.clone(),
-                            partition: f.partition.clone(),
-                        })
-                        .collect();
+                    draft.removed = live.iter().map(FileRef::from).collect();
                     draft
                 }
                 Op::Vacuum => {
@@ -666,13 +654,7 @@ mod replay {
                         continue;
                     }
                     let mut draft = CommitDraft::new(Operation::Vacuum);
-                    draft.purged = tombstones
-                        .iter()
-                        .map(|t| FileRef {
-                            path: t.path.clone(),
-                            partition: t.partition.clone(),
-                        })
-                        .collect();
+                    draft.purged = tombstones.iter().map(FileRef::from).collect();
                     draft
                 }
             };

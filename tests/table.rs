@@ -11,19 +11,13 @@ use icedb::{
     ColumnRange, ColumnType, FormatSpec, PartitionFilter, PartitionSpec, PluginHost, QueryOptions,
     StatValue, Table, TableConfig, TableError,
 };
-use icedb_e2e::{Backend, duckdb_extension_dir, plugin, s3_options};
-use icedb_meta::MetaOptions;
+use icedb_e2e::{Backend, plugin, table_config};
 
 fn config(backend: Backend, dir: &std::path::Path, label: &str) -> TableConfig {
-    let mut config = TableConfig::new("events", backend.new_table(dir, label));
-    config.s3 = s3_options();
-    config.sort_order = vec!["event".into(), "ts".into()];
-    config.duckdb_extension_dir = Some(duckdb_extension_dir());
-    config.meta = MetaOptions {
-        replica_dir: Some(dir.join(format!("replica-{label}"))),
-        ..MetaOptions::default()
-    };
-    config
+    table_config(
+        &backend.new_table(dir, label),
+        dir.join(format!("replica-{label}")),
+    )
 }
 
 fn plugins() -> PluginHost {

@@ -140,3 +140,29 @@ pub fn s3_options() -> icedb_meta::S3Options {
         secret_access_key: Some(S3_SECRET.to_owned()),
     }
 }
+
+/// The table every engine test uses: named `events`, sorted by
+/// [event, ts], reaching the test S3 server, with the pre-installed httpfs
+/// and a private replica directory (as a separate process would have).
+pub fn table_config(root: &str, replica_dir: PathBuf) -> icedb::TableConfig {
+    let mut config = icedb::TableConfig::new("events", root);
+    config.s3 = s3_options();
+    config.sort_order = vec!["event".into(), "ts".into()];
+    config.duckdb_extension_dir = Some(duckdb_extension_dir());
+    config.meta = icedb_meta::MetaOptions {
+        replica_dir: Some(replica_dir),
+        max_commit_attempts: 1_000,
+        ..icedb_meta::MetaOptions::default()
+    };
+    config
+}
+
+/// Opens a table with [`table_config`] and the default plugin host.
+pub async fn open_table(root: &str, replica_dir: PathBuf) -> icedb::Table {
+    icedb::Table::open(
+        table_config(root, replica_dir),
+        &icedb::PluginHost::new(Default::default()).unwrap(),
+    )
+    .await
+    .unwrap()
+}

@@ -111,6 +111,8 @@ fn gen_events(rows: usize, seed: u64) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    // Handlers first: a signal during start-up must stop us cleanly too.
+    let shutdown = shutdown_signal()?;
     let host = icedb_plugin::PluginHost::new(icedb_plugin::HostOptions::default())?;
     tracing::info!(table = %args.table, "icedb-host starting");
     match &args.format_plugin {
@@ -130,16 +132,22 @@ async fn run(args: RunArgs) -> Result<()> {
     tracing::warn!(
         "the HTTP API and scheduler are not implemented yet; waiting for Ctrl-C or SIGTERM"
     );
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+/// Resolves on SIGINT or SIGTERM; the handlers are installed when this is
+/// called, not when it is awaited.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

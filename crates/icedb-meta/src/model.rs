@@ -99,6 +99,24 @@ pub struct FileRef {
     pub partition: String,
 }
 
+impl From<&DataFile> for FileRef {
+    fn from(file: &DataFile) -> Self {
+        FileRef {
+            path: file.path.clone(),
+            partition: file.partition.clone(),
+        }
+    }
+}
+
+impl From<&Tombstone> for FileRef {
+    fn from(tombstone: &Tombstone) -> Self {
+        FileRef {
+            path: tombstone.path.clone(),
+            partition: tombstone.partition.clone(),
+        }
+    }
+}
+
 /// What kind of change a commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

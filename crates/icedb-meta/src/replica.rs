@@ -662,6 +662,15 @@ impl Snapshot {
         filter: &PartitionFilter,
         mut visit: impl FnMut(DataFile),
     ) -> Result<()> {
+        self.scan_files(filter, |file, _| visit(file))
+    }
+
+    /// Visits live files with the version that added each.
+    fn scan_files(
+        &self,
+        filter: &PartitionFilter,
+        mut visit: impl FnMut(DataFile, u64),
+    ) -> Result<()> {
         let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
         for entry in table
             .range((filter.scan_start(), "")..)
@@ -676,14 +685,15 @@ impl Snapshot {
                 continue;
             }
             let stored: StoredFile = decode(&self.path, value.value())?;
-            visit(DataFile {
+            let file = DataFile {
                 path: path.to_owned(),
                 partition: partition.to_owned(),
                 bytes: stored.bytes,
                 rows: stored.rows,
                 created_ms: stored.created_ms,
                 columns: stored.columns.into_iter().collect(),
-            });
+            };
+            visit(file, stored.added_in);
         }
         Ok(())
     }
@@ -710,28 +720,11 @@ impl Snapshot {
             return Ok(None);
         }
         let mut files = Vec::new();
-        let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
-        for entry in table
-            .range((filter.scan_start(), "")..)
-            .map_err(|e| self.err(e))?
-        {
-            let (key, value) = entry.map_err(|e| self.err(e))?;
-            let (partition, path) = key.value();
-            if filter.exhausted_at(partition) {
-                break;
+        self.scan_files(filter, |file, added_in| {
+            if added_in <= version {
+                files.push(file);
             }
-            let stored: StoredFile = decode(&self.path, value.value())?;
-            if filter.matches(partition) && stored.added_in <= version {
-                files.push(DataFile {
-                    path: path.to_owned(),
-                    partition: partition.to_owned(),
-                    bytes: stored.bytes,
-                    rows: stored.rows,
-                    created_ms: stored.created_ms,
-                    columns: stored.columns.into_iter().collect(),
-                });
-            }
-        }
+        })?;
         for tombstone in self.tombstones()? {
             if filter.matches(&tombstone.partition)
                 && tombstone.added_in <= version

@@ -91,13 +91,7 @@ impl Table {
             .await?;
         if !expired.is_empty() {
             let mut draft = CommitDraft::new(Operation::Vacuum);
-            draft.purged = expired
-                .iter()
-                .map(|t| FileRef {
-                    path: t.path.clone(),
-                    partition: t.partition.clone(),
-                })
-                .collect();
+            draft.purged = expired.iter().map(FileRef::from).collect();
             let receipt = self.meta().commit(draft).await?;
             report.version = Some(receipt.version);
             report.purged = receipt.commit.purged.len();
@@ -171,13 +165,7 @@ impl Table {
                 return Ok(RewriteReport::default());
             }
             let mut draft = CommitDraft::new(Operation::DropPartitions);
-            draft.removed = files
-                .iter()
-                .map(|f| FileRef {
-                    path: f.path.clone(),
-                    partition: f.partition.clone(),
-                })
-                .collect();
+            draft.removed = files.iter().map(FileRef::from).collect();
             match self.meta().commit(draft).await {
                 Ok(receipt) => {
                     return Ok(RewriteReport {
@@ -232,13 +220,7 @@ impl Table {
         let kept = concat_batches(&schema, &conformed)?;
         let rows_after = kept.num_rows() as u64;
         let mut draft = CommitDraft::new(Operation::Rewrite);
-        draft.removed = files
-            .iter()
-            .map(|f| FileRef {
-                path: f.path.clone(),
-                partition: f.partition.clone(),
-            })
-            .collect();
+        draft.removed = files.iter().map(FileRef::from).collect();
         draft.details.insert("keep".to_owned(), keep.to_owned());
         let mut uploaded = None;
         if rows_after > 0 {

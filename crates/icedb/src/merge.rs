@@ -281,24 +281,15 @@ impl Table {
             .await
             .map_err(|e| TableError::store(&object, e))?
             .size;
-        let mut draft = CommitDraft::new(Operation::Merge);
-        draft.removed = inputs
-            .iter()
-            .map(|f| FileRef {
-                path: f.path.clone(),
-                partition: f.partition.clone(),
-            })
-            .collect();
-        draft.added = vec![DataFile {
-            path: path.clone(),
+        let output = DataFile {
+            path,
             partition,
             bytes,
             rows,
             created_ms: chrono::Utc::now().timestamp_millis(),
             columns: stats,
-        }];
-        draft.columns = present;
-        self.commit_merge(inputs, draft, path, bytes, rows).await
+        };
+        self.commit_merge(inputs, output, present, None).await
     }
 
     /// Runs a merge query over the job's inputs in DuckDB and writes its
@@ -345,27 +336,16 @@ impl Table {
             .put(&object, body.into())
             .await
             .map_err(|e| TableError::store(&object, e))?;
-        let mut draft = CommitDraft::new(Operation::Merge);
-        draft.removed = inputs
-            .iter()
-            .map(|f| FileRef {
-                path: f.path.clone(),
-                partition: f.partition.clone(),
-            })
-            .collect();
-        draft.added = vec![DataFile {
-            path: path.clone(),
+        let output = DataFile {
+            path,
             partition,
             bytes,
             rows,
             created_ms: chrono::Utc::now().timestamp_millis(),
             columns: stats,
-        }];
-        draft.columns = columns;
-        draft
-            .details
-            .insert("merge_query".to_owned(), query.to_owned());
-        self.commit_merge(inputs, draft, path, bytes, rows).await
+        };
+        self.commit_merge(inputs, output, columns, Some(query))
+            .await
     }
 
     /// Commits a merge job's output; on a conflict deletes it and counts the
@@ -373,11 +353,20 @@ impl Table {
     async fn commit_merge(
         &self,
         inputs: Vec<DataFile>,
-        draft: CommitDraft,
-        path: String,
-        bytes: u64,
-        rows: u64,
+        output: DataFile,
+        columns: Vec<ColumnDef>,
+        query: Option<&str>,
     ) -> Result<MergeReport> {
+        let (path, bytes, rows) = (output.path.clone(), output.bytes, output.rows);
+        let mut draft = CommitDraft::new(Operation::Merge);
+        draft.removed = inputs.iter().map(FileRef::from).collect();
+        draft.added = vec![output];
+        draft.columns = columns;
+        if let Some(query) = query {
+            draft
+                .details
+                .insert("merge_query".to_owned(), query.to_owned());
+        }
         let mut report = MergeReport {
             jobs: 1,
             ..MergeReport::default()
