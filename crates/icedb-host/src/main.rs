@@ -1,6 +1,8 @@
 //! `icedb-host`: IceDB's headless server (`run`) and its one-shot commands.
 
+mod commands;
 mod plugin_check;
+mod table_args;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,18 @@ enum Command {
     /// `./icedb-data/events` with the built-in formatter and daily
     /// partitioning on `ts`.
     Run(RunArgs),
+    /// Insert NDJSON rows (a file or `-` for standard input).
+    Insert(commands::InsertArgs),
+    /// Run SQL against a table.
+    Query(commands::QueryArgs),
+    /// Merge small files (to quiescence, or one round with --once).
+    Merge(commands::MergeArgs),
+    /// Delete removed files past the grace period, orphans, and old log entries.
+    Vacuum(commands::VacuumArgs),
+    /// Show a table's version, totals, schema and newest partitions.
+    Status(commands::StatusArgs),
+    /// Check that the store honours conditional creates (races 8 on one key).
+    CheckStore(commands::CheckStoreArgs),
     /// Work with WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -85,6 +99,12 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Insert(args) => runtime.block_on(commands::insert(args)),
+        Command::Query(args) => runtime.block_on(commands::query(args)),
+        Command::Merge(args) => runtime.block_on(commands::merge(args)),
+        Command::Vacuum(args) => runtime.block_on(commands::vacuum(args)),
+        Command::Status(args) => runtime.block_on(commands::status(args)),
+        Command::CheckStore(args) => runtime.block_on(commands::check_store(args)),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::check(args),
         Command::GenEvents { rows, seed } => gen_events(rows, seed),
     }

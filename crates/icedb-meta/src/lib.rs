@@ -15,7 +15,10 @@ mod replica;
 
 pub use error::{Conflict, MetaError, Result};
 pub use location::{S3Options, TableLocation};
-pub use meta::{CommitReceipt, ExpirePolicy, ExpireReport, LogDiscovery, MetaOptions, MetaStore};
+pub use meta::{
+    CommitReceipt, ExpirePolicy, ExpireReport, LogDiscovery, MetaOptions, MetaStore, StoreRace,
+    race_conditional_creates,
+};
 pub use model::{
     COMMIT_FORMAT, ColumnDef, ColumnStats, ColumnType, Commit, CommitDraft, CommitSummary,
     DataFile, FileRef, Operation, PartitionStats, StatValue, Tombstone,

@@ -690,6 +690,72 @@ impl MetaStore {
     }
 }
 
+/// What [`race_conditional_creates`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRace {
+    pub racers: usize,
+    /// Creates that reported success; a safe store has exactly one.
+    pub winners: usize,
+    /// Whether the object holds the winner's bytes afterwards.
+    pub content_matches_winner: bool,
+}
+
+/// Races `racers` concurrent conditional creates of one fresh key (under
+/// `_icedb/store-check/`) and reports how many won; cleans up after itself.
+/// IceDB's commit protocol is safe only where exactly one wins.
+pub async fn race_conditional_creates(
+    store: &Arc<dyn ObjectStore>,
+    racers: usize,
+) -> Result<StoreRace> {
+    let path = Path::from(format!("{STORE_CHECK_DIR}/race-{}", uuid::Uuid::now_v7()));
+    let attempts: Vec<_> = (0..racers)
+        .map(|racer| {
+            let (store, path) = (store.clone(), path.clone());
+            async move {
+                let put = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                let outcome = store
+                    .put_opts(&path, PutPayload::from(format!("racer-{racer}")), put)
+                    .await;
+                (racer, outcome)
+            }
+        })
+        .collect();
+    let outcomes = futures::future::join_all(attempts).await;
+    let mut winners = Vec::new();
+    for (racer, outcome) in outcomes {
+        match outcome {
+            Ok(_) => winners.push(racer),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(object_store::Error::NotImplemented) => {
+                return Err(MetaError::UnsafeStore(
+                    "it does not implement conditional creates".to_owned(),
+                ));
+            }
+            Err(e) => return Err(MetaError::store(&path, e)),
+        }
+    }
+    let stored = store
+        .get(&path)
+        .await
+        .map_err(|e| MetaError::store(&path, e))?
+        .bytes()
+        .await
+        .map_err(|e| MetaError::store(&path, e))?;
+    let content_matches_winner =
+        winners.len() == 1 && stored.as_ref() == format!("racer-{}", winners[0]).as_bytes();
+    if let Err(error) = store.delete(&path).await {
+        tracing::debug!(%error, "could not remove the race object");
+    }
+    Ok(StoreRace {
+        racers,
+        winners: winners.len(),
+        content_matches_winner,
+    })
+}
+
 const SHARED_REPLICA: &str = "replica.redb";
 const EXPIRED_MARKER: &str = "_icedb/log-expired-through";
 

@@ -1,0 +1,93 @@
+//! Opening a table from command-line flags: a bare root URL plus the
+//! settings a config file would give (sort order, plugins, S3).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use icedb::{
+    FormatSpec, Granularity, MetaOptions, PartitionSpec, PluginHost, S3Options, Table, TableConfig,
+};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TableArgs {
+    /// The table root: s3://bucket/prefix, file:///abs/path or a local path.
+    #[arg(long, env = "ICEDB_TABLE", default_value = "./icedb-data/events")]
+    pub table: String,
+    /// The table's name in SQL.
+    #[arg(long, default_value = "events")]
+    pub table_name: String,
+    /// Columns every file is sorted by, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "event,ts")]
+    pub sort_order: Vec<String>,
+    /// A format-row component replacing the built-in JSON-text formatter.
+    #[arg(long)]
+    pub format_plugin: Option<PathBuf>,
+    /// A partition-strategy component replacing the built-in daily partitioning on `ts`.
+    #[arg(long)]
+    pub partition_plugin: Option<PathBuf>,
+    /// A plugin setting KEY=VALUE (repeatable), passed to both plugins.
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = crate::parse_setting)]
+    pub plugin_config: Vec<(String, String)>,
+    /// S3 endpoint for S3-compatible servers, e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "ICEDB_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// Use path-style S3 URLs (most S3-compatible servers need it).
+    #[arg(long, env = "ICEDB_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Allow plain-HTTP S3 endpoints.
+    #[arg(long, env = "ICEDB_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+    /// DuckDB's extension directory (httpfs for S3 tables).
+    #[arg(long, env = "ICEDB_DUCKDB_EXTENSION_DIR")]
+    pub duckdb_extension_dir: Option<PathBuf>,
+}
+
+impl TableArgs {
+    pub fn config(&self) -> TableConfig {
+        let mut config = TableConfig::new(self.table_name.clone(), self.table.clone());
+        config.sort_order = self
+            .sort_order
+            .iter()
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .collect();
+        config.s3 = S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            allow_http: self.s3_allow_http,
+            path_style: self.s3_path_style,
+            ..S3Options::default()
+        };
+        if let Some(path) = &self.format_plugin {
+            config.format = FormatSpec::Plugin {
+                path: path.clone(),
+                settings: self.plugin_config.clone(),
+            };
+        }
+        config.partitioning = match &self.partition_plugin {
+            Some(path) => PartitionSpec::Plugin {
+                path: path.clone(),
+                settings: self.plugin_config.clone(),
+            },
+            None => PartitionSpec::Time {
+                field: "ts".into(),
+                granularity: Granularity::Day,
+                ingest_time_if_missing: true,
+            },
+        };
+        config.meta = MetaOptions::default();
+        if self.duckdb_extension_dir.is_some() {
+            config.duckdb_extension_dir = self.duckdb_extension_dir.clone();
+        }
+        config
+    }
+
+    pub async fn open(&self) -> Result<Table> {
+        let plugins = PluginHost::new(Default::default())?;
+        Table::open(self.config(), &plugins)
+            .await
+            .with_context(|| format!("opening table {}", self.table))
+    }
+}
