@@ -227,16 +227,23 @@ impl MetaStore {
     /// Reads one commit from the log.
     pub async fn read_commit(&self, version: u64) -> Result<Option<Commit>> {
         let path = log_path(version);
-        match self.store.get(&path).await {
-            Ok(result) => {
-                let bytes = result
+        match self.get_if_present(&path).await? {
+            Some(bytes) => parse_commit(&path, &bytes, version).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// An object's bytes, or `None` if it does not exist.
+    async fn get_if_present(&self, path: &Path) -> Result<Option<bytes::Bytes>> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(
+                result
                     .bytes()
                     .await
-                    .map_err(|e| MetaError::store(&path, e))?;
-                parse_commit(&path, &bytes, version).map(Some)
-            }
+                    .map_err(|e| MetaError::store(path, e))?,
+            )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(MetaError::store(&path, e)),
+            Err(e) => Err(MetaError::store(path, e)),
         }
     }
 
@@ -488,21 +495,14 @@ impl MetaStore {
     /// none): recorded before deleting, so probing readers can tell "no new
     /// commits" from "the entries I need are gone".
     async fn expired_through(&self) -> Result<u64> {
-        let path = Path::from(EXPIRED_MARKER);
-        match self.store.get(&path).await {
-            Ok(result) => {
-                let bytes = result
-                    .bytes()
-                    .await
-                    .map_err(|e| MetaError::store(&path, e))?;
-                Ok(std::str::from_utf8(&bytes)
+        let bytes = self.get_if_present(&Path::from(EXPIRED_MARKER)).await?;
+        Ok(bytes
+            .and_then(|b| {
+                std::str::from_utf8(&b)
                     .ok()
                     .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(0),
-            Err(e) => Err(MetaError::store(&path, e)),
-        }
+            })
+            .unwrap_or(0))
     }
 
     async fn delete_if_present(&self, path: &Path) -> Result<()> {
