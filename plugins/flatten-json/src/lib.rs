@@ -165,12 +165,7 @@ impl<'s> Sink<'s> {
     }
 
     fn leaf(&mut self, value: Value) {
-        let value = if self
-            .settings
-            .timestamp_fields
-            .iter()
-            .any(|f| *f == self.path)
-        {
+        let value = if self.settings.timestamp_fields.contains(&self.path) {
             match to_timestamp(value, self.settings.timestamp_unit_micros) {
                 Ok(ts) => ts,
                 Err(reason) => {
