@@ -26,3 +26,4 @@ fmt:
 
 lint:
     . scripts/setup.sh && cargo clippy --release --workspace --all-targets -- -D warnings
+    . scripts/setup.sh && cd plugins && cargo clippy --release --target wasm32-wasip2 -- -D warnings
