@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
 use icedb::events::EventGenerator;
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table, VacuumOptions};
-use icedb_e2e::{Backend, open_table};
+use icedb_e2e::{Backend, open_table, scalar};
 use object_store::PutPayload;
 use object_store::path::Path;
 
@@ -16,14 +15,6 @@ async fn open(backend: Backend, dir: &std::path::Path, label: &str) -> Table {
         dir.join(format!("replica-{label}")),
     )
     .await
-}
-
-async fn scalar(table: &Table, sql: &str) -> i64 {
-    let result = table.query(sql, &QueryOptions::default()).await.unwrap();
-    result.batches[0]
-        .column(0)
-        .as_primitive::<Int64Type>()
-        .value(0)
 }
 
 async fn data_objects(table: &Table) -> Vec<String> {

@@ -10,25 +10,15 @@ use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use icedb::events::EventGenerator;
 use icedb::{MergePolicy, PartitionFilter, PartitionOrder, QueryOptions, StatValue, Table};
-use icedb_e2e::{Backend, open_table};
+use icedb_e2e::{Backend, first_row, open_table};
 
 async fn open(root: &str, dir: &std::path::Path, who: &str) -> Table {
     open_table(root, dir.join(format!("replica-{who}"))).await
 }
 
 async fn counts(table: &Table) -> (i64, i64) {
-    let result = table
-        .query(
-            "SELECT count(*), count(DISTINCT id) FROM events",
-            &QueryOptions::default(),
-        )
-        .await
-        .unwrap();
-    let batch = &result.batches[0];
-    (
-        batch.column(0).as_primitive::<Int64Type>().value(0),
-        batch.column(1).as_primitive::<Int64Type>().value(0),
-    )
+    let row = first_row(table, "SELECT count(*), count(DISTINCT id) FROM events").await;
+    (row[0] as i64, row[1] as i64)
 }
 
 /// Reads every live file back with the parquet crate: each is sorted by
@@ -253,23 +243,10 @@ async fn merge_unifies_evolved_schemas() {
         .await
         .unwrap();
     assert_eq!((report.files_in, report.files_out), (2, 1));
-    let result = table
-        .query(
-            "SELECT sum(n), count(s), count(*) FROM events",
-            &QueryOptions::default(),
-        )
-        .await
-        .unwrap();
-    let batch = &result.batches[0];
     assert_eq!(
-        batch
-            .column(0)
-            .as_primitive::<arrow::datatypes::Float64Type>()
-            .value(0),
-        3.5
+        first_row(&table, "SELECT sum(n), count(s), count(*) FROM events").await,
+        [3.5, 1.0, 2.0]
     );
-    assert_eq!(batch.column(1).as_primitive::<Int64Type>().value(0), 1);
-    assert_eq!(batch.column(2).as_primitive::<Int64Type>().value(0), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,3 +166,34 @@ pub async fn open_table(root: &str, replica_dir: PathBuf) -> icedb::Table {
     .await
     .unwrap()
 }
+
+/// The first row of a query's answer at the newest version, every column
+/// cast to f64 (counts, sums, averages), for assertions.
+pub async fn first_row(table: &icedb::Table, sql: &str) -> Vec<f64> {
+    use arrow::array::AsArray;
+    let result = table
+        .query(sql, &icedb::QueryOptions::default())
+        .await
+        .unwrap();
+    let batch = result
+        .batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .expect("a row");
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let column =
+                arrow::compute::cast(column, &arrow::datatypes::DataType::Float64).unwrap();
+            column
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(0)
+        })
+        .collect()
+}
+
+/// A query's single integer answer (a count, say).
+pub async fn scalar(table: &icedb::Table, sql: &str) -> i64 {
+    first_row(table, sql).await[0] as i64
+}

@@ -14,7 +14,6 @@ use object_store::path::Path;
 use crate::error::{Result, TableError};
 use crate::schema::arrow_schema;
 use crate::table::Table;
-use crate::write;
 
 /// What vacuum may delete.
 #[derive(Debug, Clone)]
@@ -204,13 +203,9 @@ impl Table {
         }
         let present: Vec<_> = table_schema.clone();
         let schema = arrow_schema(&present);
-        let list: Vec<String> = files
-            .iter()
-            .map(|f| format!("'{}'", self.query_engine.url(&f.path).replace('\'', "''")))
-            .collect();
         let sql = format!(
-            "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false) WHERE ({keep}) IS TRUE",
-            list.join(", ")
+            "SELECT * FROM {} WHERE ({keep}) IS TRUE",
+            self.query_engine.read_parquet(&files, false)
         );
         let batches = self.query_engine.run(sql).await?;
         let conformed: Vec<RecordBatch> = batches
@@ -224,28 +219,7 @@ impl Table {
         draft.details.insert("keep".to_owned(), keep.to_owned());
         let mut uploaded = None;
         if rows_after > 0 {
-            let sorted = write::sort(kept, &self.config().sort_order)?;
-            let stats = write::column_stats(&sorted);
-            let props = write::writer_properties(
-                self.config().compression,
-                self.config().row_group_rows,
-                &self.config().sort_order,
-            );
-            let bytes = write::parquet_bytes(&sorted, props)?;
-            let file = DataFile {
-                path: format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7()),
-                partition: partition.to_owned(),
-                bytes: bytes.len() as u64,
-                rows: rows_after,
-                created_ms: chrono::Utc::now().timestamp_millis(),
-                columns: stats,
-            };
-            let location = Path::from(file.path.as_str());
-            self.meta()
-                .object_store()
-                .put(&location, bytes.into())
-                .await
-                .map_err(|e| TableError::store(&location, e))?;
+            let file = self.write_file(kept, partition).await?;
             draft.columns = present;
             draft.added = vec![file.clone()];
             uploaded = Some(file);

@@ -24,7 +24,7 @@ use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
 use crate::error::{Result, TableError};
 use crate::schema::arrow_schema;
 use crate::table::Table;
-use crate::write;
+use crate::write::{self, FileLayout};
 
 /// Which end of the partition order a policy starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,14 +252,11 @@ impl Table {
             }
         }
         let schema = arrow_schema(&present);
-        let path = format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7());
+        let path = FileLayout::new_path(&partition);
         let object = Path::from(path.as_str());
-        let sort_order = &self.config().sort_order;
-        let props = write::writer_properties(
-            self.config().compression,
-            self.config().row_group_rows,
-            sort_order,
-        );
+        let layout = FileLayout::of(self.config());
+        let sort_order = &layout.sort_order;
+        let props = layout.properties();
         let mut writer = AsyncArrowWriter::try_new(
             ParquetObjectWriter::new(store.clone(), object.clone()),
             schema.clone(),
@@ -296,15 +293,9 @@ impl Table {
     /// (sorted) result as the job's output.
     async fn merge_with_query(&self, inputs: Vec<DataFile>, query: &str) -> Result<MergeReport> {
         let partition = inputs[0].partition.clone();
-        let list: Vec<String> = inputs
-            .iter()
-            .map(|f| format!("'{}'", self.query_engine.url(&f.path).replace('\'', "''")))
-            .collect();
         let sql = format!(
-            // Partition columns are not data: keep DuckDB from deriving them
-            // from the Hive-style paths.
-            "WITH source AS (SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = false)) {query}",
-            list.join(", ")
+            "WITH source AS (SELECT * FROM {}) {query}",
+            self.query_engine.read_parquet(&inputs, false)
         );
         let batches = self.query_engine.run(sql).await?;
         let Some(first) = batches.first() else {
@@ -319,31 +310,7 @@ impl Table {
             .map(|b| conform_to(b, &schema))
             .collect::<Result<_>>()?;
         let merged = arrow::compute::concat_batches(&schema, &conformed)?;
-        let sorted = write::sort(merged, &self.config().sort_order)?;
-        let rows = sorted.num_rows() as u64;
-        let stats = write::column_stats(&sorted);
-        let props = write::writer_properties(
-            self.config().compression,
-            self.config().row_group_rows,
-            &self.config().sort_order,
-        );
-        let body = write::parquet_bytes(&sorted, props)?;
-        let bytes = body.len() as u64;
-        let path = format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7());
-        let object = Path::from(path.as_str());
-        self.meta()
-            .object_store()
-            .put(&object, body.into())
-            .await
-            .map_err(|e| TableError::store(&object, e))?;
-        let output = DataFile {
-            path,
-            partition,
-            bytes,
-            rows,
-            created_ms: chrono::Utc::now().timestamp_millis(),
-            columns: stats,
-        };
+        let output = self.write_file(merged, &partition).await?;
         self.commit_merge(inputs, output, columns, Some(query))
             .await
     }

@@ -159,7 +159,21 @@ impl QueryEngine {
         })
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
+    /// A DuckDB `read_parquet` over `files` (union by name). With
+    /// `partition_columns`, the Hive path segments become columns; merges and
+    /// rewrites turn that off so partition values never become data.
+    pub(crate) fn read_parquet(&self, files: &[DataFile], partition_columns: bool) -> String {
+        let list: Vec<String> = files
+            .iter()
+            .map(|f| quote_literal(&self.url(&f.path)))
+            .collect();
+        format!(
+            "read_parquet([{}], union_by_name = true, hive_partitioning = {partition_columns})",
+            list.join(", ")
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
         match &self.files {
             FileUrls::Local(root) => root.join(path).display().to_string(),
             FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{path}"),
@@ -258,13 +272,9 @@ impl Table {
             };
             format!("SELECT {} WHERE false", columns.join(", "))
         } else {
-            let list: Vec<String> = files
-                .iter()
-                .map(|f| quote_literal(&self.query_engine.url(&f.path)))
-                .collect();
             format!(
-                "SELECT * FROM read_parquet([{}], hive_partitioning = true, union_by_name = true)",
-                list.join(", ")
+                "SELECT * FROM {}",
+                self.query_engine.read_parquet(&files, true)
             )
         };
         let connection = self.query_engine.connection()?;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use icedb_meta::{ColumnDef, CommitDraft, DataFile, MetaStore, Operation, TableLocation};
 use icedb_plugin::{FormatPlugin, PluginHost};
@@ -18,7 +19,7 @@ use crate::error::{Result, TableError};
 use crate::partitioning::Partitioner;
 use crate::query::QueryEngine;
 use crate::schema;
-use crate::write;
+use crate::write::{self, FileLayout};
 
 /// How rows are formatted: built-in or plugin.
 enum Formatter {
@@ -222,32 +223,11 @@ impl Table {
         for (partition, rows) in groups {
             for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
                 let (batch, columns, chunk) = (batch.clone(), columns.clone(), chunk.to_vec());
-                let partition = partition.to_owned();
-                let config = &self.config;
-                let (sort_order, compression, row_group_rows) = (
-                    config.sort_order.clone(),
-                    config.compression,
-                    config.row_group_rows,
-                );
-                encoders.push(tokio::task::spawn_blocking(
-                    move || -> Result<(DataFile, Vec<u8>)> {
-                        let record = write::record_batch(&batch, &chunk, &columns)?;
-                        let record = write::sort(record, &sort_order)?;
-                        let stats = write::column_stats(&record);
-                        let props =
-                            write::writer_properties(compression, row_group_rows, &sort_order);
-                        let bytes = write::parquet_bytes(&record, props)?;
-                        let file = DataFile {
-                            path: format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7()),
-                            partition,
-                            bytes: bytes.len() as u64,
-                            rows: record.num_rows() as u64,
-                            created_ms: now.timestamp_millis(),
-                            columns: stats,
-                        };
-                        Ok((file, bytes))
-                    },
-                ));
+                let (partition, layout) = (partition.to_owned(), FileLayout::of(&self.config));
+                encoders.push(tokio::task::spawn_blocking(move || {
+                    let record = write::record_batch(&batch, &chunk, &columns)?;
+                    layout.encode(record, &partition, now.timestamp_millis())
+                }));
             }
         }
         let mut encoded = Vec::with_capacity(encoders.len());
@@ -297,6 +277,25 @@ impl Table {
             return Err(error);
         }
         Ok(ok)
+    }
+
+    /// Sorts and encodes `record` as a new file of `partition` and uploads it.
+    pub(crate) async fn write_file(
+        &self,
+        record: RecordBatch,
+        partition: &str,
+    ) -> Result<DataFile> {
+        let (file, bytes) = FileLayout::of(&self.config).encode(
+            record,
+            partition,
+            chrono::Utc::now().timestamp_millis(),
+        )?;
+        let location = Path::from(file.path.as_str());
+        self.store
+            .put(&location, bytes.into())
+            .await
+            .map_err(|e| TableError::store(&location, e))?;
+        Ok(file)
     }
 
     /// Best-effort deletion of files no commit references (vacuum's orphan

@@ -10,12 +10,12 @@ use arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
-use icedb_meta::{ColumnDef, ColumnStats, ColumnType, StatValue};
+use icedb_meta::{ColumnDef, ColumnStats, ColumnType, DataFile, StatValue};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::config::Compression;
+use crate::config::{Compression, TableConfig};
 use crate::error::Result;
 use crate::schema::arrow_schema;
 use crate::{Batch, Value};
@@ -261,4 +261,52 @@ pub fn encode_parquet(
         &record,
         writer_properties(compression, row_group_rows, sort_order),
     )
+}
+
+/// How a table lays out its data files: the sort order, compression and
+/// row-group size every writer (insert, merge, rewrite) uses.
+#[derive(Debug, Clone)]
+pub(crate) struct FileLayout {
+    pub(crate) sort_order: Vec<String>,
+    compression: Compression,
+    row_group_rows: usize,
+}
+
+impl FileLayout {
+    pub(crate) fn of(config: &TableConfig) -> Self {
+        FileLayout {
+            sort_order: config.sort_order.clone(),
+            compression: config.compression,
+            row_group_rows: config.row_group_rows,
+        }
+    }
+
+    /// A new, unique object key for a file of `partition`.
+    pub(crate) fn new_path(partition: &str) -> String {
+        format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7())
+    }
+
+    pub(crate) fn properties(&self) -> WriterProperties {
+        writer_properties(self.compression, self.row_group_rows, &self.sort_order)
+    }
+
+    /// Sorts `record` and encodes it as a new file of `partition`.
+    pub(crate) fn encode(
+        &self,
+        record: RecordBatch,
+        partition: &str,
+        created_ms: i64,
+    ) -> Result<(DataFile, Vec<u8>)> {
+        let record = sort(record, &self.sort_order)?;
+        let bytes = parquet_bytes(&record, self.properties())?;
+        let file = DataFile {
+            path: Self::new_path(partition),
+            partition: partition.to_owned(),
+            bytes: bytes.len() as u64,
+            rows: record.num_rows() as u64,
+            created_ms,
+            columns: column_stats(&record),
+        };
+        Ok((file, bytes))
+    }
 }
