@@ -10,4 +10,6 @@ scripts/build-plugins.sh
 # shellcheck source=moto.sh
 . scripts/moto.sh
 export ICEDB_BENCH_S3_ENDPOINT="$MOTO_ENDPOINT"
+# Benchmarks that drive the real binaries need them built first.
+cargo build --release --workspace --bins
 if [ $# -gt 0 ]; then cargo bench --workspace --bench "$@"; else cargo bench --workspace; fi

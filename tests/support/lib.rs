@@ -197,3 +197,143 @@ pub async fn first_row(table: &icedb::Table, sql: &str) -> Vec<f64> {
 pub async fn scalar(table: &icedb::Table, sql: &str) -> i64 {
     first_row(table, sql).await[0] as i64
 }
+
+/// A running `icedb-host run` process. Its log (stderr) is collected for
+/// assertions and failure messages; it is killed when dropped.
+pub struct HostProcess {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl HostProcess {
+    /// Starts `icedb-host run <args>` in `dir` with `env` added and waits
+    /// until it listens. Panics with its log if it exits first.
+    pub fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> HostProcess {
+        match Self::try_start(dir, args, env) {
+            Ok(host) => host,
+            Err(log) => panic!("icedb-host run {args:?} did not start:\n{log}"),
+        }
+    }
+
+    /// Like [`start`](Self::start), but returns the log if the process
+    /// exits before listening.
+    pub fn try_start(
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Result<HostProcess, String> {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(binary("icedb-host"));
+        command
+            .arg("run")
+            .args(args)
+            .current_dir(dir)
+            .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
+            .env("ICEDB_LOG", "info,icedb_meta=warn")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawning icedb-host");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = address_tx.send(line[at + "listening on ".len()..].trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match address_rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(url) => Ok(HostProcess {
+                child: Some(child),
+                url,
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Err(log.lock().unwrap().clone())
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, ...).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (up to two minutes) for the process to exit.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("icedb-host did not exit:\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An HTTP client that returns 4xx/5xx answers instead of failing on them.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// `gen-events` output: `rows` standard events as NDJSON.
+pub fn gen_events(rows: usize, seed: u64) -> String {
+    let output = std::process::Command::new(binary("icedb-host"))
+        .args([
+            "gen-events",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}

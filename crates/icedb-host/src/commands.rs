@@ -231,7 +231,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let (files, rows, bytes) = partitions.iter().fold((0, 0, 0), |(f, r, b), p| {
         (f + p.files, r + p.rows, b + p.bytes)
     });
-    println!("table      {} at {}", table.name(), args.table.table);
+    println!("table      {} at {}", table.name(), table.config().root);
     println!("version    {}", snapshot.version());
     println!(
         "totals     {rows} rows, {files} files, {} KiB, {} partitions",
@@ -267,7 +267,8 @@ pub struct CheckStoreArgs {
 }
 
 pub async fn check_store(args: CheckStoreArgs) -> Result<()> {
-    let location = icedb_meta::TableLocation::parse(&args.table.table, &args.table.config().s3)?;
+    let config = args.table.config()?;
+    let location = icedb_meta::TableLocation::parse(&config.root, &config.s3)?;
     let store = location.open_store()?;
     let race = icedb_meta::race_conditional_creates(&store, args.racers).await?;
     if race.winners == 1 && race.content_matches_winner {

@@ -1,7 +1,9 @@
 //! `icedb-host`: IceDB's headless server (`run`) and its one-shot commands.
 
 mod commands;
+mod config;
 mod plugin_check;
+mod server;
 mod table_args;
 
 use std::path::PathBuf;
@@ -23,8 +25,14 @@ enum Command {
     ///
     /// With no configuration this serves one table `events` under
     /// `./icedb-data/events` with the built-in formatter and daily
-    /// partitioning on `ts`.
+    /// partitioning on `ts`, on http://127.0.0.1:8080. Try:
+    ///
+    ///   curl -H 'content-type: application/x-ndjson' --data-binary @events.ndjson localhost:8080/v1/tables/events/rows
+    ///
+    ///   curl -H 'content-type: text/plain' -d 'SELECT count(*) FROM events' localhost:8080/v1/query
     Run(RunArgs),
+    /// Write a commented sample configuration (every key with its default).
+    Init(InitArgs),
     /// Insert NDJSON rows (a file or `-` for standard input).
     Insert(commands::InsertArgs),
     /// Run SQL against a table.
@@ -57,18 +65,23 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Where the embedded default table lives.
-    #[arg(long, default_value = "./icedb-data/events")]
-    table: String,
-    /// A format-row plugin component replacing the built-in formatter.
+    /// The configuration file (default: ./icedb.toml if it exists, else the
+    /// embedded default). `ICEDB__SECTION__KEY` variables override it.
+    #[arg(long, env = "ICEDB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen on this address instead of server.listen (port 0: any free port).
     #[arg(long)]
-    format_plugin: Option<PathBuf>,
-    /// A partition-strategy plugin component replacing the built-in daily partitioning.
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Where to write the sample configuration.
+    #[arg(default_value = "icedb.toml")]
+    path: PathBuf,
+    /// Replace an existing file.
     #[arg(long)]
-    partition_plugin: Option<PathBuf>,
-    /// A plugin setting `key=value` (repeatable), passed to both plugins.
-    #[arg(long = "plugin-config", value_name = "KEY=VALUE", value_parser = parse_setting)]
-    plugin_config: Vec<(String, String)>,
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -94,11 +107,13 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Init(args) => init(args),
         Command::Insert(args) => runtime.block_on(commands::insert(args)),
         Command::Query(args) => runtime.block_on(commands::query(args)),
         Command::Merge(args) => runtime.block_on(commands::merge(args)),
@@ -133,27 +148,27 @@ fn gen_events(rows: usize, seed: u64) -> Result<()> {
 async fn run(args: RunArgs) -> Result<()> {
     // Handlers first: a signal during start-up must stop us cleanly too.
     let shutdown = shutdown_signal()?;
-    let host = icedb_plugin::PluginHost::new(icedb_plugin::HostOptions::default())?;
-    tracing::info!(table = %args.table, "icedb-host starting");
-    match &args.format_plugin {
-        Some(path) => {
-            let plugin = host.load_format(path, &args.plugin_config)?;
-            tracing::info!(plugin = plugin.name(), path = %path.display(), "format-row plugin loaded");
-        }
-        None => tracing::info!("format-row: built-in JSON-text formatter (ts read as a timestamp)"),
+    let mut config = config::HostConfig::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
     }
-    match &args.partition_plugin {
-        Some(path) => {
-            let plugin = host.load_partition(path, &args.plugin_config)?;
-            tracing::info!(plugin = plugin.name(), fields = ?plugin.fields(), "partition-strategy plugin loaded");
-        }
-        None => tracing::info!("partition-strategy: built-in daily partitioning on `ts`"),
+    server::run(config, shutdown).await
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    if args.path.exists() && !args.force {
+        anyhow::bail!(
+            "{} already exists; pass --force to replace it",
+            args.path.display()
+        );
     }
-    tracing::warn!(
-        "the HTTP API and scheduler are not implemented yet; waiting for Ctrl-C or SIGTERM"
+    std::fs::write(&args.path, config::SAMPLE)
+        .with_context(|| format!("writing {}", args.path.display()))?;
+    println!(
+        "wrote {}; edit it, then run `icedb-host run --config {}`",
+        args.path.display(),
+        args.path.display()
     );
-    shutdown.await;
-    tracing::info!("shutting down");
     Ok(())
 }
 

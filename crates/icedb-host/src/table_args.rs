@@ -4,18 +4,26 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+
+use crate::config::HostConfig;
 use icedb::{
     FormatSpec, Granularity, MetaOptions, PartitionSpec, PluginHost, S3Options, Table, TableConfig,
 };
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct TableArgs {
-    /// The table root: s3://bucket/prefix, file:///abs/path or a local path.
-    #[arg(long, env = "ICEDB_TABLE", default_value = "./icedb-data/events")]
-    pub table: String,
-    /// The table's name in SQL.
-    #[arg(long, default_value = "events")]
-    pub table_name: String,
+    /// Take the table from this configuration file (see `icedb-host init`)
+    /// instead of the flags below.
+    #[arg(long, env = "ICEDB_CONFIG", conflicts_with = "table")]
+    pub config: Option<PathBuf>,
+    /// The table root: s3://bucket/prefix, file:///abs/path or a local path
+    /// [default: ./icedb-data/events].
+    #[arg(long, env = "ICEDB_TABLE")]
+    pub table: Option<String>,
+    /// The table's name in SQL; with --config, which configured table
+    /// [default: events, or the config's only table].
+    #[arg(long)]
+    pub table_name: Option<String>,
     /// Columns every file is sorted by, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "event,ts")]
     pub sort_order: Vec<String>,
@@ -45,8 +53,25 @@ pub struct TableArgs {
 }
 
 impl TableArgs {
-    pub fn config(&self) -> TableConfig {
-        let mut config = TableConfig::new(self.table_name.clone(), self.table.clone());
+    pub fn config(&self) -> Result<TableConfig> {
+        if let Some(path) = &self.config {
+            let host = HostConfig::load(Some(path))?;
+            let section = host.table(self.table_name.as_deref())?;
+            let mut config = host.table_config(section);
+            if self.duckdb_extension_dir.is_some() {
+                config.duckdb_extension_dir = self.duckdb_extension_dir.clone();
+            }
+            return Ok(config);
+        }
+        let root = self
+            .table
+            .clone()
+            .unwrap_or_else(|| "./icedb-data/events".to_owned());
+        let name = self
+            .table_name
+            .clone()
+            .unwrap_or_else(|| "events".to_owned());
+        let mut config = TableConfig::new(name, root);
         config.sort_order = self
             .sort_order
             .iter()
@@ -81,13 +106,15 @@ impl TableArgs {
         if self.duckdb_extension_dir.is_some() {
             config.duckdb_extension_dir = self.duckdb_extension_dir.clone();
         }
-        config
+        Ok(config)
     }
 
     pub async fn open(&self) -> Result<Table> {
+        let config = self.config()?;
+        let root = config.root.clone();
         let plugins = PluginHost::new(Default::default())?;
-        Table::open(self.config(), &plugins)
+        Table::open(config, &plugins)
             .await
-            .with_context(|| format!("opening table {}", self.table))
+            .with_context(|| format!("opening table {root}"))
     }
 }

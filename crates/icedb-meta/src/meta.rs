@@ -417,6 +417,15 @@ impl MetaStore {
         Ok(version)
     }
 
+    /// The version of the newest checkpoint on the store, if any (one LIST).
+    pub async fn latest_checkpoint(&self) -> Result<Option<u64>> {
+        Ok(self
+            .list_versions(CHECKPOINT_DIR, "redb")
+            .await?
+            .into_iter()
+            .max())
+    }
+
     /// Verifies that the store refuses a second conditional create of the
     /// same key; without that, concurrent writers would overwrite each
     /// other's commits. Runs automatically before the first commit.

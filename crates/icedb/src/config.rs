@@ -94,6 +94,10 @@ pub struct TableConfig {
     pub meta: MetaOptions,
     /// DuckDB's extension directory, holding httpfs for S3 tables.
     pub duckdb_extension_dir: Option<PathBuf>,
+    /// Queries may read only the table's own files: DuckDB's external access
+    /// is limited to the table root and locked. Servers turn this on for
+    /// queries that come from the network.
+    pub sandbox_queries: bool,
 }
 
 impl TableConfig {
@@ -112,6 +116,7 @@ impl TableConfig {
             max_rows_per_file: 1_000_000,
             meta: MetaOptions::default(),
             duckdb_extension_dir: std::env::var_os("ICEDB_DUCKDB_EXTENSION_DIR").map(PathBuf::from),
+            sandbox_queries: false,
         }
     }
 }

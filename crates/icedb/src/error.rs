@@ -26,6 +26,8 @@ pub enum TableError {
         row: usize,
         line: Option<usize>,
     },
+    #[error("query stopped: it ran longer than its time limit of {}", humantime::format_duration(*.limit))]
+    QueryTimeout { limit: std::time::Duration },
     #[error("partitioning {}: {reason}", location(*.row, *.line))]
     Partition {
         row: usize,

@@ -34,6 +34,8 @@ pub struct QueryOptions {
     /// Read the table as it was at this version (time travel), as long as
     /// vacuum has not deleted files it needs.
     pub version: Option<u64>,
+    /// Stop the query (and fail it) after this long.
+    pub timeout: Option<Duration>,
 }
 
 /// A query's answer and how it was reached.
@@ -153,6 +155,20 @@ impl QueryEngine {
                 }
             }
         };
+        if config.sandbox_queries {
+            // DuckDB itself refuses every file and URL outside the table (and
+            // any later attempt to lift that), whatever SQL gets through.
+            let root = match &files {
+                FileUrls::Local(root) => format!("{}/", root.display()),
+                FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/"),
+                FileUrls::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/"),
+            };
+            db.execute_batch(&format!(
+                "SET allowed_directories = [{}]; SET enable_external_access = false; SET lock_configuration = true;",
+                quote_literal(&root)
+            ))
+            .map_err(duck)?;
+        }
         Ok(QueryEngine {
             db: Mutex::new(db),
             files,
@@ -280,7 +296,8 @@ impl Table {
         let connection = self.query_engine.connection()?;
         let name = quote_ident(self.name());
         let sql = sql.to_owned();
-        let (schema, batches) =
+        let interrupt = connection.interrupt_handle();
+        let mut task =
             tokio::task::spawn_blocking(move || -> Result<(SchemaRef, Vec<RecordBatch>)> {
                 connection
                     .execute_batch(&format!("CREATE OR REPLACE TEMP VIEW {name} AS {view}"))
@@ -289,9 +306,20 @@ impl Table {
                 let arrow = statement.query_arrow([]).map_err(duck)?;
                 let schema = arrow.get_schema();
                 Ok((schema, arrow.collect()))
-            })
-            .await
-            .expect("queries do not panic")?;
+            });
+        let finished = match options.timeout {
+            None => (&mut task).await,
+            Some(limit) => match tokio::time::timeout(limit, &mut task).await {
+                Ok(finished) => finished,
+                Err(_) => {
+                    interrupt.interrupt();
+                    // Wait for DuckDB to let go of the connection.
+                    let _ = task.await;
+                    return Err(TableError::QueryTimeout { limit });
+                }
+            },
+        };
+        let (schema, batches) = finished.expect("queries do not panic")?;
         Ok(QueryResult {
             schema,
             batches,

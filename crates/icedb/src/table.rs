@@ -37,6 +37,39 @@ pub struct InsertReceipt {
     pub partitions: usize,
 }
 
+/// A plugin a table runs, with its counters.
+#[derive(Debug, Clone)]
+pub struct LoadedPlugin {
+    /// `format-row` or `partition-strategy`.
+    pub role: &'static str,
+    pub name: String,
+    pub stats: icedb_plugin::PluginStats,
+}
+
+/// Rows formatted for a table and not yet inserted (see
+/// [`Table::prepare_ndjson`]).
+#[derive(Debug, Clone)]
+pub struct PreparedRows {
+    batch: Batch,
+    /// The input line of each row, for NDJSON input.
+    lines: Option<Vec<usize>>,
+}
+
+impl PreparedRows {
+    pub fn row_count(&self) -> usize {
+        self.batch.row_count as usize
+    }
+
+    /// Joins several prepared inputs into one insert (group commit). Errors
+    /// of the joined insert name rows of the whole group, not input lines.
+    pub fn concat(parts: Vec<PreparedRows>) -> PreparedRows {
+        PreparedRows {
+            batch: Batch::concat(parts.into_iter().map(|p| p.batch).collect()),
+            lines: None,
+        }
+    }
+}
+
 /// An open table. Cheap operations are `&self`; share it behind an `Arc`.
 pub struct Table {
     config: TableConfig,
@@ -98,6 +131,27 @@ impl Table {
         &self.location
     }
 
+    /// The WebAssembly plugins this table runs and their counters (empty
+    /// with the built-ins).
+    pub fn plugins(&self) -> Vec<LoadedPlugin> {
+        let mut loaded = Vec::new();
+        if let Formatter::Plugin(plugin) = &self.formatter {
+            loaded.push(LoadedPlugin {
+                role: "format-row",
+                name: plugin.name().to_owned(),
+                stats: plugin.stats(),
+            });
+        }
+        if let Partitioner::Plugin(plugin) = &self.partitioner {
+            loaded.push(LoadedPlugin {
+                role: "partition-strategy",
+                name: plugin.name().to_owned(),
+                stats: plugin.stats(),
+            });
+        }
+        loaded
+    }
+
     /// The table's meta store (snapshots, history, checkpoints).
     pub fn meta(&self) -> &MetaStore {
         &self.meta
@@ -106,6 +160,25 @@ impl Table {
     /// Inserts newline-delimited JSON (blank lines are skipped). Errors name
     /// the 1-based line.
     pub async fn insert_ndjson(&self, body: &[u8]) -> Result<InsertReceipt> {
+        let prepared = self.prepare_ndjson(body).await?;
+        self.insert_prepared(prepared).await
+    }
+
+    /// Inserts a JSON array of objects. Errors name the 0-based element.
+    pub async fn insert_json_array(&self, body: &[u8]) -> Result<InsertReceipt> {
+        let prepared = self.prepare_json_array(body).await?;
+        self.insert_prepared(prepared).await
+    }
+
+    /// Inserts rows given as JSON object text, one per row.
+    pub async fn insert_rows(&self, rows: Vec<String>) -> Result<InsertReceipt> {
+        let prepared = self.prepare_rows(rows, None).await?;
+        self.insert_prepared(prepared).await
+    }
+
+    /// Formats newline-delimited JSON without inserting it, so that a caller
+    /// can check it and later insert it alone or grouped with others.
+    pub async fn prepare_ndjson(&self, body: &[u8]) -> Result<PreparedRows> {
         let text = std::str::from_utf8(body).map_err(|e| {
             let line = body[..e.valid_up_to()]
                 .iter()
@@ -126,11 +199,11 @@ impl Table {
                 lines.push(index + 1);
             }
         }
-        self.insert_rows_at(rows, Some(&lines)).await
+        self.prepare_rows(rows, Some(lines)).await
     }
 
-    /// Inserts a JSON array of objects. Errors name the 0-based element.
-    pub async fn insert_json_array(&self, body: &[u8]) -> Result<InsertReceipt> {
+    /// Formats a JSON array of objects without inserting it.
+    pub async fn prepare_json_array(&self, body: &[u8]) -> Result<PreparedRows> {
         let elements: Vec<&RawValue> =
             serde_json::from_slice(body).map_err(|e| TableError::BadInput {
                 row: 0,
@@ -141,19 +214,14 @@ impl Table {
             .into_iter()
             .map(|raw| raw.get().to_owned())
             .collect();
-        self.insert_rows_at(rows, None).await
+        self.prepare_rows(rows, None).await
     }
 
-    /// Inserts rows given as JSON object text, one per row.
-    pub async fn insert_rows(&self, rows: Vec<String>) -> Result<InsertReceipt> {
-        self.insert_rows_at(rows, None).await
-    }
-
-    async fn insert_rows_at(
+    async fn prepare_rows(
         &self,
         rows: Vec<String>,
-        lines: Option<&[usize]>,
-    ) -> Result<InsertReceipt> {
+        lines: Option<Vec<usize>>,
+    ) -> Result<PreparedRows> {
         if rows.is_empty() {
             return Err(TableError::BadInput {
                 row: 0,
@@ -161,11 +229,21 @@ impl Table {
                 reason: "no rows to insert".to_owned(),
             });
         }
-        let row_count = rows.len();
-        let batch = self.format(rows).await.map_err(|e| e.with_lines(lines))?;
+        let batch = self
+            .format(rows)
+            .await
+            .map_err(|e| e.with_lines(lines.as_deref()))?;
+        Ok(PreparedRows { batch, lines })
+    }
+
+    /// Inserts formatted rows (all or nothing); errors name input lines
+    /// where the rows came from NDJSON.
+    pub async fn insert_prepared(&self, prepared: PreparedRows) -> Result<InsertReceipt> {
+        let PreparedRows { batch, lines } = prepared;
+        let row_count = batch.row_count;
         self.insert_batch(batch)
             .await
-            .map_err(|e| e.with_lines(lines))
+            .map_err(|e| e.with_lines(lines.as_deref()))
             .inspect(|receipt| {
                 tracing::debug!(
                     rows = row_count,

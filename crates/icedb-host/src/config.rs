@@ -1,0 +1,867 @@
+//! `icedb.toml`: what a host serves and how. Every key has a default, so an
+//! empty file (or no file) is the embedded default; `ICEDB__SECTION__KEY`
+//! environment variables override the file (`ICEDB__SERVER__LISTEN=...`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use icedb::{
+    Compression, FormatSpec, Granularity, MergePolicy, MetaOptions, PartitionOrder, PartitionSpec,
+    S3Options, TableConfig, VacuumOptions,
+};
+use serde::Deserialize;
+
+/// The whole configuration of a host.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    pub server: ServerConfig,
+    pub ingest: IngestConfig,
+    pub storage: StorageConfig,
+    pub duckdb: DuckdbConfig,
+    pub tables: Vec<TableSection>,
+    /// Directory relative plugin paths and table roots are resolved against
+    /// (the config file's directory); not a key of the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            server: ServerConfig::default(),
+            ingest: IngestConfig::default(),
+            storage: StorageConfig::default(),
+            duckdb: DuckdbConfig::default(),
+            tables: vec![TableSection::default()],
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Bearer tokens accepted by the API (any of them). Required when
+    /// `listen` is not a loopback address.
+    #[serde(deserialize_with = "one_or_many")]
+    pub tokens: Vec<String>,
+    /// Largest request body, after gzip decompression.
+    pub max_body_bytes: usize,
+    /// Queries running longer are stopped.
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Queries returning more rows fail (add a LIMIT).
+    pub max_result_rows: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tokens: Vec::new(),
+            max_body_bytes: 64 << 20,
+            query_timeout: Duration::from_secs(30),
+            max_result_rows: 1_000_000,
+        }
+    }
+}
+
+/// Group commit and back-pressure, per table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Concurrent inserts within one flush window share files and a commit.
+    pub group_commit: bool,
+    /// How long the first insert of a group waits for others.
+    #[serde(with = "humantime_serde")]
+    pub flush_window: Duration,
+    /// A group is flushed early once it holds this many rows.
+    pub max_group_rows: usize,
+    /// Rows accepted but not yet committed; beyond this, inserts get 429.
+    pub queue_rows: usize,
+    /// Group commits in flight at once.
+    pub concurrent_flushes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            group_commit: true,
+            flush_window: Duration::from_millis(5),
+            max_group_rows: 100_000,
+            queue_rows: 1_000_000,
+            concurrent_flushes: 2,
+        }
+    }
+}
+
+/// How to reach S3 for `s3://` roots. Credentials come from the standard
+/// AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub allow_http: bool,
+    /// Local directory for the meta-store replicas (one per table; a cache
+    /// that can be deleted). Default: the user's cache directory.
+    pub replica_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DuckdbConfig {
+    /// Holds the httpfs extension for S3 tables (default:
+    /// `ICEDB_DUCKDB_EXTENSION_DIR`, then DuckDB's own).
+    pub extension_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableSection {
+    pub name: String,
+    /// `s3://bucket/prefix`, `file:///abs/path` or a path.
+    pub root: String,
+    pub sort_order: Vec<String>,
+    pub format: FormatSection,
+    pub partitioning: PartitionSection,
+    pub parquet: ParquetSection,
+    pub merge: MergeSection,
+    pub vacuum: VacuumSection,
+    pub checkpoint: CheckpointSection,
+}
+
+impl Default for TableSection {
+    fn default() -> Self {
+        TableSection {
+            name: "events".into(),
+            root: "./icedb-data/events".into(),
+            sort_order: vec!["event".into(), "ts".into()],
+            format: FormatSection::default(),
+            partitioning: PartitionSection::default(),
+            parquet: ParquetSection::default(),
+            merge: MergeSection::default(),
+            vacuum: VacuumSection::default(),
+            checkpoint: CheckpointSection::default(),
+        }
+    }
+}
+
+/// A plugin setting: TOML strings, numbers and booleans, passed as text.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum SettingValue {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for SettingValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SettingValue::Text(text) => f.write_str(text),
+            SettingValue::Int(n) => write!(f, "{n}"),
+            SettingValue::Float(x) => write!(f, "{x}"),
+            SettingValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    S,
+    Ms,
+    Us,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FormatSection {
+    /// A `format-row` component; the built-in formatter when absent.
+    pub plugin: Option<PathBuf>,
+    pub settings: BTreeMap<String, SettingValue>,
+    /// Built-in formatter: fields read as timestamps.
+    pub timestamp_fields: Vec<String>,
+    /// Built-in formatter: the unit of numeric timestamps.
+    pub timestamp_unit: TimeUnit,
+}
+
+impl Default for FormatSection {
+    fn default() -> Self {
+        FormatSection {
+            plugin: None,
+            settings: BTreeMap::new(),
+            timestamp_fields: vec!["ts".into()],
+            timestamp_unit: TimeUnit::Ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionBy {
+    /// Hive time partitions from a timestamp field.
+    Time,
+    /// The partition path is a field's text.
+    Field,
+    /// A `partition-strategy` component.
+    Plugin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GranularityName {
+    Hour,
+    Day,
+    Month,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartitionSection {
+    pub by: PartitionBy,
+    /// `by = "time"`: the timestamp field (default `ts`); `by = "field"`:
+    /// the field holding the path (default `_partition`).
+    pub field: Option<String>,
+    pub granularity: GranularityName,
+    /// `by = "time"`: rows without the field go to the insert time's partition.
+    pub ingest_time_if_missing: bool,
+    pub plugin: Option<PathBuf>,
+    pub settings: BTreeMap<String, SettingValue>,
+}
+
+impl Default for PartitionSection {
+    fn default() -> Self {
+        PartitionSection {
+            by: PartitionBy::Time,
+            field: None,
+            granularity: GranularityName::Day,
+            ingest_time_if_missing: true,
+            plugin: None,
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionName {
+    Zstd,
+    Snappy,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParquetSection {
+    pub compression: CompressionName,
+    pub zstd_level: i32,
+    pub row_group_rows: usize,
+    pub target_file_bytes: u64,
+    pub max_rows_per_file: usize,
+}
+
+impl Default for ParquetSection {
+    fn default() -> Self {
+        let table = TableConfig::new("t", ".");
+        ParquetSection {
+            compression: CompressionName::Zstd,
+            zstd_level: 3,
+            row_group_rows: table.row_group_rows,
+            target_file_bytes: table.target_file_bytes,
+            max_rows_per_file: table.max_rows_per_file,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MergeSection {
+    pub hot: MergePolicySection,
+    pub cold: MergePolicySection,
+}
+
+impl Default for MergeSection {
+    fn default() -> Self {
+        MergeSection {
+            hot: MergePolicySection {
+                every: Some(Duration::from_secs(15)),
+                ..Default::default()
+            },
+            cold: MergePolicySection {
+                every: Some(Duration::from_secs(300)),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderName {
+    Asc,
+    Desc,
+}
+
+/// A merge policy; keys left out take IceDB's recommended hot or cold value.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MergePolicySection {
+    pub enabled: Option<bool>,
+    #[serde(with = "humantime_serde")]
+    pub every: Option<Duration>,
+    pub order: Option<OrderName>,
+    pub partition_prefix: Option<String>,
+    pub max_partitions: Option<usize>,
+    pub max_input_bytes: Option<u64>,
+    pub target_output_bytes: Option<u64>,
+    pub max_files_per_merge: Option<usize>,
+    pub concurrency: Option<usize>,
+    /// SQL over `source` replacing each job's inputs (dedupe, aggregate).
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VacuumSection {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    pub keep_log_versions: u64,
+    pub keep_checkpoints: usize,
+}
+
+impl Default for VacuumSection {
+    fn default() -> Self {
+        VacuumSection {
+            enabled: true,
+            every: Duration::from_secs(600),
+            grace: Duration::from_secs(3600),
+            keep_log_versions: 1_000,
+            keep_checkpoints: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Upload a checkpoint once the log has grown this many versions past
+    /// the newest one (0: never).
+    pub every_versions: u64,
+    #[serde(with = "humantime_serde")]
+    pub check_every: Duration,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        CheckpointSection {
+            every_versions: 100,
+            check_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A scheduled merge policy.
+#[derive(Debug, Clone)]
+pub struct ScheduledMerge {
+    pub policy: MergePolicy,
+    pub every: Duration,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(list) => list,
+    })
+}
+
+/// The environment prefix of overrides: `ICEDB__SERVER__LISTEN` sets
+/// `server.listen`.
+pub const ENV_PREFIX: &str = "ICEDB__";
+
+impl HostConfig {
+    /// Reads `path` (which must exist) or, without one, `./icedb.toml` if
+    /// present, else the embedded default; then applies `ICEDB__*` overrides.
+    pub fn load(path: Option<&Path>) -> Result<HostConfig> {
+        let default_path = Path::new("icedb.toml");
+        let (file, base_dir) = match path {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!(
+                        "config file {} does not exist (`icedb-host init` writes a commented sample)",
+                        path.display()
+                    );
+                }
+                let base = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_owned();
+                (Some(path.to_owned()), base)
+            }
+            None if default_path.is_file() => (Some(default_path.to_owned()), PathBuf::from(".")),
+            None => (None, PathBuf::from(".")),
+        };
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            tracing::info!(config = %file.display(), "reading configuration");
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let mut config: HostConfig = figment.extract().map_err(|e| {
+            // figment names the key and the file (or the variable).
+            anyhow::anyhow!("invalid configuration: {e}")
+        })?;
+        config.base_dir = base_dir;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no environment).
+    #[cfg(test)]
+    pub fn from_toml(text: &str) -> Result<HostConfig> {
+        let mut config: HostConfig = Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.base_dir = PathBuf::from(".");
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.tables.is_empty() {
+            bail!("invalid configuration: `tables` is empty; a host serves at least one table");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (index, table) in self.tables.iter().enumerate() {
+            let key = |field: &str| format!("tables[{index}].{field}");
+            if !names.insert(table.name.as_str()) {
+                bail!(
+                    "invalid configuration: {} = {:?} is used by two tables",
+                    key("name"),
+                    table.name
+                );
+            }
+            if table.root.is_empty() {
+                bail!("invalid configuration: {} is empty", key("root"));
+            }
+            let partitioning = &table.partitioning;
+            match partitioning.by {
+                PartitionBy::Plugin if partitioning.plugin.is_none() => bail!(
+                    "invalid configuration: {} is required when {} = \"plugin\"",
+                    key("partitioning.plugin"),
+                    key("partitioning.by")
+                ),
+                PartitionBy::Time | PartitionBy::Field if partitioning.plugin.is_some() => bail!(
+                    "invalid configuration: {} is set but {} is not \"plugin\"",
+                    key("partitioning.plugin"),
+                    key("partitioning.by")
+                ),
+                _ => {}
+            }
+            for (name, policy) in [("hot", &table.merge.hot), ("cold", &table.merge.cold)] {
+                if policy.every.is_some_and(|every| every.is_zero()) {
+                    bail!(
+                        "invalid configuration: {} must be longer than 0s (set enabled = false to turn the policy off)",
+                        key(&format!("merge.{name}.every"))
+                    );
+                }
+            }
+            if table.vacuum.every.is_zero() || table.checkpoint.check_every.is_zero() {
+                bail!(
+                    "invalid configuration: {} and {} must be longer than 0s",
+                    key("vacuum.every"),
+                    key("checkpoint.check_every")
+                );
+            }
+        }
+        if self.ingest.queue_rows == 0
+            || self.ingest.max_group_rows == 0
+            || self.ingest.concurrent_flushes == 0
+        {
+            bail!(
+                "invalid configuration: ingest.queue_rows, ingest.max_group_rows and ingest.concurrent_flushes must be at least 1"
+            );
+        }
+        Ok(())
+    }
+
+    /// The table named `name`, or the only table when `name` is `None`.
+    pub fn table(&self, name: Option<&str>) -> Result<&TableSection> {
+        match name {
+            Some(name) => self
+                .tables
+                .iter()
+                .find(|t| t.name == name)
+                .with_context(|| {
+                    let names: Vec<&str> = self.tables.iter().map(|t| t.name.as_str()).collect();
+                    format!(
+                        "no table `{name}` in the configuration (it has: {})",
+                        names.join(", ")
+                    )
+                }),
+            None if self.tables.len() == 1 => Ok(&self.tables[0]),
+            None => bail!("the configuration has several tables; choose one with --table-name"),
+        }
+    }
+
+    /// The S3 settings of the `[storage]` section.
+    pub fn s3(&self) -> S3Options {
+        S3Options {
+            endpoint: self.storage.endpoint.clone(),
+            region: self.storage.region.clone(),
+            allow_http: self.storage.allow_http,
+            path_style: self.storage.path_style,
+            ..S3Options::default()
+        }
+    }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// What `Table::open` needs for `section`.
+    pub fn table_config(&self, section: &TableSection) -> TableConfig {
+        let root = if section.root.contains("://") || Path::new(&section.root).is_absolute() {
+            section.root.clone()
+        } else {
+            self.resolve(Path::new(&section.root)).display().to_string()
+        };
+        let mut config = TableConfig::new(section.name.clone(), root);
+        config.s3 = self.s3();
+        config.sort_order = section.sort_order.clone();
+        let settings = |map: &BTreeMap<String, SettingValue>| -> Vec<(String, String)> {
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect()
+        };
+        config.format = match &section.format.plugin {
+            Some(path) => FormatSpec::Plugin {
+                path: self.resolve(path),
+                settings: settings(&section.format.settings),
+            },
+            None => FormatSpec::JsonText(icedb::builtin::JsonTextFormat {
+                timestamp_fields: section.format.timestamp_fields.clone(),
+                timestamp_unit_micros: match section.format.timestamp_unit {
+                    TimeUnit::S => 1_000_000,
+                    TimeUnit::Ms => 1_000,
+                    TimeUnit::Us => 1,
+                },
+            }),
+        };
+        let partitioning = &section.partitioning;
+        config.partitioning = match partitioning.by {
+            PartitionBy::Time => PartitionSpec::Time {
+                field: partitioning.field.clone().unwrap_or_else(|| "ts".into()),
+                granularity: match partitioning.granularity {
+                    GranularityName::Hour => Granularity::Hour,
+                    GranularityName::Day => Granularity::Day,
+                    GranularityName::Month => Granularity::Month,
+                },
+                ingest_time_if_missing: partitioning.ingest_time_if_missing,
+            },
+            PartitionBy::Field => PartitionSpec::Field {
+                field: partitioning
+                    .field
+                    .clone()
+                    .unwrap_or_else(|| "_partition".into()),
+            },
+            PartitionBy::Plugin => PartitionSpec::Plugin {
+                path: self.resolve(partitioning.plugin.as_deref().unwrap_or(Path::new(""))),
+                settings: settings(&partitioning.settings),
+            },
+        };
+        let parquet = &section.parquet;
+        config.compression = match parquet.compression {
+            CompressionName::Zstd => Compression::Zstd {
+                level: parquet.zstd_level,
+            },
+            CompressionName::Snappy => Compression::Snappy,
+            CompressionName::None => Compression::Uncompressed,
+        };
+        config.row_group_rows = parquet.row_group_rows;
+        config.target_file_bytes = parquet.target_file_bytes;
+        config.max_rows_per_file = parquet.max_rows_per_file;
+        config.meta = MetaOptions {
+            replica_dir: self.storage.replica_dir.as_ref().map(|dir| {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                config.root.hash(&mut hasher);
+                self.resolve(dir)
+                    .join(format!("{}-{:016x}", section.name, hasher.finish()))
+            }),
+            ..MetaOptions::default()
+        };
+        if let Some(dir) = &self.duckdb.extension_dir {
+            config.duckdb_extension_dir = Some(self.resolve(dir));
+        }
+        config
+    }
+
+    /// The enabled merge policies of `section`, on top of IceDB's
+    /// recommended hot and cold policies.
+    pub fn merges(&self, section: &TableSection) -> Vec<ScheduledMerge> {
+        let mut scheduled = Vec::new();
+        for (base, overrides) in [
+            (MergePolicy::hot(), &section.merge.hot),
+            (MergePolicy::cold(), &section.merge.cold),
+        ] {
+            if overrides.enabled == Some(false) {
+                continue;
+            }
+            let default_every = if base.name == "hot" { 15 } else { 300 };
+            let mut policy = base;
+            if let Some(order) = overrides.order {
+                policy.order = match order {
+                    OrderName::Asc => PartitionOrder::Ascending,
+                    OrderName::Desc => PartitionOrder::Descending,
+                };
+            }
+            policy.partition_prefix = overrides.partition_prefix.clone();
+            macro_rules! set {
+                ($($field:ident),*) => {$(
+                    if let Some(value) = overrides.$field { policy.$field = value; }
+                )*};
+            }
+            set!(
+                max_partitions,
+                max_input_bytes,
+                target_output_bytes,
+                max_files_per_merge,
+                concurrency
+            );
+            policy.query = overrides.query.clone();
+            scheduled.push(ScheduledMerge {
+                policy,
+                every: overrides
+                    .every
+                    .unwrap_or(Duration::from_secs(default_every)),
+            });
+        }
+        scheduled
+    }
+
+    pub fn vacuum_options(section: &TableSection) -> VacuumOptions {
+        VacuumOptions {
+            grace: section.vacuum.grace,
+            expire: Some(icedb_meta::ExpirePolicy {
+                keep_checkpoints: section.vacuum.keep_checkpoints,
+                keep_log_versions: section.vacuum.keep_log_versions,
+            }),
+        }
+    }
+}
+
+/// What `icedb-host init` writes: every key with its default, commented.
+pub const SAMPLE: &str = r#"# icedb.toml: what `icedb-host run` serves. Every key below shows its
+# default; delete what you do not change. Environment variables override the
+# file: ICEDB__SERVER__LISTEN=0.0.0.0:8080, ICEDB__SERVER__TOKENS=secret1,secret2.
+
+[server]
+# Address of the HTTP API. A non-loopback address requires a token.
+listen = "127.0.0.1:8080"
+# Bearer tokens the API accepts (Authorization: Bearer <token>).
+tokens = []
+# Largest request body in bytes, after gzip decompression.
+max_body_bytes = 67108864
+# Queries running longer are stopped; bigger results fail (add a LIMIT).
+query_timeout = "30s"
+max_result_rows = 1000000
+
+[ingest]
+# Concurrent inserts within one flush window share files and one commit.
+# Every request is answered only after its rows are committed.
+group_commit = true
+flush_window = "5ms"
+max_group_rows = 100000
+# Rows accepted but not yet committed; beyond this inserts get
+# 429 Too Many Requests with Retry-After.
+queue_rows = 1000000
+concurrent_flushes = 2
+
+[storage]
+# For s3:// table roots. Credentials come from AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment.
+# endpoint = "http://127.0.0.1:9000"
+# region = "us-east-1"
+path_style = false
+allow_http = false
+# Local directory for meta-store replicas (a cache; default: ~/.cache/icedb/replicas).
+# replica_dir = "/var/cache/icedb"
+
+[duckdb]
+# Directory holding DuckDB's httpfs extension (needed for S3 tables).
+# extension_dir = "/opt/duckdb/extensions"
+
+[[tables]]
+name = "events"
+# s3://bucket/prefix, file:///absolute/path, or a path relative to this file.
+root = "./icedb-data/events"
+# Every Parquet file is sorted by these columns (missing ones are skipped).
+sort_order = ["event", "ts"]
+
+[tables.format]
+# A format-row WebAssembly component; the built-in formatter when absent.
+# plugin = "plugins/flatten-json.wasm"
+# settings = { max-depth = 1 }
+# Built-in formatter: top-level fields become columns, nested values JSON
+# text; these fields are read as timestamps (numbers in timestamp_unit).
+timestamp_fields = ["ts"]
+timestamp_unit = "ms"
+
+[tables.partitioning]
+# "time" (Hive y=/m=/d= from a timestamp field), "field" (the text of a
+# field, `_partition` by default) or "plugin" (a partition-strategy component).
+by = "time"
+# field = "ts"
+granularity = "day"
+# Rows without the field land in the partition of their insert time.
+ingest_time_if_missing = true
+# plugin = "plugins/partition-by-day.wasm"
+# settings = { field = "ts" }
+
+[tables.parquet]
+compression = "zstd"
+zstd_level = 3
+row_group_rows = 122880
+target_file_bytes = 134217728
+max_rows_per_file = 1000000
+
+# Merges compact small files. hot: newest partitions first, small files,
+# often; cold: oldest first, large outputs, rarely. Running both is safe.
+[tables.merge.hot]
+enabled = true
+every = "15s"
+order = "desc"
+max_partitions = 3
+max_input_bytes = 16777216
+target_output_bytes = 67108864
+max_files_per_merge = 50
+concurrency = 2
+# partition_prefix = "y=2026"
+# query = "SELECT DISTINCT ON (id) * FROM source ORDER BY id, ts DESC"
+
+[tables.merge.cold]
+enabled = true
+every = "5m"
+order = "asc"
+max_input_bytes = 134217728
+target_output_bytes = 536870912
+max_files_per_merge = 200
+concurrency = 2
+
+[tables.vacuum]
+# Removed files stay readable for `grace`, then are deleted, with orphans
+# (crash leftovers) older than `grace` and old log entries/checkpoints.
+enabled = true
+every = "10m"
+grace = "1h"
+keep_log_versions = 1000
+keep_checkpoints = 3
+
+[tables.checkpoint]
+# Upload a snapshot of the meta store once the log grew this many versions
+# past the newest one, so new hosts start fast (0: never).
+every_versions = 100
+check_every = "1m"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_is_the_embedded_default() {
+        let sample = HostConfig::from_toml(SAMPLE).unwrap();
+        let mut expected = HostConfig::default();
+        // The sample spells out what the defaults leave to the policies.
+        expected.tables[0].merge = sample.tables[0].merge.clone();
+        assert_eq!(sample, expected);
+        let hot = &sample.merges(&sample.tables[0])[0];
+        let default = &HostConfig::default().merges(&HostConfig::default().tables[0])[0];
+        assert_eq!(format!("{:?}", hot.policy), format!("{:?}", default.policy));
+        assert_eq!(hot.every, default.every);
+        let cold_sample = &sample.merges(&sample.tables[0])[1];
+        let cold_default = &HostConfig::default().merges(&HostConfig::default().tables[0])[1];
+        assert_eq!(
+            format!("{:?}", cold_sample.policy),
+            format!("{:?}", cold_default.policy)
+        );
+        assert_eq!(cold_sample.every, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let error = HostConfig::from_toml("[server]\nlisten = 12\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.listen"), "{error}");
+        let error = HostConfig::from_toml("[server]\nlisen = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("lisen"), "{error}");
+        let error = HostConfig::from_toml(
+            "[[tables]]\nname = \"a\"\nroot = \"x\"\n[tables.partitioning]\nby = \"plugin\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("tables[0].partitioning.plugin"), "{error}");
+        let error = HostConfig::from_toml("[tables.merge.hot]\nevery = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("every"), "{error}");
+    }
+
+    #[test]
+    fn settings_and_relative_paths() {
+        let mut config = HostConfig::from_toml(
+            "[[tables]]\nname = \"t\"\nroot = \"data/t\"\nsort_order = [\"ts\"]\n[tables.format]\nplugin = \"p/f.wasm\"\nsettings = { max-depth = 1, keep = true }\n",
+        )
+        .unwrap();
+        config.base_dir = PathBuf::from("/etc/icedb");
+        let table = config.table_config(&config.tables[0]);
+        assert_eq!(table.root, "/etc/icedb/data/t");
+        match table.format {
+            FormatSpec::Plugin { path, settings } => {
+                assert_eq!(path, PathBuf::from("/etc/icedb/p/f.wasm"));
+                assert_eq!(
+                    settings,
+                    vec![
+                        ("keep".to_owned(), "true".to_owned()),
+                        ("max-depth".to_owned(), "1".to_owned())
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Group commit: inserts arriving within one flush window share one file per
+//! partition and one commit. Every request is answered only after the
+//! commit holding its rows exists. Admission is bounded by rows in the
+//! queue; a full queue refuses at once (the API answers 429).
+
+use std::sync::Arc;
+
+use icedb::{InsertReceipt, PreparedRows, Table, TableError};
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::config::IngestConfig;
+use crate::server::activity::{Activity, Kind, Status};
+use crate::server::metrics::{self, Metrics};
+
+/// What an insert request gets back once its rows are committed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ack {
+    /// The table version whose commit holds the rows.
+    pub version: u64,
+    /// Rows of this request.
+    pub rows: usize,
+    /// Files of the commit (shared with the other requests of its group).
+    pub files: Vec<String>,
+    /// Requests that shared the commit.
+    pub requests_in_commit: usize,
+}
+
+#[derive(Debug)]
+pub enum IngestError {
+    /// The queue is full; try again later.
+    Busy {
+        queued_rows: usize,
+    },
+    /// The request alone exceeds the queue.
+    TooLarge {
+        rows: usize,
+        limit: usize,
+    },
+    /// The host is shutting down and takes no new rows.
+    ShuttingDown,
+    Table(Arc<TableError>),
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Busy { queued_rows } => write!(
+                f,
+                "the insert queue is full ({queued_rows} rows waiting for their commit); retry later"
+            ),
+            IngestError::TooLarge { rows, limit } => write!(
+                f,
+                "the request holds {rows} rows, more than the insert queue takes at once ({limit}, ingest.queue_rows); split it"
+            ),
+            IngestError::ShuttingDown => f.write_str("the host is shutting down"),
+            IngestError::Table(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+struct Pending {
+    rows: PreparedRows,
+    reply: oneshot::Sender<Result<Ack, Arc<TableError>>>,
+}
+
+/// The insert path of one served table.
+pub struct Ingest {
+    table: Arc<Table>,
+    config: IngestConfig,
+    admission: Arc<Semaphore>,
+    queue: std::sync::Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    flusher: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
+    activity: Activity,
+}
+
+impl Ingest {
+    pub fn start(
+        table: Arc<Table>,
+        config: IngestConfig,
+        metrics: Arc<Metrics>,
+        activity: Activity,
+    ) -> Arc<Ingest> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let ingest = Arc::new(Ingest {
+            admission: Arc::new(Semaphore::new(config.queue_rows)),
+            table,
+            config,
+            queue: std::sync::Mutex::new(Some(sender)),
+            flusher: tokio::sync::Mutex::new(None),
+            metrics,
+            activity,
+        });
+        let flusher = tokio::spawn(ingest.clone().flush_loop(receiver));
+        *ingest.flusher.try_lock().expect("fresh mutex") = Some(flusher);
+        ingest
+    }
+
+    /// Inserts `rows` (alone or with others) and returns once they are
+    /// committed.
+    pub async fn insert(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
+        let count = rows.row_count();
+        if count > self.config.queue_rows {
+            return Err(IngestError::TooLarge {
+                rows: count,
+                limit: self.config.queue_rows,
+            });
+        }
+        let permit = self.admit(count)?;
+        let table_label = metrics::table(self.table.name());
+        self.metrics
+            .queued_rows
+            .get_or_create(&table_label)
+            .inc_by(count as i64);
+        let result = if self.config.group_commit {
+            self.insert_grouped(rows).await
+        } else {
+            self.insert_alone(rows).await
+        };
+        self.metrics
+            .queued_rows
+            .get_or_create(&table_label)
+            .dec_by(count as i64);
+        drop(permit);
+        result
+    }
+
+    fn admit(&self, rows: usize) -> Result<OwnedSemaphorePermit, IngestError> {
+        self.admission
+            .clone()
+            .try_acquire_many_owned(rows.max(1) as u32)
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::Closed => IngestError::ShuttingDown,
+                tokio::sync::TryAcquireError::NoPermits => IngestError::Busy {
+                    queued_rows: self.config.queue_rows - self.admission.available_permits(),
+                },
+            })
+    }
+
+    async fn insert_grouped(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let queue = self.queue.lock().expect("queue lock");
+            let Some(queue) = queue.as_ref() else {
+                return Err(IngestError::ShuttingDown);
+            };
+            queue
+                .send(Pending { rows, reply })
+                .map_err(|_| IngestError::ShuttingDown)?;
+        }
+        // The flusher answers every request it took, even on shutdown.
+        answer
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?
+            .map_err(IngestError::Table)
+    }
+
+    async fn insert_alone(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
+        let count = rows.row_count();
+        let running = self
+            .activity
+            .start(Kind::Insert, self.table.name(), "1 request");
+        match self.table.insert_prepared(rows).await {
+            Ok(receipt) => {
+                self.record_commit(&receipt, 1);
+                running.finish(Status::Ok, commit_detail(&receipt, 1));
+                Ok(ack(receipt, count, 1))
+            }
+            Err(e) => {
+                running.fail(&e);
+                Err(IngestError::Table(Arc::new(e)))
+            }
+        }
+    }
+
+    fn record_commit(&self, receipt: &InsertReceipt, requests: usize) {
+        let label = metrics::table(self.table.name());
+        self.metrics
+            .rows_ingested
+            .get_or_create(&label)
+            .inc_by(receipt.rows);
+        self.metrics.insert_commits.get_or_create(&label).inc();
+        self.metrics
+            .requests_per_commit
+            .get_or_create(&label)
+            .observe(requests as f64);
+    }
+
+    async fn flush_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Pending>) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrent_flushes));
+        let mut flushes = JoinSet::new();
+        while let Some(first) = queue.recv().await {
+            let mut rows = first.rows.row_count();
+            let mut group = vec![first];
+            let deadline = tokio::time::Instant::now() + self.config.flush_window;
+            while rows < self.config.max_group_rows {
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(pending)) => {
+                        rows += pending.rows.row_count();
+                        group.push(pending);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let slot = slots.clone().acquire_owned().await.expect("never closed");
+            let this = self.clone();
+            flushes.spawn(async move {
+                this.flush(group).await;
+                drop(slot);
+            });
+            while flushes.try_join_next().is_some() {}
+        }
+        // The queue is closed: finish what is in flight.
+        while flushes.join_next().await.is_some() {}
+    }
+
+    async fn flush(&self, group: Vec<Pending>) {
+        let requests = group.len();
+        let rows: usize = group.iter().map(|p| p.rows.row_count()).sum();
+        let running = self.activity.start(
+            Kind::Insert,
+            self.table.name(),
+            format!("{requests} requests"),
+        );
+        let joined = if requests == 1 {
+            group[0].rows.clone()
+        } else {
+            PreparedRows::concat(group.iter().map(|p| p.rows.clone()).collect())
+        };
+        match self.table.insert_prepared(joined).await {
+            Ok(receipt) => {
+                self.record_commit(&receipt, requests);
+                running.finish(Status::Ok, commit_detail(&receipt, requests));
+                for pending in group {
+                    let count = pending.rows.row_count();
+                    let _ = pending
+                        .reply
+                        .send(Ok(ack(receipt.clone(), count, requests)));
+                }
+            }
+            Err(e) if e.is_input_error() && requests > 1 => {
+                // Someone's rows are bad: commit each request on its own so
+                // only the culprit fails, with an error naming its own lines.
+                running.finish(
+                    Status::Error,
+                    serde_json::json!({"requests": requests, "rows": rows, "retried_alone": true, "error": e.to_string()}),
+                );
+                for pending in group {
+                    let count = pending.rows.row_count();
+                    let single = self.activity.start(
+                        Kind::Insert,
+                        self.table.name(),
+                        "1 request (retried alone)",
+                    );
+                    let result = match self.table.insert_prepared(pending.rows).await {
+                        Ok(receipt) => {
+                            self.record_commit(&receipt, 1);
+                            single.finish(Status::Ok, commit_detail(&receipt, 1));
+                            Ok(ack(receipt, count, 1))
+                        }
+                        Err(e) => {
+                            single.fail(&e);
+                            Err(Arc::new(e))
+                        }
+                    };
+                    let _ = pending.reply.send(result);
+                }
+            }
+            Err(e) => {
+                running.fail(&e);
+                let e = Arc::new(e);
+                for pending in group {
+                    let _ = pending.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Stops taking rows, then commits everything already accepted.
+    pub async fn drain(&self) {
+        self.admission.close();
+        self.queue.lock().expect("queue lock").take();
+        if let Some(flusher) = self.flusher.lock().await.take() {
+            let _ = flusher.await;
+        }
+    }
+}
+
+fn ack(receipt: InsertReceipt, rows: usize, requests: usize) -> Ack {
+    Ack {
+        version: receipt.version,
+        rows,
+        files: receipt.files,
+        requests_in_commit: requests,
+    }
+}
+
+fn commit_detail(receipt: &InsertReceipt, requests: usize) -> serde_json::Value {
+    serde_json::json!({
+        "version": receipt.version,
+        "requests": requests,
+        "rows": receipt.rows,
+        "files": receipt.files.len(),
+        "partitions": receipt.partitions,
+    })
+}

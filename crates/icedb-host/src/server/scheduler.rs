@@ -1,0 +1,240 @@
+//! Maintenance on a timer, per table: the hot and cold merge policies,
+//! vacuum and checkpoints. Each task starts at a random point of its first
+//! interval and jitters every wait by ±10 %, so hosts sharing a table spread
+//! their work instead of racing in step. Every run shows in the activity log
+//! and in metrics; a failed run is logged and retried at the next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use icedb::{MergePolicy, Table, VacuumOptions};
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use crate::config::ScheduledMerge;
+use crate::server::activity::{Activity, Kind, Status};
+use crate::server::metrics::{self, Metrics, PolicyLabels, TaskLabels};
+
+/// The maintenance a table gets.
+#[derive(Clone)]
+pub struct Schedule {
+    pub merges: Vec<ScheduledMerge>,
+    pub vacuum: Option<(Duration, VacuumOptions)>,
+    /// (check every, versions between checkpoints)
+    pub checkpoint: Option<(Duration, u64)>,
+}
+
+#[derive(Clone)]
+struct Context {
+    table: Arc<Table>,
+    metrics: Arc<Metrics>,
+    activity: Activity,
+}
+
+/// Starts every task of `schedule` on `tasks`.
+pub fn spawn(
+    tasks: &mut JoinSet<()>,
+    table: Arc<Table>,
+    schedule: Schedule,
+    metrics: Arc<Metrics>,
+    activity: Activity,
+) {
+    let context = Context {
+        table,
+        metrics,
+        activity,
+    };
+    for merge in schedule.merges {
+        let context = context.clone();
+        tasks.spawn(every(merge.every, move || {
+            let context = context.clone();
+            let policy = merge.policy.clone();
+            async move { run_merge(&context, &policy).await }
+        }));
+    }
+    if let Some((interval, options)) = schedule.vacuum {
+        let context = context.clone();
+        tasks.spawn(every(interval, move || {
+            let context = context.clone();
+            let options = options.clone();
+            async move { run_vacuum(&context, &options).await }
+        }));
+    }
+    if let Some((interval, versions)) = schedule.checkpoint {
+        tasks.spawn(every(interval, move || {
+            let context = context.clone();
+            async move { run_checkpoint(&context, versions).await }
+        }));
+    }
+}
+
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
+async fn every<F, Fut>(interval: Duration, mut run: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let first = interval.mul_f64(rand::rng().random_range(0.0..1.0));
+    tokio::time::sleep(first).await;
+    loop {
+        run().await;
+        tokio::time::sleep(jittered(interval)).await;
+    }
+}
+
+fn record_run(context: &Context, task: &str, outcome: &str) {
+    context
+        .metrics
+        .scheduler_runs
+        .get_or_create(&TaskLabels {
+            table: context.table.name().to_owned(),
+            task: task.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+}
+
+async fn run_merge(context: &Context, policy: &MergePolicy) {
+    let table = context.table.name();
+    let running = context
+        .activity
+        .start(Kind::Merge, table, format!("{} policy", policy.name));
+    match context.table.merge_once(policy).await {
+        Ok(report) => {
+            let labels = PolicyLabels {
+                table: table.to_owned(),
+                policy: policy.name.clone(),
+            };
+            let m = &context.metrics;
+            m.merge_jobs
+                .get_or_create(&labels)
+                .inc_by((report.jobs - report.conflicts.min(report.jobs)) as u64);
+            m.merge_conflicts
+                .get_or_create(&labels)
+                .inc_by(report.conflicts as u64);
+            m.merge_files_in
+                .get_or_create(&labels)
+                .inc_by(report.files_in as u64);
+            m.merge_files_out
+                .get_or_create(&labels)
+                .inc_by(report.files_out as u64);
+            let status = if report.conflicts > 0 {
+                Status::Conflict
+            } else {
+                Status::Ok
+            };
+            if report.jobs > 0 {
+                tracing::info!(
+                    table,
+                    policy = %policy.name,
+                    jobs = report.jobs,
+                    files_in = report.files_in,
+                    files_out = report.files_out,
+                    conflicts = report.conflicts,
+                    "merged"
+                );
+            }
+            record_run(context, &format!("merge_{}", policy.name), "ok");
+            running.finish(
+                status,
+                serde_json::json!({
+                    "policy": policy.name,
+                    "jobs": report.jobs,
+                    "files_in": report.files_in,
+                    "files_out": report.files_out,
+                    "bytes_in": report.bytes_in,
+                    "bytes_out": report.bytes_out,
+                    "rows": report.rows,
+                    "conflicts": report.conflicts,
+                }),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(table, policy = %policy.name, error = %e, "merge failed; retrying at the next tick");
+            record_run(context, &format!("merge_{}", policy.name), "error");
+            running.fail(e);
+        }
+    }
+}
+
+async fn run_vacuum(context: &Context, options: &VacuumOptions) {
+    let table = context.table.name();
+    let running = context.activity.start(
+        Kind::Vacuum,
+        table,
+        format!("grace {}", humantime::format_duration(options.grace)),
+    );
+    match context.table.vacuum(options).await {
+        Ok(report) => {
+            let label = metrics::table(table);
+            context
+                .metrics
+                .vacuum_files_deleted
+                .get_or_create(&label)
+                .inc_by((report.purged + report.orphans_deleted) as u64);
+            context
+                .metrics
+                .vacuum_bytes_freed
+                .get_or_create(&label)
+                .inc_by(report.bytes_freed);
+            record_run(context, "vacuum", "ok");
+            running.finish(
+                Status::Ok,
+                serde_json::json!({
+                    "purged": report.purged,
+                    "orphans_deleted": report.orphans_deleted,
+                    "bytes_freed": report.bytes_freed,
+                    "version": report.version,
+                    "log_entries_deleted": report.log_entries_deleted,
+                    "checkpoints_deleted": report.checkpoints_deleted,
+                }),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(table, error = %e, "vacuum failed; retrying at the next tick");
+            record_run(context, "vacuum", "error");
+            running.fail(e);
+        }
+    }
+}
+
+async fn run_checkpoint(context: &Context, versions: u64) {
+    let table = context.table.name();
+    let meta = context.table.meta();
+    let due = async {
+        let head = meta.sync().await?;
+        let latest = meta.latest_checkpoint().await?.unwrap_or(0);
+        Ok::<_, icedb_meta::MetaError>((head >= latest + versions).then_some(head))
+    };
+    let head = match due.await {
+        Ok(Some(head)) => head,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(table, error = %e, "checkpoint check failed");
+            record_run(context, "checkpoint", "error");
+            return;
+        }
+    };
+    let running = context
+        .activity
+        .start(Kind::Checkpoint, table, format!("at version {head}"));
+    match meta.checkpoint().await {
+        Ok(version) => {
+            context
+                .metrics
+                .checkpoints
+                .get_or_create(&metrics::table(table))
+                .inc();
+            record_run(context, "checkpoint", "ok");
+            running.finish(Status::Ok, serde_json::json!({ "version": version }));
+        }
+        Err(e) => {
+            tracing::warn!(table, error = %e, "checkpoint failed");
+            record_run(context, "checkpoint", "error");
+            running.fail(e);
+        }
+    }
+}

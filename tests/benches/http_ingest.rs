@@ -1,0 +1,167 @@
+//! HTTP ingest through the real `icedb-host run`: 8 concurrent clients post
+//! the standard workload as 100-row NDJSON requests to a local-directory
+//! table (the embedded default), once with group commit on and once off,
+//! side by side in one run. Reports rows/s, commits, files, and p50/p99
+//! acknowledgement latency (request sent → receipt received, which happens
+//! only after the commit).
+//!
+//! Run: `scripts/bench.sh http_ingest`. `ICEDB_BENCH_EVENTS` sets the event
+//! count per mode (default 200 000).
+
+use std::time::{Duration, Instant};
+
+use icedb_e2e::{HostProcess, http};
+
+const CLIENTS: usize = 8;
+const ROWS_PER_REQUEST: usize = 100;
+
+struct Outcome {
+    rows: usize,
+    took: Duration,
+    latencies: Vec<Duration>,
+    retries: usize,
+    commits: u64,
+    files: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn run(group_commit: bool, events: usize) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostProcess::start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("ICEDB__INGEST__GROUP_COMMIT", group_commit.to_string()),
+            (
+                "ICEDB__STORAGE__REPLICA_DIR",
+                dir.path().join("replicas").display().to_string(),
+            ),
+        ],
+    );
+    // Bodies are made before the clock starts.
+    let requests = events / ROWS_PER_REQUEST;
+    let mut generator = icedb::events::EventGenerator::new(42);
+    let bodies: Vec<String> = (0..requests)
+        .map(|_| generator.ndjson(ROWS_PER_REQUEST))
+        .collect();
+    let per_client: Vec<Vec<String>> = (0..CLIENTS)
+        .map(|c| bodies.iter().skip(c).step_by(CLIENTS).cloned().collect())
+        .collect();
+    let url = format!("{}/v1/tables/events/rows", host.url);
+    let started = Instant::now();
+    let threads: Vec<_> = per_client
+        .into_iter()
+        .map(|bodies| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent = http();
+                let mut latencies = Vec::with_capacity(bodies.len());
+                let mut retries = 0;
+                for body in bodies {
+                    let sent = Instant::now();
+                    loop {
+                        let mut response = agent
+                            .post(&url)
+                            .header("content-type", "application/x-ndjson")
+                            .send(body.as_bytes())
+                            .expect("the host answers");
+                        match response.status().as_u16() {
+                            200 => break,
+                            429 => {
+                                retries += 1;
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            other => panic!(
+                                "insert answered {other}: {}",
+                                response.body_mut().read_to_string().unwrap_or_default()
+                            ),
+                        }
+                    }
+                    latencies.push(sent.elapsed());
+                }
+                (latencies, retries)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut retries = 0;
+    for thread in threads {
+        let (l, r) = thread.join().unwrap();
+        latencies.extend(l);
+        retries += r;
+    }
+    let took = started.elapsed();
+    latencies.sort();
+    let info: serde_json::Value = serde_json::from_str(
+        &http()
+            .get(&format!("{}/v1/tables/events", host.url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        info["rows"].as_u64(),
+        Some((requests * ROWS_PER_REQUEST) as u64)
+    );
+    let metrics = http()
+        .get(&format!("{}/metrics", host.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let commits = metrics
+        .lines()
+        .find(|l| l.starts_with("icedb_insert_commits_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    host.signal("TERM");
+    assert!(host.wait().success());
+    Outcome {
+        rows: requests * ROWS_PER_REQUEST,
+        took,
+        latencies,
+        retries,
+        commits,
+        files: info["files"].as_u64().unwrap_or(0),
+    }
+}
+
+fn main() {
+    let events: usize = std::env::var("ICEDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    println!(
+        "HTTP ingest: {events} standard events per mode, {CLIENTS} clients, {ROWS_PER_REQUEST}-row NDJSON requests, local directory, built-in formatter, daily partitions"
+    );
+    println!(
+        "{:<18} {:>11} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8}",
+        "mode", "rows/s", "requests", "commits", "files", "p50 ms", "p99 ms", "429s"
+    );
+    for group_commit in [true, false] {
+        let outcome = run(group_commit, events);
+        println!(
+            "{:<18} {:>11.0} {:>9} {:>9} {:>8} {:>9.1} {:>9.1} {:>8}",
+            if group_commit {
+                "group commit on"
+            } else {
+                "group commit off"
+            },
+            outcome.rows as f64 / outcome.took.as_secs_f64(),
+            outcome.latencies.len(),
+            outcome.commits,
+            outcome.files,
+            percentile(&outcome.latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&outcome.latencies, 0.99).as_secs_f64() * 1e3,
+            outcome.retries,
+        );
+    }
+}
