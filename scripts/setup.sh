@@ -30,6 +30,16 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 >&2
 fi
 
+# --- tmux: the TUI's end-to-end test drives the real binary in a terminal ----------
+if ! command -v tmux >/dev/null 2>&1; then
+  log "installing tmux (Debian package)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq tmux >&2 || { apt-get update -qq >&2 && apt-get install -y -qq tmux >&2; }
+  else
+    sudo apt-get install -y -qq tmux >&2 || { sudo apt-get update -qq >&2 && sudo apt-get install -y -qq tmux >&2; }
+  fi
+fi
+
 # --- Python tools ------------------------------------------------------------------
 VENV="$ICEDB_CACHE/venv"
 if [ ! -f "$VENV/.icedb-ready-1" ]; then

@@ -1,8 +1,8 @@
-//! The real `icedb-host` binary: `plugin check` on real components, and
-//! `run` starting on the embedded default and stopping on SIGTERM.
+//! The real `icedb-host` binary: `plugin check` on real components (`run`
+//! is covered by host_server.rs).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use icedb::events::EventGenerator;
@@ -127,39 +127,4 @@ fn plugin_check_reports_plugin_failures() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent.wasm"));
-}
-
-#[test]
-fn run_starts_on_the_embedded_default_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = icedb_host()
-        .arg("run")
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !seen.contains("waiting for Ctrl-C or SIGTERM") {
-        assert!(Instant::now() < deadline, "no start-up report: {seen}");
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "exited early: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    assert!(seen.contains("built-in JSON-text formatter"), "{seen}");
-    assert!(
-        seen.contains("built-in daily partitioning on `ts`"),
-        "{seen}"
-    );
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status after SIGTERM: {status}");
 }

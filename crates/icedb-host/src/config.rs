@@ -801,6 +801,10 @@ mod tests {
 
     #[test]
     fn sample_is_the_embedded_default() {
+        assert_eq!(
+            HostConfig::default().server.listen.to_string(),
+            "127.0.0.1:8080"
+        );
         let sample = HostConfig::from_toml(SAMPLE).unwrap();
         let mut expected = HostConfig::default();
         // The sample spells out what the defaults leave to the policies.
@@ -835,7 +839,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("tables[0].partitioning.plugin"), "{error}");
-        let error = HostConfig::from_toml("[tables.merge.hot]\nevery = \"soon\"\n")
+        let error = HostConfig::from_toml("[[tables]]\n[tables.merge.hot]\nevery = \"soon\"\n")
             .unwrap_err()
             .to_string();
         assert!(error.contains("every"), "{error}");

@@ -202,6 +202,25 @@ impl Table {
         Ok(report)
     }
 
+    /// How many files `policy` would merge, per partition: files smaller
+    /// than its input limit, in partitions holding two or more of them.
+    /// Reads every live file of the policy's partitions from the replica
+    /// (no store request).
+    pub fn merge_backlog(&self, policy: &MergePolicy) -> Result<BTreeMap<String, usize>> {
+        let filter = policy
+            .partition_prefix
+            .clone()
+            .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+        let mut backlog: BTreeMap<String, usize> = BTreeMap::new();
+        for file in self.meta().snapshot()?.files(&filter)? {
+            if file.bytes < policy.max_input_bytes {
+                *backlog.entry(file.partition).or_default() += 1;
+            }
+        }
+        backlog.retain(|_, files| *files >= 2);
+        Ok(backlog)
+    }
+
     /// Rounds of `policy` until one plans no job (at most 100 rounds).
     pub async fn merge_until_quiescent(&self, policy: &MergePolicy) -> Result<MergeReport> {
         let started = Instant::now();

@@ -530,7 +530,9 @@ pub async fn table_info(
             })
         })
         .collect();
+    let (merge_backlog, _) = backlog(served)?;
     let extra = json!({
+        "merge_backlog": merge_backlog,
         "schema": snapshot.schema().map_err(internal)?,
         "sort_order": served.table.config().sort_order,
         "tombstones": snapshot.tombstones().map_err(internal)?.len(),
@@ -559,7 +561,18 @@ pub async fn partitions(
     let filter = filter
         .partition
         .map_or(PartitionFilter::All, PartitionFilter::Prefix);
-    let partitions = snapshot.partitions(&filter).map_err(internal)?;
+    let (_, cold_backlog) = backlog(served)?;
+    let partitions: Vec<serde_json::Value> = snapshot
+        .partitions(&filter)
+        .map_err(internal)?
+        .into_iter()
+        .map(|p| {
+            let backlog = cold_backlog.get(&p.partition).copied().unwrap_or(0);
+            let mut value = json!(p);
+            value["merge_backlog"] = json!(backlog);
+            value
+        })
+        .collect();
     Ok(Json(
         json!({ "version": snapshot.version(), "partitions": partitions }),
     ))
@@ -595,6 +608,65 @@ pub async fn files(
     Ok(Json(
         json!({ "version": snapshot.version(), "root": served.root, "files": files }),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct MergeQuery {
+    /// `hot` or `cold` (default `hot`).
+    policy: Option<String>,
+}
+
+/// `POST /v1/tables/{table}/merge[?policy=hot|cold]`: one merge round now.
+pub async fn merge(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<MergeQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let served = served(&state, &name)?;
+    let wanted = query.policy.as_deref().unwrap_or("hot");
+    let policy = served
+        .merges
+        .iter()
+        .find(|m| m.policy.name == wanted)
+        .map(|m| m.policy.clone())
+        .or_else(|| match wanted {
+            // A policy switched off in the schedule can still run by hand.
+            "hot" => Some(icedb::MergePolicy::hot()),
+            "cold" => Some(icedb::MergePolicy::cold()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("unknown merge policy `{wanted}`; use hot or cold"))
+        })?;
+    let context = crate::server::scheduler::Context {
+        table: served.table.clone(),
+        metrics: state.metrics.clone(),
+        activity: state.activity.clone(),
+    };
+    let report = crate::server::scheduler::merge_now(&context, &policy)
+        .await
+        .map_err(|e| ApiError::from_table(&e))?;
+    Ok(Json(report))
+}
+
+/// Files each merge policy would merge now, in total and per partition.
+fn backlog(served: &Served) -> ApiResult<(serde_json::Value, BTreeMap<String, usize>)> {
+    let mut totals = serde_json::Map::new();
+    let mut cold = BTreeMap::new();
+    for merge in &served.merges {
+        let per_partition = served
+            .table
+            .merge_backlog(&merge.policy)
+            .map_err(internal)?;
+        totals.insert(
+            merge.policy.name.clone(),
+            json!(per_partition.values().sum::<usize>()),
+        );
+        if merge.policy.name == "cold" {
+            cold = per_partition;
+        }
+    }
+    Ok((serde_json::Value::Object(totals), cold))
 }
 
 #[derive(Deserialize)]

@@ -31,6 +31,8 @@ use metrics::Metrics;
 pub struct Served {
     table: Arc<Table>,
     ingest: Arc<Ingest>,
+    /// The table's merge policies (the scheduled ones, also run on demand).
+    merges: Vec<crate::config::ScheduledMerge>,
     /// The root as configured (a URL or an absolute path).
     root: String,
 }
@@ -128,6 +130,7 @@ pub async fn run(
             Served {
                 table,
                 ingest,
+                merges: config.merges(section),
                 root,
             },
         );
@@ -188,6 +191,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tables/{table}/partitions", get(api::partitions))
         .route("/v1/tables/{table}/files", get(api::files))
         .route("/v1/tables/{table}/commits", get(api::commits))
+        .route("/v1/tables/{table}/merge", post(api::merge))
         .route("/v1/query", post(api::query))
         .route("/v1/activity", get(api::activity))
         .route("/metrics", get(api::prometheus))

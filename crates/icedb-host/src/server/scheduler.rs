@@ -25,10 +25,10 @@ pub struct Schedule {
 }
 
 #[derive(Clone)]
-struct Context {
-    table: Arc<Table>,
-    metrics: Arc<Metrics>,
-    activity: Activity,
+pub struct Context {
+    pub table: Arc<Table>,
+    pub metrics: Arc<Metrics>,
+    pub activity: Activity,
 }
 
 /// Starts every task of `schedule` on `tasks`.
@@ -98,6 +98,15 @@ fn record_run(context: &Context, task: &str, outcome: &str) {
 }
 
 async fn run_merge(context: &Context, policy: &MergePolicy) {
+    let _ = merge_now(context, policy).await;
+}
+
+/// One merge round of `policy`, recorded in activity and metrics; the
+/// scheduler's tick and `POST /v1/tables/{t}/merge` both run this.
+pub async fn merge_now(
+    context: &Context,
+    policy: &MergePolicy,
+) -> Result<serde_json::Value, icedb::TableError> {
     let table = context.table.name();
     let running = context
         .activity
@@ -138,9 +147,7 @@ async fn run_merge(context: &Context, policy: &MergePolicy) {
                 );
             }
             record_run(context, &format!("merge_{}", policy.name), "ok");
-            running.finish(
-                status,
-                serde_json::json!({
+            let detail = serde_json::json!({
                     "policy": policy.name,
                     "jobs": report.jobs,
                     "files_in": report.files_in,
@@ -149,13 +156,16 @@ async fn run_merge(context: &Context, policy: &MergePolicy) {
                     "bytes_out": report.bytes_out,
                     "rows": report.rows,
                     "conflicts": report.conflicts,
-                }),
-            );
+                    "elapsed_ms": report.elapsed.as_secs_f64() * 1e3,
+            });
+            running.finish(status, detail.clone());
+            Ok(detail)
         }
         Err(e) => {
             tracing::warn!(table, policy = %policy.name, error = %e, "merge failed; retrying at the next tick");
             record_run(context, &format!("merge_{}", policy.name), "error");
-            running.fail(e);
+            running.fail(&e);
+            Err(e)
         }
     }
 }
