@@ -68,19 +68,9 @@ fn assert_success(output: &Output, args: &[&str]) {
 }
 
 fn events(rows: usize, seed: u64) -> Vec<u8> {
-    let output = Command::new(binary("icedb-host"))
-        .args([
-            "gen-events",
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert_success(&output, &["gen-events"]);
-    assert_eq!(output.stdout.iter().filter(|b| **b == b'\n').count(), rows);
-    output.stdout
+    let events = icedb_e2e::gen_events(rows, seed);
+    assert_eq!(events.lines().count(), rows);
+    events.into_bytes()
 }
 
 fn one_shot_commands(backend: Backend) {

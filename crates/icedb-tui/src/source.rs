@@ -303,16 +303,11 @@ impl TableSource {
                     "ok"
                 },
                 None,
-                serde_json::json!({
-                    "policy": policy.name,
-                    "jobs": report.jobs,
-                    "files_in": report.files_in,
-                    "files_out": report.files_out,
-                    "bytes_in": report.bytes_in,
-                    "bytes_out": report.bytes_out,
-                    "rows": report.rows,
-                    "conflicts": report.conflicts,
-                }),
+                {
+                    let mut detail = report.to_json();
+                    detail["policy"] = policy.name.clone().into();
+                    detail
+                },
             ),
             Err(e) => ("error", Some(e.to_string()), Value::Null),
         };

@@ -107,6 +107,20 @@ pub struct MergeReport {
 }
 
 impl MergeReport {
+    /// The figures as JSON (for activity logs and APIs).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "jobs": self.jobs,
+            "files_in": self.files_in,
+            "files_out": self.files_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "rows": self.rows,
+            "conflicts": self.conflicts,
+            "elapsed_ms": self.elapsed.as_secs_f64() * 1e3,
+        })
+    }
+
     fn absorb(&mut self, other: &MergeReport) {
         self.jobs += other.jobs;
         self.files_in += other.files_in;

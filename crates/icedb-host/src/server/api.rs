@@ -550,17 +550,27 @@ pub struct PartitionQuery {
     partition: Option<String>,
 }
 
+/// The served table, synced, and the partition filter of the request.
+async fn synced_partitions<'a>(
+    state: &'a AppState,
+    name: &str,
+    query: PartitionQuery,
+) -> ApiResult<(&'a Served, icedb_meta::Snapshot, PartitionFilter)> {
+    let served = served(state, name)?;
+    let snapshot = synced(served).await?;
+    let filter = query
+        .partition
+        .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+    Ok((served, snapshot, filter))
+}
+
 /// `GET /v1/tables/{table}/partitions[?partition=prefix]`
 pub async fn partitions(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(filter): Query<PartitionQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let served = served(&state, &name)?;
-    let snapshot = synced(served).await?;
-    let filter = filter
-        .partition
-        .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+    let (served, snapshot, filter) = synced_partitions(&state, &name, filter).await?;
     let (_, cold_backlog) = backlog(served)?;
     let partitions: Vec<serde_json::Value> = snapshot
         .partitions(&filter)
@@ -585,11 +595,7 @@ pub async fn files(
     Path(name): Path<String>,
     Query(filter): Query<PartitionQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let served = served(&state, &name)?;
-    let snapshot = synced(served).await?;
-    let filter = filter
-        .partition
-        .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+    let (served, snapshot, filter) = synced_partitions(&state, &name, filter).await?;
     let files: Vec<serde_json::Value> = snapshot
         .files(&filter)
         .map_err(internal)?

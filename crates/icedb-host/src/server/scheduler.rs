@@ -147,17 +147,8 @@ pub async fn merge_now(
                 );
             }
             record_run(context, &format!("merge_{}", policy.name), "ok");
-            let detail = serde_json::json!({
-                    "policy": policy.name,
-                    "jobs": report.jobs,
-                    "files_in": report.files_in,
-                    "files_out": report.files_out,
-                    "bytes_in": report.bytes_in,
-                    "bytes_out": report.bytes_out,
-                    "rows": report.rows,
-                    "conflicts": report.conflicts,
-                    "elapsed_ms": report.elapsed.as_secs_f64() * 1e3,
-            });
+            let mut detail = report.to_json();
+            detail["policy"] = policy.name.clone().into();
             running.finish(status, detail.clone());
             Ok(detail)
         }
