@@ -6,5 +6,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=setup.sh
 . "$repo/scripts/setup.sh"
-cargo build --release --manifest-path "$repo/Cargo.toml" -p icedb-host
+# The workspace's binaries in one go (the same build `scripts/bench.sh` uses).
+cargo build --release --manifest-path "$repo/Cargo.toml" --workspace --bins
 exec "$CARGO_TARGET_DIR/release/icedb-host" run "$@"

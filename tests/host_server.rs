@@ -765,7 +765,7 @@ fn init_writes_a_config_that_serves_and_bad_configs_name_the_key() {
     );
     let stdout = String::from_utf8_lossy(&status.stdout);
     assert!(
-        stdout.contains(&format!("at {}/./icedb-data/events", dir.path().display())),
+        stdout.contains(&format!("at {}/icedb-data/events", dir.path().display())),
         "{stdout}"
     );
     // `run` picks up ./icedb.toml by itself.

@@ -543,9 +543,17 @@ impl HostConfig {
 
     fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
-            path.to_owned()
+            return path.to_owned();
+        }
+        // Without `.` segments, so logs and the API show clean paths.
+        let relative: PathBuf = path
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        if self.base_dir == Path::new(".") {
+            Path::new(".").join(relative)
         } else {
-            self.base_dir.join(path)
+            self.base_dir.join(relative)
         }
     }
 
