@@ -791,3 +791,107 @@ fn init_writes_a_config_that_serves_and_bad_configs_name_the_key() {
     let log = bad.err().expect("an unknown key must not start");
     assert!(log.contains("sort_ordr"), "{log}");
 }
+
+/// Posts `bodies` at once (one thread each) and returns (status, body) in order.
+fn post_together(url: &str, bodies: Vec<String>) -> Vec<(u16, String)> {
+    let barrier = Arc::new(std::sync::Barrier::new(bodies.len()));
+    let threads: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let (url, barrier) = (url.to_owned(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                post(&url, NDJSON, body.as_bytes(), None)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn group_commit_shares_commits_isolates_bad_requests_and_pushes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostProcess::start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[
+            replica_env(dir.path()),
+            // A long window so that concurrent requests surely meet.
+            ("ICEDB__INGEST__FLUSH_WINDOW", "400ms".to_owned()),
+            ("ICEDB__INGEST__QUEUE_ROWS", "250".to_owned()),
+        ],
+    );
+    let rows_url = format!("{}/v1/tables/events/rows", host.url);
+    let rows = |tag: &str, n: usize| -> String {
+        (0..n)
+            .map(|i| format!("{{\"id\":\"{tag}-{i}\",\"event\":\"e\",\"n\":{i}}}\n"))
+            .collect()
+    };
+
+    // Three concurrent requests, one commit.
+    let answers = post_together(&rows_url, vec![rows("a", 50), rows("b", 50), rows("c", 50)]);
+    let acks: Vec<Value> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            serde_json::from_str(body).unwrap()
+        })
+        .collect();
+    assert!(
+        acks.iter().all(|a| a["version"] == acks[0]["version"]),
+        "{acks:?}"
+    );
+    assert!(
+        acks.iter().all(|a| a["requests_in_commit"] == 3),
+        "{acks:?}"
+    );
+    assert!(acks.iter().all(|a| a["rows"] == 50));
+
+    // A request whose rows clash with another request of its group fails
+    // alone; the other is committed.
+    let clash: String = (0..5)
+        .map(|i| format!("{{\"id\":\"x-{i}\",\"event\":\"e\",\"n\":\"text\"}}\n"))
+        .collect();
+    let answers = post_together(&rows_url, vec![rows("d", 20), clash]);
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    assert_eq!(answers[1].0, 400, "{}", answers[1].1);
+    assert!(answers[1].1.contains("`n`"), "{}", answers[1].1);
+
+    // Over the queue: 200 + 100 rows waiting > 250 → 429 with Retry-After;
+    // a single request larger than the queue → 413.
+    let barrier_url = rows_url.clone();
+    let first =
+        std::thread::spawn(move || post(&barrier_url, NDJSON, rows("f", 200).as_bytes(), None));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut response = http()
+        .post(&rows_url)
+        .header("content-type", NDJSON)
+        .send(rows("g", 100).as_bytes())
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(
+        response
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("queue is full")
+    );
+    assert_eq!(first.join().unwrap().0, 200);
+    let (status, text) = post(&rows_url, NDJSON, rows("h", 300).as_bytes(), None);
+    assert_eq!(status, 413, "{text}");
+
+    let answer = query(
+        &host.url,
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM events",
+    );
+    assert_eq!(answer["rows"][0]["n"], 150 + 20 + 200);
+    assert_eq!(answer["rows"][0]["ids"], 150 + 20 + 200);
+    let (_, metrics) = get(&format!("{}/metrics", host.url), None);
+    assert!(
+        metrics.contains("icedb_insert_requests_total{table=\"events\",outcome=\"busy\"} 1"),
+        "{metrics}"
+    );
+    host.signal("TERM");
+    assert!(host.wait().success());
+}

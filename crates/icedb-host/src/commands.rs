@@ -167,10 +167,24 @@ pub async fn merge(args: MergeArgs) -> Result<()> {
         MergePolicy::cold()
     };
     policy.partition_prefix = args.partition;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = if args.once {
         table.merge_once(&policy).await?
     } else {
-        table.merge_until_quiescent(&policy).await?
+        let report = table
+            .merge_until_quiescent_reporting(&policy, |total| {
+                if terminal {
+                    eprint!(
+                        "\r{} files merged into {} so far ({} conflicts), {:.1?}",
+                        total.files_in, total.files_out, total.conflicts, total.elapsed
+                    );
+                }
+            })
+            .await?;
+        if terminal {
+            eprintln!();
+        }
+        report
     };
     println!(
         "merged {} files into {} in {} jobs ({} MiB → {} MiB, {} rows) in {:.2?}; {} conflicts",

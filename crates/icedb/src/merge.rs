@@ -237,11 +237,23 @@ impl Table {
 
     /// Rounds of `policy` until one plans no job (at most 100 rounds).
     pub async fn merge_until_quiescent(&self, policy: &MergePolicy) -> Result<MergeReport> {
+        self.merge_until_quiescent_reporting(policy, |_| {}).await
+    }
+
+    /// [`merge_until_quiescent`](Self::merge_until_quiescent), calling
+    /// `on_round` with the running total after every round (progress).
+    pub async fn merge_until_quiescent_reporting(
+        &self,
+        policy: &MergePolicy,
+        mut on_round: impl FnMut(&MergeReport),
+    ) -> Result<MergeReport> {
         let started = Instant::now();
         let mut total = MergeReport::default();
         for _ in 0..100 {
             let round = self.merge_once(policy).await?;
             total.absorb(&round);
+            total.elapsed = started.elapsed();
+            on_round(&total);
             // Done when nothing is left to plan, or when every job lost to a
             // concurrent merge (the other side is making the progress).
             if round.files_out == 0 {
