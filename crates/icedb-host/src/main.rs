@@ -30,6 +30,7 @@ enum Command {
     ///   curl -H 'content-type: application/x-ndjson' --data-binary @events.ndjson localhost:8080/v1/tables/events/rows
     ///
     ///   curl -H 'content-type: text/plain' -d 'SELECT count(*) FROM events' localhost:8080/v1/query
+    #[command(verbatim_doc_comment)]
     Run(RunArgs),
     /// Write a commented sample configuration (every key with its default).
     Init(InitArgs),
