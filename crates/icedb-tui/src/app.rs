@@ -123,6 +123,8 @@ pub struct QueryState {
     pub error: Option<String>,
     /// First result row shown.
     pub scroll: usize,
+    /// First result column shown (h/l scroll wide results sideways).
+    pub first_column: usize,
 }
 
 pub struct App {
@@ -287,6 +289,7 @@ impl App {
     pub fn on_query(&mut self, outcome: Result<QueryOutcome, String>) {
         self.query.running = None;
         self.query.scroll = 0;
+        self.query.first_column = 0;
         self.selected[View::Queries.index()] = 0;
         match outcome {
             Ok(outcome) => {
@@ -433,6 +436,14 @@ impl App {
                 if self.view == View::Queries =>
             {
                 self.query.editing = true;
+            }
+            KeyCode::Char('l') | KeyCode::Right if self.view == View::Queries => {
+                let columns = self.query.result.as_ref().map_or(0, |r| r.columns.len());
+                self.query.first_column =
+                    (self.query.first_column + 1).min(columns.saturating_sub(1));
+            }
+            KeyCode::Char('h') | KeyCode::Left if self.view == View::Queries => {
+                self.query.first_column = self.query.first_column.saturating_sub(1);
             }
             _ => {}
         }

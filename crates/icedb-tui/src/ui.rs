@@ -36,6 +36,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "i, e",
         "Queries: edit SQL; Enter runs it, ↑/↓ history, Esc leaves",
     ),
+    ("h/l, ←/→", "Queries: scroll a wide result sideways"),
     ("f", "freeze / resume automatic refresh"),
     ("r", "refresh now"),
 ];
@@ -539,10 +540,14 @@ fn draw_queries(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(info_line), info);
     match &query.result {
         Some(result) => {
+            let first = query
+                .first_column
+                .min(result.columns.len().saturating_sub(1));
             let widths: Vec<Constraint> = result
                 .columns
                 .iter()
                 .enumerate()
+                .skip(first)
                 .map(|(i, name)| {
                     let widest = result
                         .rows
@@ -555,11 +560,24 @@ fn draw_queries(frame: &mut Frame, app: &App, area: Rect) {
                     Constraint::Length(widest.min(40) as u16)
                 })
                 .collect();
-            let rows: Vec<Row> = result.rows.iter().map(|r| Row::new(r.clone())).collect();
+            let rows: Vec<Row> = result
+                .rows
+                .iter()
+                .map(|r| Row::new(r.iter().skip(first).cloned()))
+                .collect();
+            let title = if first > 0 {
+                format!(
+                    " Result (j/k scroll · h/l columns · from column {} of {}) ",
+                    first + 1,
+                    result.columns.len()
+                )
+            } else {
+                " Result (j/k scroll · h/l columns) ".to_owned()
+            };
             let table = Table::new(rows, widths)
-                .header(Row::new(result.columns.clone()).style(header_style()))
+                .header(Row::new(result.columns.iter().skip(first).cloned()).style(header_style()))
                 .row_highlight_style(selected_style())
-                .block(Block::bordered().title(" Result (j/k scroll) "));
+                .block(Block::bordered().title(title));
             let mut state = TableState::default().with_selected(Some(app.selected[3]));
             frame.render_stateful_widget(table, results, &mut state);
         }
@@ -964,6 +982,10 @@ mod tests {
             files_pruned: 0,
         }));
         insta::assert_snapshot!(render(&app, 100, 20));
+        key(&mut app, KeyCode::Char('l'));
+        key(&mut app, KeyCode::Char('l'));
+        assert_eq!(app.query.first_column, 1, "stops at the last column");
+        insta::assert_snapshot!("queries_scrolled_right", render(&app, 100, 20));
     }
 
     #[test]
