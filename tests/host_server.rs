@@ -225,6 +225,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
         &[
             replica_env(dir.path()),
             ("ICEDB__SERVER__MAX_BODY_BYTES", "20000".to_owned()),
+            ("ICEDB__SERVER__MAX_RESULT_ROWS", "100".to_owned()),
         ],
     );
     let url = &host.url;
@@ -323,6 +324,15 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     );
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("nope"), "{text}");
+    let (status, text) = post(
+        &format!("{url}/v1/query"),
+        "text/plain",
+        b"SELECT * FROM range(100000)",
+        None,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("more than 100 rows"), "{text}");
+    assert_eq!(query(url, "SELECT * FROM range(100)")["row_count"], 100);
     host.signal("TERM");
     assert!(host.wait().success());
 }

@@ -28,6 +28,8 @@ pub enum TableError {
     },
     #[error("query stopped: it ran longer than its time limit of {}", humantime::format_duration(*.limit))]
     QueryTimeout { limit: std::time::Duration },
+    #[error("the query's result has more than {limit} rows; add a LIMIT or aggregate")]
+    ResultTooLarge { limit: usize },
     #[error("partitioning {}: {reason}", location(*.row, *.line))]
     Partition {
         row: usize,

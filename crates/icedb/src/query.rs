@@ -36,6 +36,9 @@ pub struct QueryOptions {
     pub version: Option<u64>,
     /// Stop the query (and fail it) after this long.
     pub timeout: Option<Duration>,
+    /// Fail the query as soon as its result passes this many rows, instead
+    /// of holding all of it.
+    pub max_rows: Option<usize>,
 }
 
 /// A query's answer and how it was reached.
@@ -297,6 +300,7 @@ impl Table {
         let name = quote_ident(self.name());
         let sql = sql.to_owned();
         let interrupt = connection.interrupt_handle();
+        let max_rows = options.max_rows;
         let mut task =
             tokio::task::spawn_blocking(move || -> Result<(SchemaRef, Vec<RecordBatch>)> {
                 connection
@@ -305,7 +309,18 @@ impl Table {
                 let mut statement = connection.prepare(&sql).map_err(duck)?;
                 let arrow = statement.query_arrow([]).map_err(duck)?;
                 let schema = arrow.get_schema();
-                Ok((schema, arrow.collect()))
+                let mut batches = Vec::new();
+                let mut rows = 0;
+                for batch in arrow {
+                    rows += batch.num_rows();
+                    if let Some(limit) = max_rows
+                        && rows > limit
+                    {
+                        return Err(TableError::ResultTooLarge { limit });
+                    }
+                    batches.push(batch);
+                }
+                Ok((schema, batches))
             });
         let finished = match options.timeout {
             None => (&mut task).await,

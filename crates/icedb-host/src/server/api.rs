@@ -48,7 +48,9 @@ impl ApiError {
     fn from_table(error: &TableError) -> Self {
         let status = match error {
             e if e.is_input_error() => StatusCode::BAD_REQUEST,
-            TableError::Query(_) | TableError::QueryTimeout { .. } => StatusCode::BAD_REQUEST,
+            TableError::Query(_)
+            | TableError::QueryTimeout { .. }
+            | TableError::ResultTooLarge { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())
@@ -327,6 +329,7 @@ pub async fn query(
             .map_or(PartitionFilter::All, PartitionFilter::Prefix),
         version: request.version,
         timeout: Some(state.server.query_timeout),
+        max_rows: Some(state.server.max_result_rows),
         ..QueryOptions::default()
     };
     let label: String = request.sql.chars().take(500).collect();
@@ -352,14 +355,6 @@ pub async fn query(
         .get_or_create(&metrics::table(&name))
         .observe(result.elapsed.as_secs_f64());
     let rows = result.row_count();
-    if rows > state.server.max_result_rows {
-        outcome("too_large");
-        running.fail(format!("{rows} result rows"));
-        return Err(ApiError::bad_request(format!(
-            "the result has {rows} rows, more than server.max_result_rows ({}); add a LIMIT or aggregate",
-            state.server.max_result_rows
-        )));
-    }
     outcome("ok");
     running.finish(
         Status::Ok,
