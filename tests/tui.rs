@@ -35,6 +35,8 @@ impl Tmux {
             ])
             .arg(script)
             .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
+            // CI may run without a terminal type; tmux wants one.
+            .env("TERM", "xterm-256color")
             .status()
             .expect("tmux is installed (scripts/setup.sh)");
         assert!(status.success());
