@@ -242,9 +242,7 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let table = args.table.open().await?;
     let snapshot = table.meta().snapshot()?;
     let partitions = snapshot.partitions(&PartitionFilter::All)?;
-    let (files, rows, bytes) = partitions.iter().fold((0, 0, 0), |(f, r, b), p| {
-        (f + p.files, r + p.rows, b + p.bytes)
-    });
+    let icedb_meta::Totals { files, rows, bytes } = icedb_meta::Totals::of(&partitions);
     println!("table      {} at {}", table.name(), table.config().root);
     println!("version    {}", snapshot.version());
     println!(

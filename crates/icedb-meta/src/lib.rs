@@ -21,6 +21,6 @@ pub use meta::{
 };
 pub use model::{
     COMMIT_FORMAT, ColumnDef, ColumnStats, ColumnType, Commit, CommitDraft, CommitSummary,
-    DataFile, FileRef, Operation, PartitionStats, StatValue, Tombstone,
+    DataFile, FileRef, Operation, PartitionStats, StatValue, Tombstone, Totals,
 };
 pub use replica::{PartitionFilter, Snapshot};

@@ -240,6 +240,26 @@ pub struct PartitionStats {
     pub newest_write_ms: i64,
 }
 
+/// Files, rows and bytes summed over partitions (a table's totals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Totals {
+    pub fn of<'a>(partitions: impl IntoIterator<Item = &'a PartitionStats>) -> Totals {
+        partitions
+            .into_iter()
+            .fold(Totals::default(), |t, p| Totals {
+                files: t.files + p.files,
+                rows: t.rows + p.rows,
+                bytes: t.bytes + p.bytes,
+            })
+    }
+}
+
 /// A tombstoned file still on the store, waiting for vacuum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {

@@ -123,11 +123,7 @@ impl Source {
                         urlencode(partition)
                     ))
                     .await?;
-                Ok(
-                    serde_json::from_value::<Vec<FileRow>>(answer["files"].clone())?
-                        .into_iter()
-                        .collect(),
-                )
+                Ok(serde_json::from_value(answer["files"].clone())?)
             }
         }
     }
@@ -174,11 +170,16 @@ impl TableSource {
         let meta = self.table.meta();
         meta.sync().await?;
         let snapshot = meta.snapshot()?;
-        let cold = self.table.merge_backlog(&MergePolicy::cold())?;
-        let hot = self.table.merge_backlog(&MergePolicy::hot())?;
-        let partitions: Vec<PartitionRow> = snapshot
-            .partitions(&PartitionFilter::All)?
-            .into_iter()
+        let (hot, cold) = (MergePolicy::hot(), MergePolicy::cold());
+        let mut backlogs = self.table.merge_backlog(&[&hot, &cold])?.into_iter();
+        let (hot, cold) = (
+            backlogs.next().unwrap_or_default(),
+            backlogs.next().unwrap_or_default(),
+        );
+        let stats = snapshot.partitions(&PartitionFilter::All)?;
+        let partitions: Vec<PartitionRow> = stats
+            .iter()
+            .cloned()
             .map(|p| PartitionRow {
                 merge_backlog: cold.get(&p.partition).copied().unwrap_or(0),
                 partition: p.partition,
@@ -188,13 +189,14 @@ impl TableSource {
                 newest_write_ms: p.newest_write_ms,
             })
             .collect();
+        let totals = icedb_meta::Totals::of(&stats);
         let overview = Overview {
             table: self.table.name().to_owned(),
             root: self.table.config().root.clone(),
             version: snapshot.version(),
-            files: partitions.iter().map(|p| p.files).sum(),
-            rows: partitions.iter().map(|p| p.rows).sum(),
-            bytes: partitions.iter().map(|p| p.bytes).sum(),
+            files: totals.files,
+            rows: totals.rows,
+            bytes: totals.bytes,
             partitions: partitions.len(),
             tombstones: snapshot.tombstones()?.len(),
         };

@@ -216,23 +216,31 @@ impl Table {
         Ok(report)
     }
 
-    /// How many files `policy` would merge, per partition: files smaller
-    /// than its input limit, in partitions holding two or more of them.
-    /// Reads every live file of the policy's partitions from the replica
-    /// (no store request).
-    pub fn merge_backlog(&self, policy: &MergePolicy) -> Result<BTreeMap<String, usize>> {
-        let filter = policy
-            .partition_prefix
-            .clone()
-            .map_or(PartitionFilter::All, PartitionFilter::Prefix);
-        let mut backlog: BTreeMap<String, usize> = BTreeMap::new();
-        for file in self.meta().snapshot()?.files(&filter)? {
-            if file.bytes < policy.max_input_bytes {
-                *backlog.entry(file.partition).or_default() += 1;
+    /// How many files each policy would merge, per partition: files smaller
+    /// than its input limit, in partitions (under its prefix) holding two or
+    /// more of them. One pass over the live files of the replica (no store
+    /// request), whatever the number of policies.
+    pub fn merge_backlog(&self, policies: &[&MergePolicy]) -> Result<Vec<BTreeMap<String, usize>>> {
+        let filters: Vec<PartitionFilter> = policies
+            .iter()
+            .map(|p| {
+                p.partition_prefix
+                    .clone()
+                    .map_or(PartitionFilter::All, PartitionFilter::Prefix)
+            })
+            .collect();
+        let mut backlogs = vec![BTreeMap::<String, usize>::new(); policies.len()];
+        for file in self.meta().snapshot()?.files(&PartitionFilter::All)? {
+            for ((policy, filter), backlog) in policies.iter().zip(&filters).zip(&mut backlogs) {
+                if file.bytes < policy.max_input_bytes && filter.matches(&file.partition) {
+                    *backlog.entry(file.partition.clone()).or_default() += 1;
+                }
             }
         }
-        backlog.retain(|_, files| *files >= 2);
-        Ok(backlog)
+        for backlog in &mut backlogs {
+            backlog.retain(|_, files| *files >= 2);
+        }
+        Ok(backlogs)
     }
 
     /// Rounds of `policy` until one plans no job (at most 100 rounds).

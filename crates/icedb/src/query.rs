@@ -192,7 +192,7 @@ impl QueryEngine {
         )
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         match &self.files {
             FileUrls::Local(root) => root.join(path).display().to_string(),
             FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{path}"),

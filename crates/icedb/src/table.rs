@@ -152,6 +152,17 @@ impl Table {
         loaded
     }
 
+    /// A URL other engines can read a data file at (`file:///...` for a
+    /// local table, `s3://bucket/...`); `path` is relative to the root.
+    pub fn file_url(&self, path: &str) -> String {
+        let url = self.query_engine.url(path);
+        if url.starts_with('/') {
+            format!("file://{url}")
+        } else {
+            url
+        }
+    }
+
     /// The table's meta store (snapshots, history, checkpoints).
     pub fn meta(&self) -> &MetaStore {
         &self.meta

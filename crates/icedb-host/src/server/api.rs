@@ -474,17 +474,15 @@ fn table_summary(served: &Served, snapshot: &icedb_meta::Snapshot) -> ApiResult<
     let partitions = snapshot
         .partitions(&PartitionFilter::All)
         .map_err(internal)?;
-    let (files, rows, bytes) = partitions.iter().fold((0u64, 0u64, 0u64), |(f, r, b), p| {
-        (f + p.files, r + p.rows, b + p.bytes)
-    });
+    let totals = icedb_meta::Totals::of(&partitions);
     let newest_write_ms = partitions.iter().map(|p| p.newest_write_ms).max();
     Ok(json!({
         "name": served.table.name(),
         "root": served.root,
         "version": snapshot.version(),
-        "files": files,
-        "rows": rows,
-        "bytes": bytes,
+        "files": totals.files,
+        "rows": totals.rows,
+        "bytes": totals.bytes,
         "partitions": partitions.len(),
         "newest_write_ms": newest_write_ms,
     }))
@@ -525,7 +523,7 @@ pub async fn table_info(
             })
         })
         .collect();
-    let (merge_backlog, _) = backlog(served)?;
+    let merge_backlog = backlog_totals(served)?;
     let extra = json!({
         "merge_backlog": merge_backlog,
         "schema": snapshot.schema().map_err(internal)?,
@@ -566,7 +564,7 @@ pub async fn partitions(
     Query(filter): Query<PartitionQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (served, snapshot, filter) = synced_partitions(&state, &name, filter).await?;
-    let (_, cold_backlog) = backlog(served)?;
+    let cold_backlog = cold_backlog(served)?;
     let partitions: Vec<serde_json::Value> = snapshot
         .partitions(&filter)
         .map_err(internal)?
@@ -598,7 +596,7 @@ pub async fn files(
         .map(|f| {
             json!({
                 "path": f.path,
-                "url": served.url(&f.path),
+                "url": served.table.file_url(&f.path),
                 "partition": f.partition,
                 "bytes": f.bytes,
                 "rows": f.rows,
@@ -650,24 +648,29 @@ pub async fn merge(
     Ok(Json(report))
 }
 
-/// Files each merge policy would merge now, in total and per partition.
-fn backlog(served: &Served) -> ApiResult<(serde_json::Value, BTreeMap<String, usize>)> {
-    let mut totals = serde_json::Map::new();
-    let mut cold = BTreeMap::new();
-    for merge in &served.merges {
-        let per_partition = served
-            .table
-            .merge_backlog(&merge.policy)
-            .map_err(internal)?;
-        totals.insert(
-            merge.policy.name.clone(),
-            json!(per_partition.values().sum::<usize>()),
-        );
-        if merge.policy.name == "cold" {
-            cold = per_partition;
-        }
-    }
-    Ok((serde_json::Value::Object(totals), cold))
+/// Files each of the table's merge policies would merge now, in total.
+fn backlog_totals(served: &Served) -> ApiResult<serde_json::Value> {
+    let policies: Vec<&icedb::MergePolicy> = served.merges.iter().map(|m| &m.policy).collect();
+    let backlogs = served.table.merge_backlog(&policies).map_err(internal)?;
+    Ok(policies
+        .iter()
+        .zip(backlogs)
+        .map(|(policy, backlog)| (policy.name.clone(), json!(backlog.values().sum::<usize>())))
+        .collect::<serde_json::Map<_, _>>()
+        .into())
+}
+
+/// Files the cold policy (the whole-table one) would merge now, per partition.
+fn cold_backlog(served: &Served) -> ApiResult<BTreeMap<String, usize>> {
+    let Some(cold) = served.merges.iter().find(|m| m.policy.name == "cold") else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(served
+        .table
+        .merge_backlog(&[&cold.policy])
+        .map_err(internal)?
+        .pop()
+        .unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -724,13 +727,10 @@ pub async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
                 .get_or_create(&label)
                 .set(snapshot.version() as i64);
             if let Ok(partitions) = snapshot.partitions(&PartitionFilter::All) {
-                let (files, rows, bytes) =
-                    partitions.iter().fold((0u64, 0u64, 0u64), |(f, r, b), p| {
-                        (f + p.files, r + p.rows, b + p.bytes)
-                    });
-                m.table_files.get_or_create(&label).set(files as i64);
-                m.table_rows.get_or_create(&label).set(rows as i64);
-                m.table_bytes.get_or_create(&label).set(bytes as i64);
+                let totals = icedb_meta::Totals::of(&partitions);
+                m.table_files.get_or_create(&label).set(totals.files as i64);
+                m.table_rows.get_or_create(&label).set(totals.rows as i64);
+                m.table_bytes.get_or_create(&label).set(totals.bytes as i64);
                 m.table_partitions
                     .get_or_create(&label)
                     .set(partitions.len() as i64);

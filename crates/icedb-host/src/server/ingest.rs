@@ -158,10 +158,15 @@ impl Ingest {
     }
 
     async fn insert_alone(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
+        self.commit_alone(rows, "1 request")
+            .await
+            .map_err(IngestError::Table)
+    }
+
+    /// Commits one request's rows by themselves.
+    async fn commit_alone(&self, rows: PreparedRows, label: &str) -> Result<Ack, Arc<TableError>> {
         let count = rows.row_count();
-        let running = self
-            .activity
-            .start(Kind::Insert, self.table.name(), "1 request");
+        let running = self.activity.start(Kind::Insert, self.table.name(), label);
         match self.table.insert_prepared(rows).await {
             Ok(receipt) => {
                 self.record_commit(&receipt, 1);
@@ -170,7 +175,7 @@ impl Ingest {
             }
             Err(e) => {
                 running.fail(&e);
-                Err(IngestError::Table(Arc::new(e)))
+                Err(Arc::new(e))
             }
         }
     }
@@ -216,7 +221,14 @@ impl Ingest {
         while flushes.join_next().await.is_some() {}
     }
 
-    async fn flush(&self, group: Vec<Pending>) {
+    async fn flush(&self, mut group: Vec<Pending>) {
+        if group.len() == 1 {
+            // Nothing to join: no copy of the rows.
+            let pending = group.pop().expect("one request");
+            let result = self.commit_alone(pending.rows, "1 request").await;
+            let _ = pending.reply.send(result);
+            return;
+        }
         let requests = group.len();
         let rows: usize = group.iter().map(|p| p.rows.row_count()).sum();
         let running = self.activity.start(
@@ -224,11 +236,8 @@ impl Ingest {
             self.table.name(),
             format!("{requests} requests"),
         );
-        let joined = if requests == 1 {
-            group[0].rows.clone()
-        } else {
-            PreparedRows::concat(group.iter().map(|p| p.rows.clone()).collect())
-        };
+        // The parts are kept in case the group has to be retried request by request.
+        let joined = PreparedRows::concat(group.iter().map(|p| p.rows.clone()).collect());
         match self.table.insert_prepared(joined).await {
             Ok(receipt) => {
                 self.record_commit(&receipt, requests);
@@ -240,7 +249,7 @@ impl Ingest {
                         .send(Ok(ack(receipt.clone(), count, requests)));
                 }
             }
-            Err(e) if e.is_input_error() && requests > 1 => {
+            Err(e) if e.is_input_error() => {
                 // Someone's rows are bad: commit each request on its own so
                 // only the culprit fails, with an error naming its own lines.
                 running.finish(
@@ -248,23 +257,9 @@ impl Ingest {
                     serde_json::json!({"requests": requests, "rows": rows, "retried_alone": true, "error": e.to_string()}),
                 );
                 for pending in group {
-                    let count = pending.rows.row_count();
-                    let single = self.activity.start(
-                        Kind::Insert,
-                        self.table.name(),
-                        "1 request (retried alone)",
-                    );
-                    let result = match self.table.insert_prepared(pending.rows).await {
-                        Ok(receipt) => {
-                            self.record_commit(&receipt, 1);
-                            single.finish(Status::Ok, commit_detail(&receipt, 1));
-                            Ok(ack(receipt, count, 1))
-                        }
-                        Err(e) => {
-                            single.fail(&e);
-                            Err(Arc::new(e))
-                        }
-                    };
+                    let result = self
+                        .commit_alone(pending.rows, "1 request (retried alone)")
+                        .await;
                     let _ = pending.reply.send(result);
                 }
             }

@@ -11,7 +11,6 @@ mod sql_guard;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -35,19 +34,6 @@ pub struct Served {
     merges: Vec<crate::config::ScheduledMerge>,
     /// The root as configured (a URL or an absolute path).
     root: String,
-}
-
-impl Served {
-    /// A URL of a file of the table that other engines can read.
-    fn url(&self, path: &str) -> String {
-        if self.root.contains("://") {
-            format!("{}/{path}", self.root.trim_end_matches('/'))
-        } else {
-            let absolute = std::path::absolute(Path::new(&self.root))
-                .unwrap_or_else(|_| Path::new(&self.root).to_owned());
-            format!("file://{}", absolute.join(path).display())
-        }
-    }
 }
 
 pub struct AppState {
