@@ -5,7 +5,7 @@ use std::time::Duration;
 use arrow::array::AsArray;
 use icedb::events::EventGenerator;
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table, VacuumOptions};
-use icedb_e2e::{Backend, open_table, scalar};
+use icedb_e2e::{Backend, assert_no_partition_columns, live_paths, open_table, scalar};
 use object_store::PutPayload;
 use object_store::path::Path;
 
@@ -24,20 +24,6 @@ async fn data_objects(table: &Table) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|o| o.location.to_string())
-        .collect();
-    paths.sort();
-    paths
-}
-
-fn live_files(table: &Table) -> Vec<String> {
-    let mut paths: Vec<String> = table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .files(&PartitionFilter::All)
-        .unwrap()
-        .into_iter()
-        .map(|f| f.path)
         .collect();
     paths.sort();
     paths
@@ -90,7 +76,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
         assert!(report.version.is_some());
         assert_eq!(
             data_objects(&table).await,
-            live_files(&table),
+            live_paths(table.meta()),
             "exactly the live files remain"
         );
         assert!(
@@ -110,7 +96,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
             (0, 0, None),
             "idempotent"
         );
-        assert_eq!(data_objects(&table).await, live_files(&table));
+        assert_eq!(data_objects(&table).await, live_paths(table.meta()));
     }
 }
 
@@ -145,7 +131,7 @@ async fn drop_partitions_then_vacuum() {
         .await
         .unwrap();
     assert_eq!(vacuum.purged, 1);
-    assert_eq!(data_objects(&table).await, live_files(&table));
+    assert_eq!(data_objects(&table).await, live_paths(table.meta()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,15 +197,6 @@ async fn rewrite_deletes_one_users_rows() {
             scalar(&table, "SELECT count(*) FROM events").await,
             4_000 - in_day
         );
-        let columns: Vec<_> = table
-            .schema()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        assert!(
-            !columns.iter().any(|c| c == "y" || c == "d"),
-            "partition columns are not data: {columns:?}"
-        );
+        assert_no_partition_columns(&table);
     }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow::array::AsArray;
-use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::TimestampMicrosecondType;
 use icedb::events::EventGenerator;
 use icedb::{MergePolicy, PartitionFilter, PartitionOrder, QueryOptions, StatValue, Table};
-use icedb_e2e::{Backend, first_row, open_table};
+use icedb_e2e::{Backend, assert_no_partition_columns, first_row, open_table, scalar_of};
 
 async fn open(root: &str, dir: &std::path::Path, who: &str) -> Table {
     open_table(root, dir.join(format!("replica-{who}"))).await
@@ -271,16 +271,7 @@ async fn a_merge_query_deduplicates() {
             (30, 30, 0),
             "{report:?}"
         );
-        let columns: Vec<_> = table
-            .schema()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        assert!(
-            !columns.iter().any(|c| c == "y" || c == "d"),
-            "partition columns are not data: {columns:?}"
-        );
+        assert_no_partition_columns(&table);
         assert_eq!(
             counts(&table).await,
             (600, 600),
@@ -321,12 +312,7 @@ async fn queries_read_older_versions_until_vacuum() {
         let table = &table;
         async move {
             let result = table.query("SELECT count(*) FROM events", &options).await?;
-            Ok::<_, icedb::TableError>(
-                result.batches[0]
-                    .column(0)
-                    .as_primitive::<Int64Type>()
-                    .value(0),
-            )
+            Ok::<_, icedb::TableError>(scalar_of(&result))
         }
     };
     assert_eq!(count_at(at(v1)).await.unwrap(), 500);

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use icedb_e2e::{Backend, s3_options};
+use icedb_e2e::{Backend, live_paths, s3_options};
 use icedb_meta::{
     ColumnDef, ColumnType, CommitDraft, Conflict, DataFile, ExpirePolicy, FileRef, MetaError,
     MetaOptions, MetaStore, Operation, PartitionFilter, Snapshot, TableLocation,
@@ -202,14 +202,7 @@ async fn two_merges_race(backend: Backend) {
             "{loser}"
         );
         a.sync().await.unwrap();
-        let live: Vec<_> = a
-            .snapshot()
-            .unwrap()
-            .files(&PartitionFilter::All)
-            .unwrap()
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
+        let live = live_paths(&a);
         assert!(!live.contains(&source.path));
         assert!(live.contains(&format!("data/p=1/{winner}-{round}.parquet")));
         let loser_name = if winner == "a" { "b" } else { "a" };

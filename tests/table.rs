@@ -11,7 +11,7 @@ use icedb::{
     ColumnRange, ColumnType, FormatSpec, PartitionFilter, PartitionSpec, PluginHost, QueryOptions,
     StatValue, Table, TableConfig, TableError,
 };
-use icedb_e2e::{Backend, first_row, plugin, scalar, table_config};
+use icedb_e2e::{Backend, first_row, plugin, scalar, scalar_of, table_config};
 
 fn config(backend: Backend, dir: &std::path::Path, label: &str) -> TableConfig {
     table_config(
@@ -204,13 +204,7 @@ async fn queries_prune_files_by_partition_and_statistics() {
             .query("SELECT count(*) FROM events", &by_partition)
             .await
             .unwrap();
-        assert_eq!(
-            result.batches[0]
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .value(0),
-            expected
-        );
+        assert_eq!(scalar_of(&result), expected);
         assert_eq!((result.files_scanned, result.files_pruned), (1, 29));
 
         let day_start = 1_791_158_400_000_000; // 2026-10-05T00:00:00Z in µs
@@ -226,13 +220,7 @@ async fn queries_prune_files_by_partition_and_statistics() {
             .query("SELECT count(*) FROM events WHERE ts >= TIMESTAMPTZ '2026-10-05 00:00:00+00' AND ts < TIMESTAMPTZ '2026-10-06 00:00:00+00'", &by_stats)
             .await
             .unwrap();
-        assert_eq!(
-            result.batches[0]
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .value(0),
-            expected
-        );
+        assert_eq!(scalar_of(&result), expected);
         assert_eq!(
             result.files_scanned, 1,
             "{backend:?}: min/max statistics prune the other days"

@@ -170,11 +170,16 @@ pub async fn open_table(root: &str, replica_dir: PathBuf) -> icedb::Table {
 /// The first row of a query's answer at the newest version, every column
 /// cast to f64 (counts, sums, averages), for assertions.
 pub async fn first_row(table: &icedb::Table, sql: &str) -> Vec<f64> {
-    use arrow::array::AsArray;
     let result = table
         .query(sql, &icedb::QueryOptions::default())
         .await
         .unwrap();
+    first_row_of(&result)
+}
+
+/// The first row of an answer, every column cast to f64.
+pub fn first_row_of(result: &icedb::QueryResult) -> Vec<f64> {
+    use arrow::array::AsArray;
     let batch = result
         .batches
         .iter()
@@ -196,6 +201,39 @@ pub async fn first_row(table: &icedb::Table, sql: &str) -> Vec<f64> {
 /// A query's single integer answer (a count, say).
 pub async fn scalar(table: &icedb::Table, sql: &str) -> i64 {
     first_row(table, sql).await[0] as i64
+}
+
+/// An answer's single integer (a count, say).
+pub fn scalar_of(result: &icedb::QueryResult) -> i64 {
+    first_row_of(result)[0] as i64
+}
+
+/// The paths of the live files the meta store lists, sorted.
+pub fn live_paths(meta: &icedb_meta::MetaStore) -> Vec<String> {
+    let mut paths: Vec<String> = meta
+        .snapshot()
+        .unwrap()
+        .files(&icedb_meta::PartitionFilter::All)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Hive partition values are paths, never data columns of the schema.
+pub fn assert_no_partition_columns(table: &icedb::Table) {
+    let columns: Vec<String> = table
+        .schema()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert!(
+        !columns.iter().any(|c| c == "y" || c == "m" || c == "d"),
+        "partition columns are not data: {columns:?}"
+    );
 }
 
 /// A running `icedb-host run` process. Its log (stderr) is collected for
