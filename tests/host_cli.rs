@@ -123,7 +123,7 @@ fn one_shot_commands(backend: Backend) {
     let merged = cli.run(&["merge"]);
     assert!(merged.contains("merged 150 files into 30"), "{merged}");
     assert!(cli.run(&["status"]).contains("5000 rows, 30 files"));
-    let vacuumed = cli.run(&["vacuum", "--grace", "0s"]);
+    let vacuumed = cli.run(&["vacuum", "--grace", "0s", "--force"]);
     assert!(
         vacuumed.starts_with("purged 150 removed files and 0 orphans"),
         "{vacuumed}"

@@ -584,6 +584,7 @@ every = "3s"
 [tables.vacuum]
 every = "2s"
 grace = "5s"
+force = true
 
 [tables.checkpoint]
 every_versions = 10
@@ -731,7 +732,7 @@ fn load_then_stop(signal: &str) {
         // Whatever a killed insert or merge uploaded without committing is
         // an orphan; vacuum removes it, and only it.
         let output = std::process::Command::new(binary("icedb-host"))
-            .args(["vacuum", "--grace", "0s", "--table", &root])
+            .args(["vacuum", "--grace", "0s", "--force", "--table", &root])
             .env("ICEDB_LOG", "warn")
             .output()
             .unwrap();

@@ -57,6 +57,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
         let early = table
             .vacuum(&VacuumOptions {
                 grace: Duration::from_secs(3600),
+                force: false,
                 expire: None,
             })
             .await
@@ -68,6 +69,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
 
         let now = VacuumOptions {
             grace: Duration::ZERO,
+            force: true,
             expire: None,
         };
         let report = table.vacuum(&now).await.unwrap();
@@ -126,6 +128,7 @@ async fn drop_partitions_then_vacuum() {
     let vacuum = table
         .vacuum(&VacuumOptions {
             grace: Duration::ZERO,
+            force: true,
             expire: None,
         })
         .await

@@ -321,6 +321,7 @@ async fn queries_read_older_versions_until_vacuum() {
     let vacuum = table
         .vacuum(&icedb::VacuumOptions {
             grace: std::time::Duration::ZERO,
+            force: true,
             expire: None,
         })
         .await

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use icedb_e2e::{Backend, live_paths, s3_options};
 use icedb_meta::{
-    ColumnDef, ColumnType, CommitDraft, Conflict, DataFile, ExpirePolicy, FileRef, MetaError,
-    MetaOptions, MetaStore, Operation, PartitionFilter, Snapshot, TableLocation,
+    ColumnDef, ColumnType, CommitDraft, CommitError, Conflict, DataFile, ExpirePolicy, FileRef, MetaError,
+    MetaOptions, MetaStore, NotCommitted, Operation, PartitionFilter, Snapshot, TableLocation,
 };
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
@@ -216,7 +216,7 @@ async fn two_merges_race(backend: Backend) {
     }
 }
 
-fn e_conflict(error: &MetaError) -> Option<&Conflict> {
+fn e_conflict(error: &CommitError) -> Option<&Conflict> {
     error.as_conflict()
 }
 
@@ -526,7 +526,10 @@ async fn a_store_ignoring_conditional_creates_is_refused() {
             .await
             .unwrap_err();
         assert!(
-            matches!(error, MetaError::UnsafeStore(_)),
+            matches!(
+                error,
+                CommitError::NotCommitted(NotCommitted::Meta(MetaError::UnsafeStore(_)))
+            ),
             "{backend:?}: {error}"
         );
         assert!(

@@ -5,6 +5,8 @@
 //! Nothing here is mocked: missing parts panic with the command that
 //! provides them, so a test can never pass without its real dependencies.
 
+pub mod faults;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -138,6 +140,7 @@ pub fn s3_options() -> icedb_meta::S3Options {
         path_style: true,
         access_key_id: Some(S3_KEY_ID.to_owned()),
         secret_access_key: Some(S3_SECRET.to_owned()),
+        ..icedb_meta::S3Options::default()
     }
 }
 

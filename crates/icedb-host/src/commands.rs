@@ -204,9 +204,18 @@ pub async fn merge(args: MergeArgs) -> Result<()> {
 pub struct VacuumArgs {
     #[command(flatten)]
     pub table: TableArgs,
-    /// How long removed files stay readable, e.g. 1h, 30m, 0s.
+    /// How long removed files stay readable, and how old an unreferenced
+    /// file must be to be deleted as an orphan, e.g. 1h, 90m. Below the 1 h
+    /// retention floor only with --force.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub grace: Duration,
+    /// Allow a grace below the 1 h retention floor. DANGEROUS while anything
+    /// writes to the table: a file uploaded by a commit still in flight (a
+    /// slow or retrying writer, or one whose clock is behind) looks like an
+    /// orphan and is deleted, and the commit that lands then references a
+    /// missing file. Use only when every writer is stopped.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn vacuum(args: VacuumArgs) -> Result<()> {
@@ -214,6 +223,7 @@ pub async fn vacuum(args: VacuumArgs) -> Result<()> {
     let report = table
         .vacuum(&VacuumOptions {
             grace: args.grace,
+            force: args.force,
             ..VacuumOptions::default()
         })
         .await?;

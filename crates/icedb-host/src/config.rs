@@ -104,7 +104,7 @@ impl Default for IngestConfig {
 
 /// How to reach S3 for `s3://` roots. Credentials come from the standard
 /// AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub endpoint: Option<String>,
@@ -114,6 +114,46 @@ pub struct StorageConfig {
     /// Local directory for the meta-store replicas (one per table; a cache
     /// that can be deleted). Default: the user's cache directory.
     pub replica_dir: Option<PathBuf>,
+    /// Retries of one S3 request after a 5xx (503 SlowDown), 429, a reset
+    /// connection or a time-out.
+    pub max_retries: usize,
+    /// No retry of a request starts later than this after its first try.
+    #[serde(with = "humantime_serde")]
+    pub retry_timeout: Duration,
+    /// One try's time limit.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl StorageConfig {
+    pub fn retry(&self) -> icedb::RetryOptions {
+        icedb::RetryOptions {
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+            request_timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+            ..icedb::RetryOptions::default()
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let retry = icedb::RetryOptions::default();
+        StorageConfig {
+            endpoint: None,
+            region: None,
+            path_style: false,
+            allow_http: false,
+            replica_dir: None,
+            max_retries: retry.max_retries,
+            retry_timeout: retry.retry_timeout,
+            request_timeout: retry.request_timeout,
+            connect_timeout: retry.connect_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -339,6 +379,8 @@ pub struct VacuumSection {
     pub every: Duration,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// Allow a grace below the 1 h retention floor (see `vacuum --help`).
+    pub force: bool,
     pub keep_log_versions: u64,
     pub keep_checkpoints: usize,
 }
@@ -348,7 +390,8 @@ impl Default for VacuumSection {
         VacuumSection {
             enabled: true,
             every: Duration::from_secs(600),
-            grace: Duration::from_secs(3600),
+            grace: icedb::RETENTION_FLOOR,
+            force: false,
             keep_log_versions: 1_000,
             keep_checkpoints: 3,
         }
@@ -537,6 +580,7 @@ impl HostConfig {
             region: self.storage.region.clone(),
             allow_http: self.storage.allow_http,
             path_style: self.storage.path_style,
+            retry: self.storage.retry(),
             ..S3Options::default()
         }
     }
@@ -681,6 +725,7 @@ impl HostConfig {
     pub fn vacuum_options(section: &TableSection) -> VacuumOptions {
         VacuumOptions {
             grace: section.vacuum.grace,
+            force: section.vacuum.force,
             expire: Some(icedb_meta::ExpirePolicy {
                 keep_checkpoints: section.vacuum.keep_checkpoints,
                 keep_log_versions: section.vacuum.keep_log_versions,
@@ -725,6 +770,12 @@ path_style = false
 allow_http = false
 # Local directory for meta-store replicas (a cache; default: ~/.cache/icedb/replicas).
 # replica_dir = "/var/cache/icedb"
+# Each S3 request is retried after 5xx (503 SlowDown), 429, resets and
+# time-outs, with jittered exponential back-off from 100 ms to 15 s.
+max_retries = 10
+retry_timeout = "3m"
+request_timeout = "30s"
+connect_timeout = "5s"
 
 [duckdb]
 # Directory holding DuckDB's httpfs extension (needed for S3 tables).
@@ -790,9 +841,12 @@ concurrency = 2
 [tables.vacuum]
 # Removed files stay readable for `grace`, then are deleted, with orphans
 # (crash leftovers) older than `grace` and old log entries/checkpoints.
+# A grace below 1 h (the retention floor) is refused unless force = true:
+# younger files may belong to a commit still in flight.
 enabled = true
 every = "10m"
 grace = "1h"
+force = false
 keep_log_versions = 1000
 keep_checkpoints = 3
 

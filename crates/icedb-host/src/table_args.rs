@@ -47,6 +47,16 @@ pub struct TableArgs {
     /// Allow plain-HTTP S3 endpoints.
     #[arg(long, env = "ICEDB_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
+    /// Retries of one S3 request after 5xx (503 SlowDown), 429, a reset
+    /// connection or a time-out.
+    #[arg(long, env = "ICEDB_S3_MAX_RETRIES", default_value_t = icedb::RetryOptions::default().max_retries)]
+    pub s3_max_retries: usize,
+    /// No retry of an S3 request starts later than this after its first try.
+    #[arg(long, env = "ICEDB_S3_RETRY_TIMEOUT", default_value = "3m", value_parser = humantime::parse_duration)]
+    pub s3_retry_timeout: std::time::Duration,
+    /// One S3 request's time limit.
+    #[arg(long, env = "ICEDB_S3_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub s3_request_timeout: std::time::Duration,
     /// DuckDB's extension directory (httpfs for S3 tables).
     #[arg(long, env = "ICEDB_DUCKDB_EXTENSION_DIR")]
     pub duckdb_extension_dir: Option<PathBuf>,
@@ -83,6 +93,12 @@ impl TableArgs {
             region: self.s3_region.clone(),
             allow_http: self.s3_allow_http,
             path_style: self.s3_path_style,
+            retry: icedb::RetryOptions {
+                max_retries: self.s3_max_retries,
+                retry_timeout: self.s3_retry_timeout,
+                request_timeout: self.s3_request_timeout,
+                ..icedb::RetryOptions::default()
+            },
             ..S3Options::default()
         };
         if let Some(path) = &self.format_plugin {

@@ -83,6 +83,7 @@ async fn write_history(
                     format: COMMIT_FORMAT,
                     version,
                     id: format!("bench-{version}"),
+                    table_id: Some("bench-1".into()),
                     timestamp_ms: 0,
                     writer: "bench".into(),
                     operation: Operation::Insert,
@@ -137,6 +138,7 @@ fn backends(scratch: &FsPath) -> Vec<Backend> {
             path_style: true,
             access_key_id: Some("bench".into()),
             secret_access_key: Some("bench".into()),
+            ..S3Options::default()
         };
         let bucket = format!("meta-bench-{}", std::process::id());
         ureq_put(&format!("{endpoint}/{bucket}"));

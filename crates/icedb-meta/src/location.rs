@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use crate::error::{MetaError, Result};
 
@@ -27,6 +29,40 @@ pub struct S3Options {
     pub path_style: bool,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// How requests are timed out and retried.
+    pub retry: RetryOptions,
+}
+
+/// How each S3 request is timed out and retried (5xx such as 503 SlowDown,
+/// 429, connection errors and time-outs). A request that gives up fails
+/// with an error naming the object and the last error; a commit whose
+/// request gave up after it may have landed is resolved by the commit
+/// protocol, not by these retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryOptions {
+    /// Retries of one request (0: none).
+    pub max_retries: usize,
+    /// No retry starts later than this after the first try.
+    pub retry_timeout: Duration,
+    /// One try's time limit, from sending to the end of the answer.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// First back-off; doubles up to `backoff_max` (with jitter).
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(15),
+        }
+    }
 }
 
 /// Where a table lives.
@@ -98,13 +134,25 @@ impl TableLocation {
     }
 
     /// The object store rooted at the table (keys are relative to the root).
+    /// Local writes are fsynced (file and directory) before they return.
     pub fn open_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        self.open_store_with(true)
+    }
+
+    /// As [`open_store`](Self::open_store); `fsync: false` leaves local
+    /// writes in the page cache (only for measuring what fsync costs).
+    pub fn open_store_with(&self, fsync: bool) -> Result<Arc<dyn ObjectStore>> {
         match self {
             TableLocation::Local(path) => {
                 std::fs::create_dir_all(path).map_err(|e| MetaError::InvalidLocation {
                     url: path.display().to_string(),
                     reason: format!("cannot create the directory: {e}"),
                 })?;
+                if fsync {
+                    let store = crate::durable::DurableLocal::new(path)
+                        .map_err(|e| MetaError::store(path.display(), e))?;
+                    return Ok(Arc::new(store));
+                }
                 let store = LocalFileSystem::new_with_prefix(path)
                     .map_err(|e| MetaError::store(path.display(), e))?;
                 Ok(Arc::new(store))
@@ -114,7 +162,22 @@ impl TableLocation {
                 prefix,
                 options,
             } => {
+                let retry = &options.retry;
                 let mut builder = AmazonS3Builder::from_env()
+                    .with_client_options(
+                        ClientOptions::new()
+                            .with_timeout(retry.request_timeout)
+                            .with_connect_timeout(retry.connect_timeout),
+                    )
+                    .with_retry(RetryConfig {
+                        backoff: BackoffConfig {
+                            init_backoff: retry.backoff_initial,
+                            max_backoff: retry.backoff_max,
+                            base: 2.0,
+                        },
+                        max_retries: retry.max_retries,
+                        retry_timeout: retry.retry_timeout,
+                    })
                     .with_bucket_name(bucket)
                     .with_allow_http(options.allow_http)
                     .with_virtual_hosted_style_request(!options.path_style);

@@ -154,6 +154,12 @@ pub struct Commit {
     /// Unique id of this commit (UUIDv7), so a writer whose request had an
     /// unknown outcome can tell whether the version it finds is its own.
     pub id: String,
+    /// The table's identity: the id of the table's first commit, repeated in
+    /// every commit. A replica or writer that meets another identity is
+    /// looking at a different (deleted and re-created) table. `None` only in
+    /// logs written before identities existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_id: Option<String>,
     /// When the commit was made, in ms since the epoch (informational: no
     /// clock orders anything).
     pub timestamp_ms: i64,

@@ -32,6 +32,11 @@ const PARTITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("partition
 const SCHEMA: TableDefinition<u32, &[u8]> = TableDefinition::new("schema");
 /// version → [`CommitSummary`]
 const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
+/// path → version that added it, for purged files: paths the log may
+/// never add again.
+const RETIRED: TableDefinition<&str, u64> = TableDefinition::new("retired");
+/// `table_id` → the table's identity (the id of its first commit).
+const INFO: TableDefinition<&str, &str> = TableDefinition::new("info");
 
 /// Bumped when the replica's tables change shape; older replicas are rebuilt.
 const REPLICA_FORMAT: u64 = 2;
@@ -93,9 +98,8 @@ impl Replica {
         let db = match Database::create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(MetaError::Replica {
+                return Err(MetaError::ReplicaInUse {
                     path: path.display().to_string(),
-                    reason: "in use by another process".to_owned(),
                 });
             }
             Err(error) => {
@@ -175,6 +179,8 @@ impl Replica {
             txn.open_table(PARTITIONS).map_err(|e| err(e.into()))?;
             txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
             txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
+            txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
+            txn.open_table(INFO).map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(())
@@ -233,6 +239,12 @@ impl Replica {
             let mut partitions = txn.open_table(PARTITIONS).map_err(|e| err(e.into()))?;
             let mut schema = txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
             let mut summaries = txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
+            let mut retired = txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
+            let mut info = txn.open_table(INFO).map_err(|e| err(e.into()))?;
+            let mut table_id = info
+                .get("table_id")
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value().to_owned());
             // Partition totals touched by this batch, written once at the end.
             let mut totals: BTreeMap<String, PartitionStats> = BTreeMap::new();
             let load_totals = |partitions: &redb::Table<&str, &[u8]>,
@@ -263,7 +275,43 @@ impl Replica {
                         hint: "the replica can only apply consecutive commits".to_owned(),
                     });
                 }
+                let identity = commit
+                    .table_id
+                    .clone()
+                    .or_else(|| (commit.version == 1).then(|| commit.id.clone()));
+                match (&table_id, identity) {
+                    (Some(expected), Some(found)) if *expected != found => {
+                        return Err(MetaError::TableReplaced {
+                            expected: expected.clone(),
+                            found,
+                        });
+                    }
+                    (None, Some(found)) => {
+                        info.insert("table_id", found.as_str())
+                            .map_err(|e| err(e.into()))?;
+                        table_id = Some(found);
+                    }
+                    _ => {}
+                }
                 for file in &commit.added {
+                    // Writers refuse to add a known path; a log written
+                    // without that check must still not count a file twice.
+                    let known = files
+                        .get((file.partition.as_str(), file.path.as_str()))
+                        .map_err(|e| err(e.into()))?
+                        .is_some()
+                        || tombstones
+                            .get(file.path.as_str())
+                            .map_err(|e| err(e.into()))?
+                            .is_some()
+                        || retired
+                            .get(file.path.as_str())
+                            .map_err(|e| err(e.into()))?
+                            .is_some();
+                    if known {
+                        tracing::warn!(version = commit.version, path = %file.path, "commit adds a path the log already holds; ignored");
+                        continue;
+                    }
                     let stored = StoredFile {
                         bytes: file.bytes,
                         rows: file.rows,
@@ -321,9 +369,11 @@ impl Replica {
                     let removed = tombstones
                         .remove(purged.path.as_str())
                         .map_err(|e| err(e.into()))?;
+                    let mut added_in = commit.version;
                     if let Some(removed) = removed {
                         let tombstone: Tombstone = decode(path, removed.value())?;
                         drop(removed);
+                        added_in = tombstone.added_in;
                         // Versions before this file's removal lost a file.
                         let horizon = meta
                             .get("purged_horizon")
@@ -334,6 +384,9 @@ impl Replica {
                                 .map_err(|e| err(e.into()))?;
                         }
                     }
+                    retired
+                        .insert(purged.path.as_str(), added_in)
+                        .map_err(|e| err(e.into()))?;
                 }
                 if !commit.schema_changes.is_empty() {
                     let mut positions: BTreeMap<String, u32> = BTreeMap::new();
@@ -415,6 +468,32 @@ impl Replica {
                     },
                 };
                 return Err(conflict.into());
+            }
+        }
+        let retired = txn.open_table(RETIRED).map_err(|e| replica_error(path, e))?;
+        for added in &draft.added {
+            let by_version = if let Some(live) = files
+                .get((added.partition.as_str(), added.path.as_str()))
+                .map_err(|e| replica_error(path, e))?
+            {
+                Some(decode::<StoredFile>(path, live.value())?.added_in)
+            } else if let Some(t) = tombstones
+                .get(added.path.as_str())
+                .map_err(|e| replica_error(path, e))?
+            {
+                Some(decode::<Tombstone>(path, t.value())?.added_in)
+            } else {
+                retired
+                    .get(added.path.as_str())
+                    .map_err(|e| replica_error(path, e))?
+                    .map(|v| v.value())
+            };
+            if let Some(by_version) = by_version {
+                return Err(Conflict::FileAlreadyAdded {
+                    path: added.path.clone(),
+                    by_version,
+                }
+                .into());
             }
         }
         let mut purged = Vec::with_capacity(draft.purged.len());
@@ -770,6 +849,41 @@ impl Snapshot {
             summaries.push(decode(&self.path, value.value())?);
         }
         Ok(summaries)
+    }
+
+    /// The table's identity (the id of its first commit), once known.
+    pub fn table_id(&self) -> Result<Option<String>> {
+        let table = self.txn.open_table(INFO).map_err(|e| self.err(e))?;
+        Ok(table
+            .get("table_id")
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_owned()))
+    }
+
+    /// The version in `versions` whose commit has id `id`, and the versions
+    /// of the range the replica holds no summary for (a replica bootstrapped
+    /// from a checkpoint lacks none of its own history, but an older one
+    /// might).
+    pub(crate) fn find_commit_id(
+        &self,
+        id: &str,
+        versions: std::ops::RangeInclusive<u64>,
+    ) -> Result<(Option<u64>, Vec<u64>)> {
+        let table = self.txn.open_table(COMMITS).map_err(|e| self.err(e))?;
+        let mut next = *versions.start();
+        let mut missing = Vec::new();
+        for entry in table.range(versions.clone()).map_err(|e| self.err(e))? {
+            let (version, value) = entry.map_err(|e| self.err(e))?;
+            let version = version.value();
+            missing.extend(next..version);
+            next = version + 1;
+            let summary: CommitSummary = decode(&self.path, value.value())?;
+            if summary.id == id {
+                return Ok((Some(version), Vec::new()));
+            }
+        }
+        missing.extend(next..=*versions.end());
+        Ok((None, missing))
     }
 
     /// The summary of one version, if the replica has it.

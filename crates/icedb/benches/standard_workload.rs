@@ -152,7 +152,7 @@ fn main() {
 
         queries(&table, "after merge").await;
 
-        let vacuum = table.vacuum(&VacuumOptions { grace: Duration::ZERO, expire: None }).await.expect("vacuum");
+        let vacuum = table.vacuum(&VacuumOptions { grace: Duration::ZERO, force: true, expire: None }).await.expect("vacuum");
         println!(
             "vacuum         {:>10.2?}   ({} tombstoned files purged, {} MiB freed)",
             vacuum.elapsed,

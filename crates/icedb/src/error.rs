@@ -1,4 +1,4 @@
-use icedb_meta::{ColumnType, MetaError};
+use icedb_meta::{ColumnType, CommitError, MetaError};
 use icedb_plugin::PluginError;
 
 /// Everything that can go wrong with a table. Input errors (bad JSON, a
@@ -8,6 +8,19 @@ use icedb_plugin::PluginError;
 pub enum TableError {
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// A commit that did not return a receipt; whether it may have landed
+    /// is in the variant ([`CommitError::certainly_not_committed`]).
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// A vacuum grace below the retention floor without `force`.
+    #[error(
+        "a vacuum grace of {} is below the retention floor of {}: files that young may belong to a commit still in flight (or a writer whose clock is behind); pass force to do it anyway",
+        humantime::format_duration(*.grace), humantime::format_duration(*.floor)
+    )]
+    GraceBelowFloor {
+        grace: std::time::Duration,
+        floor: std::time::Duration,
+    },
     #[error(transparent)]
     Plugin(#[from] PluginError),
     /// Input that is not what the formatter accepts (malformed JSON, not an

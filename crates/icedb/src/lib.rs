@@ -25,10 +25,13 @@ mod write;
 
 pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
 pub use error::{Result, TableError};
-pub use icedb_meta::{ColumnDef, ColumnType, MetaOptions, PartitionFilter, S3Options, StatValue};
+pub use icedb_meta::{
+    ColumnDef, ColumnType, CommitError, MetaOptions, PartitionFilter, RetryOptions, S3Options,
+    StatValue,
+};
 pub use icedb_plugin::PluginStats;
 pub use icedb_plugin::{Batch, Column, PluginHost, Value};
-pub use maintenance::{RewriteReport, VacuumOptions, VacuumReport};
+pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult};
 pub use table::{InsertReceipt, LoadedPlugin, PreparedRows, Table};

@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use futures::StreamExt;
 use icedb_meta::{
-    CommitDraft, DataFile, ExpirePolicy, FileRef, MetaError, Operation, PartitionFilter,
+    CommitDraft, CommitError, DataFile, ExpirePolicy, FileRef, Operation, PartitionFilter,
 };
 use object_store::path::Path;
 
@@ -15,13 +15,24 @@ use crate::error::{Result, TableError};
 use crate::schema::arrow_schema;
 use crate::table::Table;
 
+/// Data files younger than this are never deleted by vacuum unless forced:
+/// an orphan that young may belong to a commit still in flight (a writer
+/// retrying, a request held by the network), and writers' and the store's
+/// clocks differ. Like delta-rs's retention check.
+pub const RETENTION_FLOOR: Duration = Duration::from_secs(3600);
+
 /// What vacuum may delete.
 #[derive(Debug, Clone)]
 pub struct VacuumOptions {
     /// Tombstoned files stay readable this long (queries planned earlier may
     /// still read them); orphan objects younger than this are left alone (an
-    /// insert may be about to commit them).
+    /// insert may be about to commit them). At least [`RETENTION_FLOOR`]
+    /// unless `force`.
     pub grace: Duration,
+    /// Allow a grace below [`RETENTION_FLOOR`]. Safe only when no writer
+    /// is running and every clock agrees: otherwise vacuum can delete the
+    /// files of a commit about to land, which then references missing files.
+    pub force: bool,
     /// Old log entries and checkpoints to expire, if any.
     pub expire: Option<ExpirePolicy>,
 }
@@ -29,7 +40,8 @@ pub struct VacuumOptions {
 impl Default for VacuumOptions {
     fn default() -> Self {
         VacuumOptions {
-            grace: Duration::from_secs(3600),
+            grace: RETENTION_FLOOR,
+            force: false,
             expire: Some(ExpirePolicy {
                 keep_checkpoints: 3,
                 keep_log_versions: 1_000,
@@ -67,6 +79,15 @@ impl Table {
     /// purge, deletes orphans older than the grace period, and expires old
     /// log entries and checkpoints. Every step is idempotent.
     pub async fn vacuum(&self, options: &VacuumOptions) -> Result<VacuumReport> {
+        if options.grace < RETENTION_FLOOR && !options.force {
+            return Err(TableError::GraceBelowFloor {
+                grace: options.grace,
+                floor: RETENTION_FLOOR,
+            });
+        }
+        if options.grace < RETENTION_FLOOR {
+            tracing::warn!(grace = ?options.grace, "vacuum forced below the retention floor");
+        }
         let started = Instant::now();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let grace_ms = options.grace.as_millis() as i64;
@@ -174,7 +195,7 @@ impl Table {
                         ..RewriteReport::default()
                     });
                 }
-                Err(MetaError::Conflict(_)) => continue,
+                Err(CommitError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -233,9 +254,8 @@ impl Table {
                 rows_after,
             }),
             Err(error) => {
-                if let Some(file) = &uploaded {
-                    self.delete_files(std::iter::once(file.path.as_str())).await;
-                }
+                self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
+                    .await;
                 Err(error.into())
             }
         }

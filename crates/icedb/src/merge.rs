@@ -13,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use futures::{StreamExt, TryStreamExt};
 use icedb_meta::{
-    ColumnDef, ColumnStats, CommitDraft, Conflict, DataFile, FileRef, MetaError, Operation,
+    ColumnDef, ColumnStats, CommitDraft, CommitError, Conflict, DataFile, FileRef, Operation,
     PartitionFilter,
 };
 use object_store::path::Path;
@@ -400,7 +400,7 @@ impl Table {
                 report.rows = rows;
                 Ok(report)
             }
-            Err(MetaError::Conflict(
+            Err(CommitError::Conflict(
                 conflict @ (Conflict::FileAlreadyRemoved { .. } | Conflict::FileNotLive { .. }),
             )) => {
                 tracing::debug!(%conflict, "merge lost to a concurrent commit; output deleted");
@@ -409,7 +409,8 @@ impl Table {
                 Ok(report)
             }
             Err(error) => {
-                self.delete_files(std::iter::once(path.as_str())).await;
+                self.discard_uncommitted(&error, std::iter::once(path.as_str()))
+                    .await;
                 Err(error.into())
             }
         }

@@ -86,6 +86,26 @@ impl Table {
     /// store up to date and loads its plugins. `plugins` is shared by every
     /// table of a process.
     pub async fn open(config: TableConfig, plugins: &PluginHost) -> Result<Table> {
+        Table::open_with(config, None, plugins).await
+    }
+
+    /// Opens the table with its commits and file writes going through
+    /// `store` (rooted at the table) instead of the store its root names:
+    /// for wrappers that instrument the store or inject faults. Queries
+    /// still read files from the root itself.
+    pub async fn open_on(
+        config: TableConfig,
+        store: Arc<dyn ObjectStore>,
+        plugins: &PluginHost,
+    ) -> Result<Table> {
+        Table::open_with(config, Some(store), plugins).await
+    }
+
+    async fn open_with(
+        config: TableConfig,
+        store: Option<Arc<dyn ObjectStore>>,
+        plugins: &PluginHost,
+    ) -> Result<Table> {
         if config.name.is_empty()
             || !config
                 .name
@@ -98,7 +118,12 @@ impl Table {
             )));
         }
         let location = TableLocation::parse(&config.root, &config.s3)?;
-        let meta = MetaStore::open_location(&location, config.meta.clone()).await?;
+        let meta = match store {
+            Some(store) => {
+                MetaStore::open_location_on(&location, store, config.meta.clone()).await?
+            }
+            None => MetaStore::open_location(&location, config.meta.clone()).await?,
+        };
         let store = meta.object_store();
         let formatter = match &config.format {
             FormatSpec::JsonText(format) => Formatter::JsonText(format.clone()),
@@ -336,17 +361,35 @@ impl Table {
                 partitions,
             }),
             Err(error) => {
-                // All or nothing: the files are not referenced by any commit.
-                self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
+                self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
                     .await;
                 Err(error.into())
             }
         }
     }
 
-    /// Uploads encoded files in parallel; on any failure deletes the ones
-    /// that made it and returns the error.
+    /// After a commit failed: deletes the files it uploaded if it certainly
+    /// did not land (all or nothing); keeps them if the outcome is unknown,
+    /// since a landed commit references them (vacuum's orphan pass collects
+    /// them past the retention floor if it did not land).
+    pub(crate) async fn discard_uncommitted<'a>(
+        &self,
+        error: &icedb_meta::CommitError,
+        paths: impl Iterator<Item = &'a str>,
+    ) {
+        if error.certainly_not_committed() {
+            self.delete_files(paths).await;
+        } else {
+            let kept: Vec<&str> = paths.collect();
+            tracing::warn!(files = ?kept, %error, "commit outcome unknown; keeping its files");
+        }
+    }
+
+    /// Uploads encoded files in parallel; on any failure deletes every
+    /// file it tried (a failed upload may still have landed; no commit
+    /// references any of them) and returns the error.
     async fn upload(&self, files: Vec<(DataFile, Vec<u8>)>) -> Result<Vec<DataFile>> {
+        let paths: Vec<String> = files.iter().map(|(f, _)| f.path.clone()).collect();
         let results: Vec<Result<DataFile>> = futures::stream::iter(files)
             .map(|(file, bytes)| async move {
                 let path = Path::from(file.path.as_str());
@@ -360,12 +403,11 @@ impl Table {
             .collect()
             .await;
         let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
-        let ok: Vec<DataFile> = ok.into_iter().map(Result::unwrap).collect();
         if let Some(Err(error)) = failed.into_iter().next() {
-            self.delete_files(ok.iter().map(|f| f.path.as_str())).await;
+            self.delete_files(paths.iter().map(String::as_str)).await;
             return Err(error);
         }
-        Ok(ok)
+        Ok(ok.into_iter().map(Result::unwrap).collect())
     }
 
     /// Sorts and encodes `record` as a new file of `partition` and uploads it.

@@ -51,6 +51,14 @@ impl ApiError {
             TableError::Query(_)
             | TableError::QueryTimeout { .. }
             | TableError::ResultTooLarge { .. } => StatusCode::BAD_REQUEST,
+            // Certainly not committed: retrying the same request is safe.
+            TableError::Commit(e) if e.certainly_not_committed() => {
+                return ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+                };
+            }
+            // Possibly committed: a blind retry could store the rows twice.
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())

@@ -1,0 +1,432 @@
+//! The commit protocol, as typed phases (DESIGN §4):
+//!
+//! 1. [`PreparedCommit`]: a validated draft with its commit id, not sent.
+//! 2. [`PreparedCommit::win`]: sync the replica (verifying the table's
+//!    identity before the first attempt), look for our own id among the
+//!    versions attempted so far, plan the draft against the state, try to
+//!    create version head+1. Each attempt ends [`Attempt::Won`],
+//!    [`Attempt::Lost`] (the version is taken — possibly by our own earlier
+//!    request, which the next round finds by id) or [`Attempt::Unknown`]
+//!    (the request may have landed). An attempt stays unresolved until the
+//!    log shows its version taken; only when none is unresolved may the
+//!    commit be reported as certainly not committed.
+//! 3. [`PostCommit`]: the version is won. Applying it to the replica and
+//!    post-commit work (checkpoints) are best effort: a failure is logged,
+//!    the next sync repairs the replica, and the caller gets its receipt.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use object_store::{PutMode, PutOptions, PutPayload};
+use rand::Rng;
+
+use crate::error::{CommitError, MetaError, NotCommitted, Result};
+use crate::log::log_path;
+use crate::meta::MetaStore;
+use crate::model::{COMMIT_FORMAT, Commit, CommitDraft, Operation};
+
+/// A successful commit.
+#[derive(Debug, Clone)]
+pub struct CommitReceipt {
+    pub version: u64,
+    /// 1 when the first try won; more when it lost races to other writers
+    /// or had to find out whether an earlier request landed.
+    pub attempts: u32,
+    pub commit: Commit,
+}
+
+/// Phase 1: a validated draft and the id that will identify it in the log.
+pub struct PreparedCommit<'a> {
+    meta: &'a MetaStore,
+    operation: Operation,
+    draft: CommitDraft,
+    id: String,
+}
+
+/// The outcome of one conditional create of a log entry.
+enum Attempt {
+    Won,
+    /// The version exists: another writer's, or ours if a request whose
+    /// answer was lost landed and the client retried it.
+    Lost,
+    /// The request may or may not have landed.
+    Unknown(MetaError),
+}
+
+/// Phase 3: the version is won; the rest is best effort.
+pub struct PostCommit<'a> {
+    meta: &'a MetaStore,
+    commit: Commit,
+    attempts: u32,
+    /// Whether the replica still has to apply the commit (a commit found by
+    /// its id was applied by the sync that found it).
+    needs_apply: bool,
+}
+
+/// Attempts this commit sent whose versions the log has not yet shown
+/// taken: while any remains, the commit may still land.
+#[derive(Default)]
+struct InFlight {
+    unresolved: BTreeSet<u64>,
+    /// Every attempt, by version (the newest content per version).
+    attempted: BTreeMap<u64, Commit>,
+    /// When the store first failed to answer while an attempt was
+    /// unresolved.
+    unknown_since: Option<Instant>,
+    last_error: Option<MetaError>,
+}
+
+impl InFlight {
+    fn first_version(&self) -> Option<u64> {
+        self.attempted.keys().next().copied()
+    }
+
+    /// Marks every attempt at or below `head` resolved: its version is
+    /// taken, and not by us (the caller checked our id first).
+    fn resolve_through(&mut self, head: u64) {
+        self.unresolved.retain(|&v| v > head);
+        if self.unresolved.is_empty() {
+            self.unknown_since = None;
+        }
+    }
+
+    /// The store could not tell us what happened; `Err` once the outcome
+    /// budget is spent.
+    fn record_unknown(
+        &mut self,
+        id: &str,
+        error: MetaError,
+        budget: Duration,
+    ) -> Result<(), CommitError> {
+        let since = *self.unknown_since.get_or_insert_with(Instant::now);
+        self.last_error = Some(error);
+        if since.elapsed() >= budget {
+            return Err(self.outcome_unknown(id));
+        }
+        Ok(())
+    }
+
+    fn outcome_unknown(&mut self, id: &str) -> CommitError {
+        CommitError::OutcomeUnknown {
+            id: id.to_owned(),
+            versions: self.attempted.keys().copied().collect(),
+            last_error: Box::new(self.last_error.take().unwrap_or_else(|| {
+                MetaError::InvalidCommit("attempts still unresolved".to_owned())
+            })),
+        }
+    }
+}
+
+impl MetaStore {
+    /// Phase 1: validates `draft` and gives it a commit id.
+    pub fn prepare(&self, draft: CommitDraft) -> Result<PreparedCommit<'_>, CommitError> {
+        let operation = draft.operation.ok_or_else(|| {
+            CommitError::not_committed(MetaError::InvalidCommit("no operation".to_owned()))
+        })?;
+        validate_draft(&draft).map_err(CommitError::not_committed)?;
+        Ok(PreparedCommit {
+            meta: self,
+            operation,
+            draft,
+            id: uuid::Uuid::now_v7().to_string(),
+        })
+    }
+
+    /// Commits `draft` as the next version: all three phases. The error
+    /// says whether the commit certainly did not land
+    /// ([`CommitError::certainly_not_committed`]).
+    pub async fn commit(&self, draft: CommitDraft) -> Result<CommitReceipt, CommitError> {
+        let post = self.prepare(draft)?.win().await?;
+        Ok(post.finish().await)
+    }
+}
+
+impl<'a> PreparedCommit<'a> {
+    /// The id the log entry will carry.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Phase 2: tries versions until one is won or the outcome is decided.
+    pub async fn win(self) -> Result<PostCommit<'a>, CommitError> {
+        let meta = self.meta;
+        let options = &meta.options;
+        let started = Instant::now();
+        if !meta.store_checked.load(Ordering::Acquire) {
+            meta.check_store().await.map_err(CommitError::not_committed)?;
+            meta.store_checked.store(true, Ordering::Release);
+        }
+        let mut flight = InFlight::default();
+        let mut attempts = 0u32;
+        let mut waits = 0u32;
+        loop {
+            // Read the table's state; before the first attempt, also verify
+            // the log is the table the replica describes.
+            let state = self.read_state(attempts == 0, flight.first_version()).await;
+            let head = match state {
+                Ok(State::Mine(version)) => {
+                    let commit = flight
+                        .attempted
+                        .remove(&version)
+                        .expect("our id is only ever sent in versions we attempted");
+                    return Ok(PostCommit {
+                        meta,
+                        commit,
+                        attempts,
+                        needs_apply: false,
+                    });
+                }
+                Ok(State::Head(head)) => head,
+                Err(error) if flight.unresolved.is_empty() => {
+                    return Err(CommitError::not_committed(error));
+                }
+                Err(error) => {
+                    flight.record_unknown(&self.id, error, options.outcome_budget)?;
+                    waits += 1;
+                    tokio::time::sleep(backoff(waits)).await;
+                    continue;
+                }
+            };
+            flight.resolve_through(head);
+
+            let out_of_attempts = attempts >= options.max_commit_attempts;
+            let out_of_time = started.elapsed() >= options.max_commit_duration;
+            // Re-sending a version still in flight adds no new outcome to
+            // resolve (whichever request lands is ours), and settles it.
+            let resend = flight.unresolved.contains(&(head + 1));
+            if (out_of_attempts || out_of_time) && !resend {
+                if flight.unresolved.is_empty() {
+                    return Err(CommitError::not_committed(if out_of_attempts {
+                        NotCommitted::TooManyRetries { attempts }
+                    } else {
+                        NotCommitted::TimeLimit {
+                            elapsed: started.elapsed(),
+                            limit: options.max_commit_duration,
+                        }
+                    }));
+                }
+                // Send nothing more; wait until the log shows what became
+                // of the attempts in flight.
+                let pending = MetaError::InvalidCommit(format!(
+                    "version(s) {:?} not yet visible in the log",
+                    flight.unresolved
+                ));
+                flight.record_unknown(&self.id, pending, options.outcome_budget)?;
+                waits += 1;
+                tokio::time::sleep(backoff(waits)).await;
+                continue;
+            }
+
+            let commit = match self.plan(head).await {
+                Ok(commit) => commit,
+                Err(MetaError::Conflict(conflict)) if flight.unresolved.is_empty() => {
+                    return Err(CommitError::Conflict(conflict));
+                }
+                Err(error) if flight.unresolved.is_empty() => {
+                    return Err(CommitError::not_committed(error));
+                }
+                Err(error) => {
+                    flight.record_unknown(&self.id, error, options.outcome_budget)?;
+                    waits += 1;
+                    tokio::time::sleep(backoff(waits)).await;
+                    continue;
+                }
+            };
+            attempts += 1;
+            let version = commit.version;
+            flight.attempted.insert(version, commit.clone());
+            match self.attempt(&commit).await {
+                Attempt::Won => {
+                    return Ok(PostCommit {
+                        meta,
+                        commit,
+                        attempts,
+                        needs_apply: true,
+                    });
+                }
+                Attempt::Lost => {
+                    tracing::debug!(version, attempts, "version taken; checking whose");
+                    flight.unresolved.insert(version);
+                }
+                Attempt::Unknown(error) => {
+                    tracing::warn!(version, %error, "commit request failed; finding out whether it landed");
+                    flight.unresolved.insert(version);
+                    flight.record_unknown(&self.id, error, options.outcome_budget)?;
+                }
+            }
+            tokio::time::sleep(backoff(attempts)).await;
+        }
+    }
+
+    /// Syncs and looks for our id among the versions since our first
+    /// attempt (however many landed meanwhile).
+    async fn read_state(&self, verify: bool, first_attempt: Option<u64>) -> Result<State> {
+        let meta = self.meta;
+        let head = if verify {
+            let (head, verified) = tokio::join!(meta.sync(), meta.verify_identity());
+            if !verified? {
+                tracing::warn!(
+                    "the store holds another table than the local replica; rebuilding it"
+                );
+                meta.reset_replica().await?;
+                meta.catch_up().await?;
+                meta.local_version()?
+            } else {
+                head?
+            }
+        } else {
+            meta.sync().await?
+        };
+        let Some(first) = first_attempt else {
+            return Ok(State::Head(head));
+        };
+        if head < first {
+            return Ok(State::Head(head));
+        }
+        let (found, missing) = meta.snapshot()?.find_commit_id(&self.id, first..=head)?;
+        if let Some(version) = found {
+            return Ok(State::Mine(version));
+        }
+        // Summaries the replica lacks (bootstrapped from an old checkpoint)
+        // are read from the log itself.
+        for version in missing {
+            if let Some(commit) = meta.read_commit(version).await?
+                && commit.id == self.id
+            {
+                return Ok(State::Mine(version));
+            }
+        }
+        Ok(State::Head(head))
+    }
+
+    /// The commit this draft becomes on top of `head` (checked against the
+    /// replica on the blocking pool).
+    async fn plan(&self, head: u64) -> Result<Commit> {
+        let replica = self.meta.current_replica();
+        let draft = self.draft.clone();
+        let path = replica.path().to_owned();
+        let (plan, table_id) = tokio::task::spawn_blocking(move || {
+            let plan = replica.plan(&draft)?;
+            let table_id = replica.snapshot()?.table_id()?;
+            Ok::<_, MetaError>((plan, table_id))
+        })
+        .await
+        .map_err(|e| MetaError::replica_io(&path, e))??;
+        let version = head + 1;
+        Ok(Commit {
+            format: COMMIT_FORMAT,
+            version,
+            id: self.id.clone(),
+            // The first commit names the table after itself.
+            table_id: if version == 1 {
+                Some(self.id.clone())
+            } else {
+                table_id
+            },
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            writer: self.meta.writer.clone(),
+            operation: self.operation,
+            added: self.draft.added.clone(),
+            removed: self.draft.removed.clone(),
+            purged: plan.purged,
+            schema_changes: plan.schema_changes,
+            details: self.draft.details.clone(),
+        })
+    }
+
+    /// One conditional create of the commit's log entry.
+    async fn attempt(&self, commit: &Commit) -> Attempt {
+        let path = log_path(commit.version);
+        let body = match serde_json::to_vec(commit) {
+            Ok(body) => body,
+            Err(e) => return Attempt::Unknown(MetaError::InvalidCommit(e.to_string())),
+        };
+        let put = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .meta
+            .store
+            .put_opts(&path, PutPayload::from(body), put)
+            .await
+        {
+            Ok(_) => Attempt::Won,
+            Err(object_store::Error::AlreadyExists { .. }) => Attempt::Lost,
+            Err(error) => Attempt::Unknown(MetaError::store(&path, error)),
+        }
+    }
+}
+
+enum State {
+    /// The replica's head; our commit is not among the versions attempted.
+    Head(u64),
+    /// Our commit landed at this version.
+    Mine(u64),
+}
+
+impl PostCommit<'_> {
+    pub fn version(&self) -> u64 {
+        self.commit.version
+    }
+
+    /// Phase 3: applies the commit to the replica and runs post-commit work,
+    /// both best effort; the commit is won whatever happens here.
+    pub async fn finish(self) -> CommitReceipt {
+        let meta = self.meta;
+        if self.needs_apply {
+            let _guard = meta.sync_lock.lock().await;
+            let applied =
+                MetaStore::apply_blocking(meta.current_replica(), vec![self.commit.clone()]).await;
+            if let Err(error) = applied {
+                tracing::warn!(version = self.commit.version, %error, "could not apply a won commit to the replica; the next sync will");
+            }
+        }
+        let interval = meta.options.checkpoint_interval;
+        if interval > 0
+            && self.commit.version.is_multiple_of(interval)
+            && let Err(error) = meta.checkpoint().await
+        {
+            tracing::warn!(version = self.commit.version, %error, "could not upload a checkpoint");
+        }
+        CommitReceipt {
+            version: self.commit.version,
+            attempts: self.attempts,
+            commit: self.commit,
+        }
+    }
+}
+
+/// Jittered exponential backoff: 5 ms doubling to a 500 ms cap, a random
+/// point in the upper half.
+fn backoff(attempt: u32) -> Duration {
+    let cap = (5u64 << attempt.min(7)).min(500);
+    Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+}
+
+fn validate_draft(draft: &CommitDraft) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for file in &draft.added {
+        if file.path.is_empty() || file.partition.is_empty() {
+            return Err(MetaError::InvalidCommit(
+                "an added file has an empty path or partition".to_owned(),
+            ));
+        }
+        if !seen.insert(file.path.as_str()) {
+            return Err(MetaError::InvalidCommit(format!(
+                "file {} is added twice",
+                file.path
+            )));
+        }
+    }
+    for file in &draft.removed {
+        if seen.contains(file.path.as_str()) {
+            return Err(MetaError::InvalidCommit(format!(
+                "file {} is both added and removed",
+                file.path
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Finding the log entries newer than the replica: one listing after the
+//! replica's key on S3, probing GETs on a local disk, and the expiry marker
+//! that tells "nothing new" from "expired".
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+
+use crate::error::{MetaError, Result};
+use crate::log::{LOG_DIR, log_path, version_of};
+use crate::meta::{LogDiscovery, MetaStore};
+use crate::model::Commit;
+
+/// Records the newest version `expire` may have deleted.
+pub(crate) const EXPIRED_MARKER: &str = "_icedb/log-expired-through";
+
+impl MetaStore {
+    /// Commits after `head`, consecutive and in order.
+    pub(crate) async fn fetch_after(&self, head: u64) -> Result<Vec<Commit>> {
+        let versions = match self.discovery {
+            LogDiscovery::List => {
+                let prefix = Path::from(LOG_DIR);
+                let offset = log_path(head);
+                let metas: Vec<_> = self
+                    .store
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect()
+                    .await
+                    .map_err(|e| MetaError::store(&prefix, e))?;
+                let mut versions: Vec<u64> = metas
+                    .iter()
+                    .filter_map(|m| version_of(&m.location, "json"))
+                    .filter(|v| *v > head)
+                    .collect();
+                versions.sort_unstable();
+                for (i, version) in versions.iter().enumerate() {
+                    let expected = head + 1 + i as u64;
+                    if *version != expected {
+                        return Err(MetaError::MissingVersion {
+                            missing: expected,
+                            found: *version,
+                            hint: "it was expired, or the log is damaged; open from a checkpoint"
+                                .to_owned(),
+                        });
+                    }
+                }
+                versions
+            }
+            LogDiscovery::Probe => return self.probe_after(head).await,
+        };
+        futures::stream::iter(versions)
+            .map(|version| async move {
+                self.read_commit(version)
+                    .await?
+                    .ok_or_else(|| MetaError::MissingVersion {
+                        missing: version,
+                        found: version,
+                        hint: "it was listed but is gone (expired meanwhile?)".to_owned(),
+                    })
+            })
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
+    /// Reads versions after `head` with GETs until one is missing: first
+    /// one (the common case is "nothing new"), then windows of parallel
+    /// GETs growing to 32.
+    async fn probe_after(&self, head: u64) -> Result<Vec<Commit>> {
+        let mut commits = Vec::new();
+        let mut next = head + 1;
+        let mut window = 1u64;
+        loop {
+            let found: Vec<Option<Commit>> = futures::stream::iter(next..next + window)
+                .map(|version| self.read_commit(version))
+                .buffered(window as usize)
+                .try_collect()
+                .await?;
+            let present = found.iter().take_while(|c| c.is_some()).count();
+            commits.extend(found.into_iter().take(present).flatten());
+            if present < window as usize {
+                if commits.is_empty() && self.expired_through().await? > head {
+                    return Err(MetaError::MissingVersion {
+                        missing: head + 1,
+                        found: head + 1,
+                        hint: "it was expired".to_owned(),
+                    });
+                }
+                return Ok(commits);
+            }
+            next += window;
+            window = (window * 4).min(32);
+        }
+    }
+
+    /// The newest version whose log entry `expire` may have deleted (0 if
+    /// none): recorded before deleting, so probing readers can tell "no new
+    /// commits" from "the entries I need are gone".
+    pub(crate) async fn expired_through(&self) -> Result<u64> {
+        let bytes = self.get_if_present(&Path::from(EXPIRED_MARKER)).await?;
+        Ok(bytes
+            .and_then(|b| {
+                std::str::from_utf8(&b)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            })
+            .unwrap_or(0))
+    }
+
+    pub(crate) async fn list_versions(&self, dir: &str, extension: &str) -> Result<Vec<u64>> {
+        let prefix = Path::from(dir);
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| MetaError::store(&prefix, e))?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| version_of(&m.location, extension))
+            .collect())
+    }
+}
