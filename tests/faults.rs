@@ -136,7 +136,11 @@ async fn a_commit_landing_late_is_committed_once() {
                 .await
                 .unwrap();
         }
-        assert_eq!(times_added(&b, "data/p=a/late.parquet").await, 1, "{backend:?}");
+        assert_eq!(
+            times_added(&b, "data/p=a/late.parquet").await,
+            1,
+            "{backend:?}"
+        );
         let rows: u64 = b
             .snapshot()
             .unwrap()
@@ -165,7 +169,10 @@ async fn an_unreadable_store_gives_outcome_unknown_never_failed() {
     )
     .await
     .unwrap();
-    faults.script(Kind::LogPut, Fault::ApplyThenOutage(Duration::from_secs(60)));
+    faults.script(
+        Kind::LogPut,
+        Fault::ApplyThenOutage(Duration::from_secs(60)),
+    );
     let error = meta
         .commit(insert(vec![file("p=a", "x", 1)]))
         .await
@@ -274,7 +281,10 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
             .commit(insert(vec![file("p=new", "after", 1)]))
             .await
             .unwrap();
-        assert_eq!(receipt.version, 2, "{backend:?}: committed into the new log's order");
+        assert_eq!(
+            receipt.version, 2,
+            "{backend:?}: committed into the new log's order"
+        );
         assert_eq!(
             old.snapshot().unwrap().table_id().unwrap().as_deref(),
             Some(new_id.as_str())
@@ -282,7 +292,11 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
         drop(old);
         // A process opening the old replica directory sees only the new table.
         let reopened = plain_meta(&url, &replica).await;
-        let files = reopened.snapshot().unwrap().files(&PartitionFilter::All).unwrap();
+        let files = reopened
+            .snapshot()
+            .unwrap()
+            .files(&PartitionFilter::All)
+            .unwrap();
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -301,7 +315,11 @@ fn faulty_table_config(root: &str, replica: std::path::PathBuf) -> icedb::TableC
     config
 }
 
-async fn faulty_table(root: &str, replica: std::path::PathBuf, seed: u64) -> (Table, Arc<FaultyStore>) {
+async fn faulty_table(
+    root: &str,
+    replica: std::path::PathBuf,
+    seed: u64,
+) -> (Table, Arc<FaultyStore>) {
     let config = faulty_table_config(root, replica);
     let location = TableLocation::parse(root, &config.s3).unwrap();
     let faults = FaultyStore::new(location.open_store().unwrap(), seed);
@@ -342,7 +360,10 @@ async fn a_merge_that_landed_then_timed_out_succeeds_and_keeps_its_output() {
         let before = live_paths(table.meta()).len();
         faults.script(Kind::LogPut, Fault::ApplyThenOutage(Duration::from_secs(1)));
         let report = table
-            .merge_once(&MergePolicy { concurrency: 1, ..MergePolicy::cold() })
+            .merge_once(&MergePolicy {
+                concurrency: 1,
+                ..MergePolicy::cold()
+            })
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
         assert_eq!(report.conflicts, 0, "{backend:?}: {report:?}");
@@ -352,7 +373,10 @@ async fn a_merge_that_landed_then_timed_out_succeeds_and_keeps_its_output() {
         // Every live file exists, and the count is exact.
         let objects = data_objects(&table).await;
         for path in &after {
-            assert!(objects.contains(path), "{backend:?}: live file {path} missing");
+            assert!(
+                objects.contains(path),
+                "{backend:?}: live file {path} missing"
+            );
         }
         assert_eq!(scalar(&table, "SELECT count(*) FROM events").await, 800);
         assert_eq!(
@@ -372,14 +396,22 @@ async fn a_read_outage_after_a_landed_insert_never_deletes_its_files() {
         let location = TableLocation::parse(&root, &config.s3).unwrap();
         let faults = FaultyStore::new(location.open_store().unwrap(), 6);
         let plugins = icedb::PluginHost::new(Default::default()).unwrap();
-        let table = Table::open_on(config, faults.clone(), &plugins).await.unwrap();
-        faults.script(Kind::LogPut, Fault::ApplyThenOutage(Duration::from_secs(30)));
+        let table = Table::open_on(config, faults.clone(), &plugins)
+            .await
+            .unwrap();
+        faults.script(
+            Kind::LogPut,
+            Fault::ApplyThenOutage(Duration::from_secs(30)),
+        );
         let error = table
             .insert_ndjson(gen_events(300, 9).as_bytes())
             .await
             .unwrap_err();
         assert!(
-            matches!(error, TableError::Commit(CommitError::OutcomeUnknown { .. })),
+            matches!(
+                error,
+                TableError::Commit(CommitError::OutcomeUnknown { .. })
+            ),
             "{backend:?}: {error}"
         );
         faults.heal();
@@ -389,7 +421,10 @@ async fn a_read_outage_after_a_landed_insert_never_deletes_its_files() {
         assert!(!live.is_empty());
         let objects = data_objects(&reader).await;
         for path in &live {
-            assert!(objects.contains(path), "{backend:?}: live file {path} deleted");
+            assert!(
+                objects.contains(path),
+                "{backend:?}: live file {path} deleted"
+            );
         }
         assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 300);
     }

@@ -81,7 +81,12 @@ fn cli(dir: &Path, proxy: &str, root: &str, args: &[&str]) -> Command {
     command
         .args(args)
         .args(["--table", root, "--s3-endpoint", proxy])
-        .args(["--s3-path-style", "--s3-allow-http", "--s3-region", "us-east-1"])
+        .args([
+            "--s3-path-style",
+            "--s3-allow-http",
+            "--s3-region",
+            "us-east-1",
+        ])
         .args(["--s3-request-timeout", "10s", "--s3-max-retries", "4"])
         .env("XDG_CACHE_HOME", dir.join("cache"))
         .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
@@ -132,7 +137,8 @@ fn cli_phase(dir: &Path, proxy: &str, root: &str, acked: &Mutex<Vec<String>>) ->
                 let failures = failures.clone();
                 scope.spawn(move || {
                     for i in 0..INSERTS {
-                        let batch = icedb::events::EventGenerator::new(10_000 + w * 100 + i).batch(50);
+                        let batch =
+                            icedb::events::EventGenerator::new(10_000 + w * 100 + i).batch(50);
                         let file = dir.join(format!("w{w}-{i}.ndjson"));
                         std::fs::write(&file, batch.join("\n")).unwrap();
                         let output = cli(dir, proxy, root, &["insert"])
@@ -160,8 +166,7 @@ fn cli_phase(dir: &Path, proxy: &str, root: &str, acked: &Mutex<Vec<String>>) ->
             assert!(merge_loop.join().unwrap() > 0, "the merge loops ran");
         }
     });
-    let failures = *failures.lock().unwrap();
-    failures
+    Arc::try_unwrap(failures).unwrap().into_inner().unwrap()
 }
 
 fn host_config(dir: &Path, proxy: &str, root: &str) -> std::path::PathBuf {
@@ -276,7 +281,10 @@ fn every_acknowledged_row_exactly_once_through_a_faulty_s3() {
 
     // 3. Read the store directly.
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > after_cli, "some HTTP inserts were acknowledged");
+    assert!(
+        acked.len() > after_cli,
+        "some HTTP inserts were acknowledged"
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let table = open_table(&root, dir.path().join("reader")).await;
@@ -343,7 +351,10 @@ fn every_acknowledged_row_exactly_once_through_a_faulty_s3() {
 
 async fn id_counts(table: &icedb::Table) -> HashMap<String, i64> {
     let result = table
-        .query("SELECT id, count(*) AS n FROM events GROUP BY id", &Default::default())
+        .query(
+            "SELECT id, count(*) AS n FROM events GROUP BY id",
+            &Default::default(),
+        )
         .await
         .unwrap();
     let mut counts = HashMap::new();

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use icedb_e2e::{Backend, live_paths, s3_options};
 use icedb_meta::{
-    ColumnDef, ColumnType, CommitDraft, CommitError, Conflict, DataFile, ExpirePolicy, FileRef, MetaError,
-    MetaOptions, MetaStore, NotCommitted, Operation, PartitionFilter, Snapshot, TableLocation,
+    ColumnDef, ColumnType, CommitDraft, CommitError, Conflict, DataFile, ExpirePolicy, FileRef,
+    MetaError, MetaOptions, MetaStore, NotCommitted, Operation, PartitionFilter, Snapshot,
+    TableLocation,
 };
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};

@@ -147,7 +147,7 @@ fn backends(scratch: &FsPath) -> Vec<Backend> {
             new_root: Box::new(move |label| TableLocation::S3 {
                 bucket: bucket.clone(),
                 prefix: label.to_owned(),
-                options: s3.clone(),
+                options: Box::new(s3.clone()),
             }),
         });
     }

@@ -154,7 +154,9 @@ impl<'a> PreparedCommit<'a> {
         let options = &meta.options;
         let started = Instant::now();
         if !meta.store_checked.load(Ordering::Acquire) {
-            meta.check_store().await.map_err(CommitError::not_committed)?;
+            meta.check_store()
+                .await
+                .map_err(CommitError::not_committed)?;
             meta.store_checked.store(true, Ordering::Release);
         }
         let mut flight = InFlight::default();

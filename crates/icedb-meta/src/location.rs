@@ -72,7 +72,7 @@ pub enum TableLocation {
     S3 {
         bucket: String,
         prefix: String,
-        options: S3Options,
+        options: Box<S3Options>,
     },
 }
 
@@ -92,7 +92,7 @@ impl TableLocation {
             return Ok(TableLocation::S3 {
                 bucket: bucket.to_owned(),
                 prefix,
-                options: s3.clone(),
+                options: Box::new(s3.clone()),
             });
         }
         if url.starts_with("file://") {
@@ -218,7 +218,7 @@ mod tests {
             TableLocation::S3 {
                 bucket: "bkt".into(),
                 prefix: "a/b".into(),
-                options: s3.clone()
+                options: Box::new(s3.clone())
             }
         );
         assert_eq!(

@@ -470,7 +470,9 @@ impl Replica {
                 return Err(conflict.into());
             }
         }
-        let retired = txn.open_table(RETIRED).map_err(|e| replica_error(path, e))?;
+        let retired = txn
+            .open_table(RETIRED)
+            .map_err(|e| replica_error(path, e))?;
         for added in &draft.added {
             let by_version = if let Some(live) = files
                 .get((added.partition.as_str(), added.path.as_str()))
