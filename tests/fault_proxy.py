@@ -155,6 +155,8 @@ def main():
     faults = Faults(args.seed, args.commit_drop, args.hold, args.slowdown, args.data_drop)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.upstream, faults))
     server.daemon_threads = True
+    # A client that gave up (time-out) closes its side: not worth a trace.
+    server.handle_error = lambda request, address: None
     print(f"listening on {server.server_address[1]}", flush=True)
     sys.stdout.flush()
     server.serve_forever()

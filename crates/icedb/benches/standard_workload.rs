@@ -4,8 +4,9 @@
 //! by [event, ts], formatted by the flatten-json plugin (max-depth 1, so
 //! `properties` is stored as JSON text). Measures ingest rows/s against the
 //! native limit (the same rows JSON → Arrow → sorted zstd Parquet in memory,
-//! no plugin, no commit), merge to quiescence, three queries before and
-//! after merging, and vacuum.
+//! no plugin, no commit) and against the same ingest without fsync (local
+//! writes are fsynced, file and directory, before a commit returns), merge
+//! to quiescence, three queries before and after merging, and vacuum.
 //!
 //! Run: `scripts/bench.sh standard_workload` (builds the plugins first).
 //! `ICEDB_BENCH_EVENTS` overrides the event count.
@@ -111,17 +112,32 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let scratch = tempfile::tempdir().unwrap();
-        let mut config = TableConfig::new("events", scratch.path().join("events").display().to_string());
-        config.sort_order = sort_order.clone();
-        config.format = FormatSpec::Plugin {
-            path: plugin("flatten-json"),
-            settings: vec![("max-depth".into(), "1".into()), ("timestamp-fields".into(), "ts".into())],
+        let open = |name: &str, fsync: bool| {
+            let mut config = TableConfig::new("events", scratch.path().join(name).display().to_string());
+            config.sort_order = sort_order.clone();
+            config.format = FormatSpec::Plugin {
+                path: plugin("flatten-json"),
+                settings: vec![("max-depth".into(), "1".into()), ("timestamp-fields".into(), "ts".into())],
+            };
+            config.partitioning = PartitionSpec::Plugin { path: plugin("partition-by-day"), settings: vec![] };
+            config.meta = MetaOptions {
+                replica_dir: Some(scratch.path().join(format!("{name}-replica"))),
+                fsync,
+                ..MetaOptions::default()
+            };
+            async move { Table::open(config, &PluginHost::new(Default::default()).unwrap()).await.unwrap() }
         };
-        config.partitioning = PartitionSpec::Plugin { path: plugin("partition-by-day"), settings: vec![] };
-        config.meta = MetaOptions { replica_dir: Some(scratch.path().join("replica")), ..MetaOptions::default() };
-        let plugins = PluginHost::new(Default::default()).unwrap();
-        let table = Table::open(config, &plugins).await.unwrap();
 
+        // The same ingest without fsync, first, for its cost side by side.
+        let unsynced = open("unsynced", false).await;
+        let started = Instant::now();
+        for batch in &batches {
+            unsynced.insert_rows(batch.clone()).await.expect("insert");
+        }
+        let unsynced_took = started.elapsed();
+        drop(unsynced);
+
+        let table = open("events", true).await;
         let started = Instant::now();
         for batch in batches {
             table.insert_rows(batch).await.expect("insert");
@@ -129,9 +145,14 @@ fn main() {
         let ingest_took = started.elapsed();
         let files_before = table.meta().snapshot().unwrap().file_count().unwrap();
         println!(
-            "ingest         {:>10.0} rows/s   ({ingest_took:.2?}; {:.0}% of the native limit; {files_before} files)",
+            "ingest         {:>10.0} rows/s   ({ingest_took:.2?}; {:.0}% of the native limit; {files_before} files; fsynced)",
             rate(events, ingest_took),
             100.0 * rate(events, ingest_took) / rate(events, native_took)
+        );
+        println!(
+            "ingest, no fsync {:>8.0} rows/s   ({unsynced_took:.2?}; fsync costs {:.1}%)",
+            rate(events, unsynced_took),
+            100.0 * (1.0 - unsynced_took.as_secs_f64() / ingest_took.as_secs_f64())
         );
 
         queries(&table, "before merge").await;
