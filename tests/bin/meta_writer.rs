@@ -16,8 +16,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let s3 = S3Options {
         endpoint: std::env::var("ICEDB_TEST_S3_ENDPOINT").ok(),
-        allow_http: true,
-        path_style: true,
+        allow_http: Some(true),
+        path_style: Some(true),
         ..S3Options::default()
     };
     let location = TableLocation::parse(url, &s3)?;

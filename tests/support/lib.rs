@@ -136,8 +136,8 @@ pub fn s3_options() -> icedb_meta::S3Options {
     icedb_meta::S3Options {
         endpoint: Some(S3::from_env().endpoint),
         region: Some(S3_REGION.to_owned()),
-        allow_http: true,
-        path_style: true,
+        allow_http: Some(true),
+        path_style: Some(true),
         access_key_id: Some(S3_KEY_ID.to_owned()),
         secret_access_key: Some(S3_SECRET.to_owned()),
         ..icedb_meta::S3Options::default()

@@ -111,11 +111,7 @@ pub async fn query(args: QueryArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Table => {
-            writeln!(
-                out,
-                "{}",
-                arrow::util::pretty::pretty_format_batches(&result.batches)?
-            )?;
+            writeln!(out, "{}", icedb::output::pretty(&result.batches)?)?;
             eprintln!(
                 "{} rows in {:.2?} (version {}, {} files scanned, {} pruned)",
                 result.row_count(),
@@ -125,21 +121,8 @@ pub async fn query(args: QueryArgs) -> Result<()> {
                 result.files_pruned
             );
         }
-        OutputFormat::Json => {
-            let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
-            for batch in &result.batches {
-                writer.write(batch)?;
-            }
-            writer.finish()?;
-        }
-        OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut out);
-            for batch in &result.batches {
-                writer.write(batch)?;
-            }
-        }
+        OutputFormat::Json => icedb::output::write_ndjson(&result.batches, &mut out)?,
+        OutputFormat::Csv => icedb::output::write_csv(&result.batches, &mut out)?,
     }
     Ok(())
 }

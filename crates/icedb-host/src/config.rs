@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub query_timeout: Duration,
     /// Queries returning more rows fail (add a LIMIT).
     pub max_result_rows: usize,
+    /// Queries whose result takes more memory fail (add a LIMIT).
+    pub max_result_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +71,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 << 20,
             query_timeout: Duration::from_secs(30),
             max_result_rows: 1_000_000,
+            max_result_bytes: 64 << 20,
         }
     }
 }
@@ -109,8 +112,10 @@ impl Default for IngestConfig {
 pub struct StorageConfig {
     pub endpoint: Option<String>,
     pub region: Option<String>,
-    pub path_style: bool,
-    pub allow_http: bool,
+    /// Path-style URLs (unset: AWS_VIRTUAL_HOSTED_STYLE_REQUEST, else path-style).
+    pub path_style: Option<bool>,
+    /// Plain-HTTP endpoints (unset: AWS_ALLOW_HTTP, or implied by an http:// endpoint).
+    pub allow_http: Option<bool>,
     /// Local directory for the meta-store replicas (one per table; a cache
     /// that can be deleted). Default: the user's cache directory.
     pub replica_dir: Option<PathBuf>,
@@ -145,8 +150,8 @@ impl Default for StorageConfig {
         StorageConfig {
             endpoint: None,
             region: None,
-            path_style: false,
-            allow_http: false,
+            path_style: None,
+            allow_http: None,
             replica_dir: None,
             max_retries: retry.max_retries,
             retry_timeout: retry.retry_timeout,
@@ -160,8 +165,14 @@ impl Default for StorageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DuckdbConfig {
     /// Holds the httpfs extension for S3 tables (default:
-    /// `ICEDB_DUCKDB_EXTENSION_DIR`, then DuckDB's own).
+    /// `ICEDB_DUCKDB_EXTENSION_DIR`, then where scripts/setup.sh installs it,
+    /// `~/.cache/icedb/duckdb/extensions`).
     pub extension_dir: Option<PathBuf>,
+    /// DuckDB's memory limit for queries, e.g. "2GB" (default: DuckDB's,
+    /// 80 % of RAM).
+    pub memory_limit: Option<String>,
+    /// DuckDB threads per table's queries (default: every core).
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -673,6 +684,8 @@ impl HostConfig {
             }),
             ..MetaOptions::default()
         };
+        config.query_memory_limit = self.duckdb.memory_limit.clone();
+        config.query_threads = self.duckdb.threads;
         if let Some(dir) = &self.duckdb.extension_dir {
             config.duckdb_extension_dir = Some(self.resolve(dir));
         }
@@ -749,6 +762,8 @@ max_body_bytes = 67108864
 # Queries running longer are stopped; bigger results fail (add a LIMIT).
 query_timeout = "30s"
 max_result_rows = 1000000
+# Bytes of the result in memory (Arrow buffers).
+max_result_bytes = 67108864
 
 [ingest]
 # Concurrent inserts within one flush window share files and one commit.
@@ -762,12 +777,14 @@ queue_rows = 1000000
 concurrent_flushes = 2
 
 [storage]
-# For s3:// table roots. Credentials come from AWS_ACCESS_KEY_ID,
-# AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment.
+# For s3:// table roots. The standard AWS variables configure everything
+# (AWS_ENDPOINT_URL, AWS_REGION, AWS_ALLOW_HTTP, keys and AWS_SESSION_TOKEN,
+# web identity, container and instance credentials); keys set here override
+# only themselves.
 # endpoint = "http://127.0.0.1:9000"
 # region = "us-east-1"
-path_style = false
-allow_http = false
+# path_style = true      # default: path-style unless AWS_VIRTUAL_HOSTED_STYLE_REQUEST
+# allow_http = false     # default: AWS_ALLOW_HTTP, or yes for an http:// endpoint
 # Local directory for meta-store replicas (a cache; default: ~/.cache/icedb/replicas).
 # replica_dir = "/var/cache/icedb"
 # Each S3 request is retried after 5xx (503 SlowDown), 429, resets and
@@ -778,8 +795,13 @@ request_timeout = "30s"
 connect_timeout = "5s"
 
 [duckdb]
-# Directory holding DuckDB's httpfs extension (needed for S3 tables).
+# Directory holding DuckDB's httpfs extension (needed for S3 tables); by
+# default ICEDB_DUCKDB_EXTENSION_DIR, else ~/.cache/icedb/duckdb/extensions
+# (where scripts/setup.sh installs it).
 # extension_dir = "/opt/duckdb/extensions"
+# Memory and threads DuckDB may use for queries (default: 80 % of RAM, every core).
+# memory_limit = "2GB"
+# threads = 2
 
 [[tables]]
 name = "events"

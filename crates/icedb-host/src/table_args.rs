@@ -39,12 +39,15 @@ pub struct TableArgs {
     /// S3 endpoint for S3-compatible servers, e.g. http://127.0.0.1:9000.
     #[arg(long, env = "ICEDB_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
-    #[arg(long, env = "AWS_REGION")]
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long)]
     pub s3_region: Option<String>,
-    /// Use path-style S3 URLs (most S3-compatible servers need it).
+    /// Use path-style S3 URLs (the default unless
+    /// AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true).
     #[arg(long, env = "ICEDB_S3_PATH_STYLE")]
     pub s3_path_style: bool,
-    /// Allow plain-HTTP S3 endpoints.
+    /// Allow plain-HTTP S3 endpoints (implied by an http:// endpoint;
+    /// default: AWS_ALLOW_HTTP).
     #[arg(long, env = "ICEDB_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
     /// Retries of one S3 request after 5xx (503 SlowDown), 429, a reset
@@ -91,8 +94,8 @@ impl TableArgs {
         config.s3 = S3Options {
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),
-            allow_http: self.s3_allow_http,
-            path_style: self.s3_path_style,
+            allow_http: self.s3_allow_http.then_some(true),
+            path_style: self.s3_path_style.then_some(true),
             retry: icedb::RetryOptions {
                 max_retries: self.s3_max_retries,
                 retry_timeout: self.s3_retry_timeout,

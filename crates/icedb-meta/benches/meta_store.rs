@@ -134,8 +134,8 @@ fn backends(scratch: &FsPath) -> Vec<Backend> {
         let s3 = S3Options {
             endpoint: Some(endpoint.clone()),
             region: Some("us-east-1".into()),
-            allow_http: true,
-            path_style: true,
+            allow_http: Some(true),
+            path_style: Some(true),
             access_key_id: Some("bench".into()),
             secret_access_key: Some("bench".into()),
             ..S3Options::default()

@@ -25,7 +25,7 @@ mod store_check;
 pub use commit::{CommitReceipt, PostCommit, PreparedCommit};
 pub use error::{CommitError, Conflict, MetaError, NotCommitted, Result};
 pub use expire::{ExpirePolicy, ExpireReport};
-pub use location::{RetryOptions, S3Options, TableLocation};
+pub use location::{RetryOptions, S3Access, S3Options, TableLocation};
 pub use meta::{LogDiscovery, MetaOptions, MetaStore};
 pub use model::{
     COMMIT_FORMAT, ColumnDef, ColumnStats, ColumnType, Commit, CommitDraft, CommitSummary,

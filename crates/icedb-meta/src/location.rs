@@ -7,26 +7,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
-use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
 use crate::error::{MetaError, Result};
 
 /// S3 settings beyond the standard AWS environment variables
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
-/// `AWS_REGION`, `AWS_ENDPOINT_URL`, ...), which are read first; values set
-/// here win.
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ALLOW_HTTP`, keys and session
+/// token, web identity, container and instance credentials), which are read
+/// first; only what is set here overrides them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
     /// E.g. `http://127.0.0.1:9000` for an S3-compatible server.
     pub endpoint: Option<String>,
     pub region: Option<String>,
-    /// Allow plain-HTTP endpoints.
-    pub allow_http: bool,
-    /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-hosted.
-    pub path_style: bool,
+    /// Allow plain-HTTP endpoints (unset: `AWS_ALLOW_HTTP`, or yes when the
+    /// endpoint itself is `http://`).
+    pub allow_http: Option<bool>,
+    /// Path-style URLs (`endpoint/bucket/key`) instead of virtual-hosted
+    /// (unset: `AWS_VIRTUAL_HOSTED_STYLE_REQUEST`, else path-style, which
+    /// every S3-compatible server and AWS itself accept).
+    pub path_style: Option<bool>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     /// How requests are timed out and retried.
@@ -125,9 +128,14 @@ impl TableLocation {
                 prefix,
                 options,
             } => {
+                let endpoint = options
+                    .endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                    .or_else(|| std::env::var("AWS_ENDPOINT").ok());
                 format!(
                     "s3://{bucket}/{prefix}@{}",
-                    options.endpoint.as_deref().unwrap_or("aws")
+                    endpoint.as_deref().unwrap_or("aws")
                 )
             }
         }
@@ -157,43 +165,9 @@ impl TableLocation {
                     .map_err(|e| MetaError::store(path.display(), e))?;
                 Ok(Arc::new(store))
             }
-            TableLocation::S3 {
-                bucket,
-                prefix,
-                options,
-            } => {
-                let retry = &options.retry;
-                let mut builder = AmazonS3Builder::from_env()
-                    .with_client_options(
-                        ClientOptions::new()
-                            .with_timeout(retry.request_timeout)
-                            .with_connect_timeout(retry.connect_timeout),
-                    )
-                    .with_retry(RetryConfig {
-                        backoff: BackoffConfig {
-                            init_backoff: retry.backoff_initial,
-                            max_backoff: retry.backoff_max,
-                            base: 2.0,
-                        },
-                        max_retries: retry.max_retries,
-                        retry_timeout: retry.retry_timeout,
-                    })
-                    .with_bucket_name(bucket)
-                    .with_allow_http(options.allow_http)
-                    .with_virtual_hosted_style_request(!options.path_style);
-                if let Some(endpoint) = &options.endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if let Some(region) = &options.region {
-                    builder = builder.with_region(region);
-                }
-                if let Some(key) = &options.access_key_id {
-                    builder = builder.with_access_key_id(key);
-                }
-                if let Some(secret) = &options.secret_access_key {
-                    builder = builder.with_secret_access_key(secret);
-                }
-                let store = builder
+            TableLocation::S3 { bucket, prefix, .. } => {
+                let store = self
+                    .s3_builder()?
                     .build()
                     .map_err(|e| MetaError::store(format!("s3://{bucket}"), e))?;
                 if prefix.is_empty() {
@@ -204,6 +178,124 @@ impl TableLocation {
             }
         }
     }
+
+    /// The S3 client settings: the AWS environment first, then what the
+    /// options set.
+    fn s3_builder(&self) -> Result<AmazonS3Builder> {
+        let TableLocation::S3 {
+            bucket, options, ..
+        } = self
+        else {
+            return Err(MetaError::InvalidLocation {
+                url: self.canonical(),
+                reason: "not an S3 location".to_owned(),
+            });
+        };
+        let retry = &options.retry;
+        let client = |key: ClientConfigKey, value: String| (AmazonS3ConfigKey::Client(key), value);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: retry.backoff_initial,
+                    max_backoff: retry.backoff_max,
+                    base: 2.0,
+                },
+                max_retries: retry.max_retries,
+                retry_timeout: retry.retry_timeout,
+            });
+        for (key, value) in [
+            client(
+                ClientConfigKey::Timeout,
+                humantime_string(retry.request_timeout),
+            ),
+            client(
+                ClientConfigKey::ConnectTimeout,
+                humantime_string(retry.connect_timeout),
+            ),
+        ] {
+            builder = builder.with_config(key, value);
+        }
+        if let Some(endpoint) = &options.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(region) = &options.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &options.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &options.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(path_style) = options.path_style {
+            builder = builder.with_virtual_hosted_style_request(!path_style);
+        }
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        match options.allow_http {
+            Some(allow) => builder = builder.with_allow_http(allow),
+            // An explicit http:// endpoint is the user's choice, as with the
+            // AWS SDKs.
+            None if endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")) =>
+            {
+                builder = builder.with_allow_http(true);
+            }
+            None => {}
+        }
+        Ok(builder)
+    }
+
+    /// What a second S3 client (DuckDB's) needs to reach the table as
+    /// object_store does: the same endpoint, region and URL style, and the
+    /// same credential chain (refreshed before expiry). `None` for local
+    /// tables.
+    pub fn s3_access(&self) -> Result<Option<S3Access>> {
+        let TableLocation::S3 { bucket, .. } = self else {
+            return Ok(None);
+        };
+        let builder = self.s3_builder()?;
+        let value = |key| builder.get_config_value(&key);
+        let endpoint = value(AmazonS3ConfigKey::Endpoint);
+        let region = value(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".to_owned());
+        let virtual_hosted =
+            value(AmazonS3ConfigKey::VirtualHostedStyleRequest).is_some_and(|v| v == "true");
+        let store = builder
+            .build()
+            .map_err(|e| MetaError::store(format!("s3://{bucket}"), e))?;
+        Ok(Some(S3Access {
+            endpoint,
+            region,
+            path_style: !virtual_hosted,
+            credentials: store.credentials().clone(),
+        }))
+    }
+}
+
+/// How to reach an S3 table from another client (see
+/// [`TableLocation::s3_access`]).
+#[derive(Clone)]
+pub struct S3Access {
+    /// `http(s)://host[:port]`, or `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub credentials: object_store::aws::AwsCredentialProvider,
+}
+
+impl std::fmt::Debug for S3Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Access")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+fn humantime_string(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
 }
 
 #[cfg(test)]

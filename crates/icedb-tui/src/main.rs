@@ -90,8 +90,8 @@ async fn open_source(cli: &Cli) -> Result<Source> {
     config.s3 = icedb::S3Options {
         endpoint: cli.s3_endpoint.clone(),
         region: cli.s3_region.clone(),
-        allow_http: cli.s3_allow_http,
-        path_style: cli.s3_path_style,
+        allow_http: cli.s3_allow_http.then_some(true),
+        path_style: cli.s3_path_style.then_some(true),
         ..icedb::S3Options::default()
     };
     if cli.duckdb_extension_dir.is_some() {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow::util::display::ArrayFormatter;
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table};
 use serde_json::Value;
 
@@ -260,9 +260,10 @@ impl TableSource {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let options = FormatOptions::default().with_null("NULL");
+        let options = icedb::output::format_options().with_null("NULL");
         let mut rows = Vec::new();
         for batch in &result.batches {
+            let batch = icedb::output::for_display(batch)?;
             let formatters = batch
                 .columns()
                 .iter()

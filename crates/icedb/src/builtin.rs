@@ -58,14 +58,21 @@ impl JsonTextFormat {
                 }
             };
             for (name, json) in object {
-                let value = if self.timestamp_fields.contains(&name) {
-                    self.timestamp(&json).map_err(|reason| FormatError {
+                if name.is_empty() {
+                    return Err(FormatError {
                         row,
-                        reason: format!("field `{name}`: {reason}"),
-                    })?
+                        reason: "a field has an empty name".to_owned(),
+                    });
+                }
+                let value = if self.timestamp_fields.contains(&name) {
+                    self.timestamp(&json)
                 } else {
                     to_value(json)
-                };
+                }
+                .map_err(|reason| FormatError {
+                    row,
+                    reason: format!("field `{name}`: {reason}"),
+                })?;
                 let slot = *index.entry(name).or_insert_with_key(|name| {
                     columns.push(Column {
                         name: name.clone(),
@@ -110,17 +117,25 @@ impl JsonTextFormat {
     }
 }
 
-fn to_value(json: Json) -> Value {
-    match json {
+/// A JSON value as a column value. An integer beyond int64 is refused
+/// rather than silently widened to float64 (which would change it and the
+/// whole column's type).
+fn to_value(json: Json) -> Result<Value, String> {
+    Ok(match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Boolean(b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => {
+                return Err(format!(
+                    "the integer {u} is outside the int64 range; send it as a string to keep it exactly"
+                ));
+            }
+            (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Json::String(s) => Value::Text(s),
         nested @ (Json::Array(_) | Json::Object(_)) => Value::Text(nested.to_string()),
-    }
+    })
 }
 
 fn json_kind(json: &Json) -> &'static str {

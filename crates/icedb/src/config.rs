@@ -95,9 +95,14 @@ pub struct TableConfig {
     /// DuckDB's extension directory, holding httpfs for S3 tables.
     pub duckdb_extension_dir: Option<PathBuf>,
     /// Queries may read only the table's own files: DuckDB's external access
-    /// is limited to the table root and locked. Servers turn this on for
-    /// queries that come from the network.
+    /// is limited to the table root and locked (on by default; merges and
+    /// rewrites run IceDB's own SQL in a separate database either way).
     pub sandbox_queries: bool,
+    /// DuckDB's `memory_limit` for user queries (e.g. `2GB`; DuckDB's
+    /// default: 80 % of RAM).
+    pub query_memory_limit: Option<String>,
+    /// DuckDB threads for user queries (DuckDB's default: every core).
+    pub query_threads: Option<usize>,
 }
 
 impl TableConfig {
@@ -115,8 +120,10 @@ impl TableConfig {
             target_file_bytes: 128 << 20,
             max_rows_per_file: 1_000_000,
             meta: MetaOptions::default(),
-            duckdb_extension_dir: std::env::var_os("ICEDB_DUCKDB_EXTENSION_DIR").map(PathBuf::from),
-            sandbox_queries: false,
+            duckdb_extension_dir: None,
+            sandbox_queries: true,
+            query_memory_limit: None,
+            query_threads: None,
         }
     }
 }

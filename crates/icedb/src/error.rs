@@ -43,6 +43,13 @@ pub enum TableError {
     QueryTimeout { limit: std::time::Duration },
     #[error("the query's result has more than {limit} rows; add a LIMIT or aggregate")]
     ResultTooLarge { limit: usize },
+    #[error(
+        "the query's result is larger than {limit} bytes; add a LIMIT, select fewer columns or aggregate"
+    )]
+    ResultTooManyBytes { limit: usize },
+    /// SQL that is not exactly one read-only statement.
+    #[error("query refused: {0}")]
+    NotReadOnly(String),
     #[error("partitioning {}: {reason}", location(*.row, *.line))]
     Partition {
         row: usize,

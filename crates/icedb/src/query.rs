@@ -3,13 +3,14 @@
 //! planner pruned files by partition and by per-file min/max statistics.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use duckdb::Connection;
-use icedb_meta::{DataFile, PartitionFilter, StatValue, TableLocation};
+use icedb_meta::{DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
+use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
@@ -39,6 +40,8 @@ pub struct QueryOptions {
     /// Fail the query as soon as its result passes this many rows, instead
     /// of holding all of it.
     pub max_rows: Option<usize>,
+    /// Likewise for the result's size in memory (Arrow buffers), in bytes.
+    pub max_bytes: Option<usize>,
 }
 
 /// A query's answer and how it was reached.
@@ -60,10 +63,32 @@ impl QueryResult {
 }
 
 pub(crate) struct QueryEngine {
-    /// The database every query connection is cloned from (httpfs loaded and
-    /// the S3 secret created once).
-    db: Mutex<Connection>,
+    /// Merges, rewrites and merge queries: SQL IceDB writes, never a
+    /// user's.
+    internal: Database,
+    /// User queries: a database of their own (nothing they could define is
+    /// seen by a merge), sandboxed to the table's root, with no credential
+    /// readable from SQL.
+    user: Database,
     files: FileUrls,
+    settings: EngineSettings,
+}
+
+#[derive(Clone)]
+struct EngineSettings {
+    extension_dir: Option<PathBuf>,
+    s3: Option<S3Access>,
+    /// The table root DuckDB may read (user queries only).
+    sandbox_root: Option<String>,
+    memory_limit: Option<String>,
+    threads: Option<usize>,
+}
+
+/// A DuckDB database every connection is cloned from, rebuilt when the S3
+/// credentials it holds change (a rotated session token).
+struct Database {
+    sandboxed: bool,
+    current: tokio::sync::Mutex<Option<(Option<Arc<AwsCredential>>, Connection)>>,
 }
 
 enum FileUrls {
@@ -83,98 +108,185 @@ fn quote_ident(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-impl QueryEngine {
-    pub(crate) fn new(config: &TableConfig, location: &TableLocation) -> Result<Self> {
+/// Where DuckDB's extensions (httpfs) are looked for when the table does not
+/// say: `ICEDB_DUCKDB_EXTENSION_DIR`, else the directory `scripts/setup.sh`
+/// installs them in (`$ICEDB_CACHE/duckdb/extensions`, by default under the
+/// user's cache directory), else a `duckdb-extensions` directory beside the
+/// running binary.
+pub fn default_extension_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ICEDB_DUCKDB_EXTENSION_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("ICEDB_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("icedb")));
+    let candidates = cache
+        .map(|c| c.join("duckdb").join("extensions"))
+        .into_iter()
+        .chain(
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|d| d.join("duckdb-extensions"))),
+        );
+    candidates.into_iter().find(|dir| dir.is_dir())
+}
+
+impl EngineSettings {
+    /// Opens a database: extensions offline from the extension directory,
+    /// httpfs and the S3 secret for S3 tables, and for user queries the
+    /// sandbox (DuckDB refuses every file and URL outside the table and any
+    /// later attempt to lift that) and the resource limits.
+    fn open(&self, sandboxed: bool, credential: Option<&AwsCredential>) -> Result<Connection> {
         let mut duck_config = duckdb::Config::default()
             .with("autoinstall_known_extensions", "false")
             .map_err(duck)?
             .with("autoload_known_extensions", "false")
             .map_err(duck)?;
-        if let Some(dir) = &config.duckdb_extension_dir {
+        if let Some(dir) = &self.extension_dir {
             duck_config = duck_config
                 .with("extension_directory", dir.display().to_string())
                 .map_err(duck)?;
         }
         let db = Connection::open_in_memory_with_flags(duck_config).map_err(duck)?;
+        if let Some(s3) = &self.s3 {
+            db.execute_batch("LOAD httpfs;").map_err(|e| {
+                TableError::Config(format!(
+                    "DuckDB's httpfs extension is needed for S3 tables and could not be loaded from {}: {e}. \
+                     Run scripts/setup.sh (it installs httpfs into ~/.cache/icedb/duckdb/extensions), \
+                     or point ICEDB_DUCKDB_EXTENSION_DIR or [duckdb] extension_dir at a directory holding \
+                     v1.4.4/linux_amd64/httpfs.duckdb_extension (PyPI: duckdb-ext-httpfs==1.4.4.*)",
+                    self.extension_dir
+                        .as_ref()
+                        .map_or("DuckDB's default extension directory".to_owned(), |d| d.display().to_string())
+                ))
+            })?;
+            // httpfs reads the AWS variables into settings anyone could
+            // read with current_setting() from any connection (an empty
+            // value falls back to the variable, and a plain SET only changes
+            // this connection); the secret below is what requests use.
+            db.execute_batch(
+                "SET GLOBAL s3_access_key_id = 'redacted'; SET GLOBAL s3_secret_access_key = 'redacted'; \
+                 SET GLOBAL s3_session_token = 'redacted';",
+            )
+            .map_err(duck)?;
+            let mut secret_sql = format!(
+                "CREATE OR REPLACE SECRET icedb_table (TYPE S3, REGION {}",
+                quote_literal(&s3.region)
+            );
+            if let Some(credential) = credential {
+                secret_sql.push_str(&format!(
+                    ", KEY_ID {}, SECRET {}",
+                    quote_literal(&credential.key_id),
+                    quote_literal(&credential.secret_key)
+                ));
+                if let Some(token) = &credential.token {
+                    secret_sql.push_str(&format!(", SESSION_TOKEN {}", quote_literal(token)));
+                }
+            }
+            if let Some(endpoint) = &s3.endpoint {
+                let use_ssl = !endpoint.starts_with("http://");
+                let host = endpoint
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/');
+                secret_sql.push_str(&format!(
+                    ", ENDPOINT {}, USE_SSL {use_ssl}",
+                    quote_literal(host)
+                ));
+            }
+            if s3.path_style {
+                secret_sql.push_str(", URL_STYLE 'path'");
+            }
+            secret_sql.push(')');
+            db.execute_batch(&secret_sql).map_err(|e| {
+                TableError::Config(format!(
+                    "creating DuckDB's S3 secret: {}",
+                    scrub(&e.to_string(), credential)
+                ))
+            })?;
+        }
+        if sandboxed {
+            let mut sql = String::new();
+            if let Some(limit) = &self.memory_limit {
+                sql.push_str(&format!("SET memory_limit = {};", quote_literal(limit)));
+            }
+            if let Some(threads) = self.threads {
+                sql.push_str(&format!("SET threads = {threads};"));
+            }
+            if let Some(root) = &self.sandbox_root {
+                sql.push_str(&format!(
+                    "SET allowed_directories = [{}]; SET enable_external_access = false;",
+                    quote_literal(root)
+                ));
+            }
+            sql.push_str("SET lock_configuration = true;");
+            db.execute_batch(&sql).map_err(duck)?;
+        }
+        Ok(db)
+    }
+}
+
+/// Removes credentials from a message (DuckDB errors may echo them).
+fn scrub(message: &str, credential: Option<&AwsCredential>) -> String {
+    let Some(credential) = credential else {
+        return message.to_owned();
+    };
+    let mut message = message.to_owned();
+    for secret in [
+        Some(credential.secret_key.as_str()),
+        credential.token.as_deref(),
+        Some(credential.key_id.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|s| s.len() >= 4)
+    {
+        message = message.replace(secret, "***");
+    }
+    message
+}
+
+impl QueryEngine {
+    pub(crate) fn new(config: &TableConfig, location: &TableLocation) -> Result<Self> {
         let files = match location {
             TableLocation::Local(path) => FileUrls::Local(
                 std::path::absolute(path).map_err(|e| TableError::Config(e.to_string()))?,
             ),
-            TableLocation::S3 {
-                bucket,
-                prefix,
-                options,
-            } => {
-                db.execute_batch("LOAD httpfs;").map_err(|e| {
-                    TableError::Config(format!(
-                        "DuckDB's httpfs extension is needed for S3 tables and could not be loaded from the extension directory ({}): {e}",
-                        config.duckdb_extension_dir.as_ref().map_or("DuckDB's default".to_owned(), |d| d.display().to_string())
-                    ))
-                })?;
-                let env = |name: &str| std::env::var(name).ok();
-                let key = options
-                    .access_key_id
-                    .clone()
-                    .or_else(|| env("AWS_ACCESS_KEY_ID"))
-                    .unwrap_or_default();
-                let secret = options
-                    .secret_access_key
-                    .clone()
-                    .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
-                    .unwrap_or_default();
-                let region = options
-                    .region
-                    .clone()
-                    .or_else(|| env("AWS_REGION"))
-                    .unwrap_or_else(|| "us-east-1".to_owned());
-                let mut secret_sql = format!(
-                    "CREATE OR REPLACE SECRET icedb_table (TYPE S3, KEY_ID {}, SECRET {}, REGION {}",
-                    quote_literal(&key),
-                    quote_literal(&secret),
-                    quote_literal(&region)
-                );
-                if let Some(token) = env("AWS_SESSION_TOKEN") {
-                    secret_sql.push_str(&format!(", SESSION_TOKEN {}", quote_literal(&token)));
-                }
-                if let Some(endpoint) = &options.endpoint {
-                    let use_ssl = !endpoint.starts_with("http://");
-                    let host = endpoint
-                        .trim_start_matches("http://")
-                        .trim_start_matches("https://")
-                        .trim_end_matches('/');
-                    secret_sql.push_str(&format!(
-                        ", ENDPOINT {}, USE_SSL {use_ssl}",
-                        quote_literal(host)
-                    ));
-                }
-                if options.path_style {
-                    secret_sql.push_str(", URL_STYLE 'path'");
-                }
-                secret_sql.push(')');
-                db.execute_batch(&secret_sql).map_err(duck)?;
-                FileUrls::S3 {
-                    bucket: bucket.clone(),
-                    prefix: prefix.clone(),
-                }
-            }
+            TableLocation::S3 { bucket, prefix, .. } => FileUrls::S3 {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            },
         };
-        if config.sandbox_queries {
-            // DuckDB itself refuses every file and URL outside the table (and
-            // any later attempt to lift that), whatever SQL gets through.
-            let root = match &files {
-                FileUrls::Local(root) => format!("{}/", root.display()),
-                FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/"),
-                FileUrls::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/"),
-            };
-            db.execute_batch(&format!(
-                "SET allowed_directories = [{}]; SET enable_external_access = false; SET lock_configuration = true;",
-                quote_literal(&root)
-            ))
-            .map_err(duck)?;
+        let sandbox_root = config.sandbox_queries.then(|| match &files {
+            FileUrls::Local(root) => format!("{}/", root.display()),
+            FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/"),
+            FileUrls::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/"),
+        });
+        let settings = EngineSettings {
+            extension_dir: config
+                .duckdb_extension_dir
+                .clone()
+                .or_else(default_extension_dir),
+            s3: location.s3_access()?,
+            sandbox_root,
+            memory_limit: config.query_memory_limit.clone(),
+            threads: config.query_threads,
+        };
+        // Fail at open, not at the first query, when httpfs is missing.
+        if settings.s3.is_some() {
+            settings.open(false, None)?;
         }
         Ok(QueryEngine {
-            db: Mutex::new(db),
+            internal: Database {
+                sandboxed: false,
+                current: tokio::sync::Mutex::new(None),
+            },
+            user: Database {
+                sandboxed: true,
+                current: tokio::sync::Mutex::new(None),
+            },
             files,
+            settings,
         })
     }
 
@@ -200,24 +312,110 @@ impl QueryEngine {
         }
     }
 
-    fn connection(&self) -> Result<Connection> {
-        self.db
-            .lock()
-            .expect("duckdb lock poisoned")
-            .try_clone()
-            .map_err(duck)
+    /// The current S3 credential (the writes' chain; cached and refreshed
+    /// before expiry by object_store).
+    async fn credential(&self) -> Result<Option<Arc<AwsCredential>>> {
+        let Some(s3) = &self.settings.s3 else {
+            return Ok(None);
+        };
+        let credential = s3
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| TableError::Config(format!("no S3 credentials for queries: {e}")))?;
+        Ok(Some(credential))
     }
 
-    /// Runs SQL on a fresh connection (no table view) and collects the result.
+    /// A connection of `database`, rebuilt first if the credentials changed.
+    async fn connection_of(
+        &self,
+        database: &Database,
+    ) -> Result<(Connection, Option<Arc<AwsCredential>>)> {
+        let credential = self.credential().await?;
+        let mut current = database.current.lock().await;
+        let stale = match current.as_ref() {
+            Some((held, _)) => held.as_deref().map(key_of) != credential.as_deref().map(key_of),
+            None => true,
+        };
+        if stale {
+            let settings = self.settings.clone();
+            let (sandboxed, for_open) = (database.sandboxed, credential.clone());
+            let opened =
+                tokio::task::spawn_blocking(move || settings.open(sandboxed, for_open.as_deref()))
+                    .await
+                    .expect("opening DuckDB does not panic")?;
+            *current = Some((credential.clone(), opened));
+        }
+        let (_, connection) = current.as_ref().expect("opened above");
+        Ok((connection.try_clone().map_err(duck)?, credential))
+    }
+
+    /// Runs IceDB's own SQL (merge queries, rewrites) on a fresh connection
+    /// of the internal database and collects the result.
     pub(crate) async fn run(&self, sql: String) -> Result<Vec<RecordBatch>> {
-        let connection = self.connection()?;
+        let (connection, credential) = self.connection_of(&self.internal).await?;
         tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
             let mut statement = connection.prepare(&sql).map_err(duck)?;
             Ok(statement.query_arrow([]).map_err(duck)?.collect())
         })
         .await
         .expect("queries do not panic")
+        .map_err(|e| scrub_error(e, credential.as_deref()))
     }
+}
+
+fn key_of(credential: &AwsCredential) -> (&str, &str, Option<&str>) {
+    (
+        credential.key_id.as_str(),
+        credential.secret_key.as_str(),
+        credential.token.as_deref(),
+    )
+}
+
+fn scrub_error(error: TableError, credential: Option<&AwsCredential>) -> TableError {
+    match error {
+        TableError::Query(message) => TableError::Query(scrub(&message, credential)),
+        other => other,
+    }
+}
+
+/// Accepts `sql` only if DuckDB's own parser says it is exactly one
+/// statement of the SELECT kind (`json_serialize_sql` serialises SELECT
+/// statements only, and lists every statement it parsed).
+fn check_select(connection: &Connection, sql: &str) -> Result<()> {
+    let serialized: String = connection
+        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |row| {
+            row.get(0)
+        })
+        .map_err(duck)?;
+    let parsed: serde_json::Value = serde_json::from_str(&serialized)
+        .map_err(|e| TableError::Query(format!("reading DuckDB's parse of the query: {e}")))?;
+    let quoted = {
+        let text = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let head: String = text.chars().take(80).collect();
+        if head.len() < text.len() {
+            format!("`{head}…`")
+        } else {
+            format!("`{head}`")
+        }
+    };
+    if parsed["error"].as_bool().unwrap_or(true) {
+        let message = parsed["error_message"].as_str().unwrap_or("unknown error");
+        return Err(TableError::NotReadOnly(
+            if parsed["error_type"].as_str() == Some("parser") {
+                format!("DuckDB cannot parse {quoted}: {message}")
+            } else {
+                format!("{quoted} is not a single read-only SELECT statement (DuckDB: {message})")
+            },
+        ));
+    }
+    let statements = parsed["statements"].as_array().map_or(0, Vec::len);
+    if statements != 1 {
+        return Err(TableError::NotReadOnly(format!(
+            "{quoted} holds {statements} statements; exactly one SELECT is accepted"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a file's statistics allow a value within `range`.
@@ -296,13 +494,17 @@ impl Table {
                 self.query_engine.read_parquet(&files, true)
             )
         };
-        let connection = self.query_engine.connection()?;
+        let (connection, credential) = self
+            .query_engine
+            .connection_of(&self.query_engine.user)
+            .await?;
         let name = quote_ident(self.name());
         let sql = sql.to_owned();
         let interrupt = connection.interrupt_handle();
-        let max_rows = options.max_rows;
+        let (max_rows, max_bytes) = (options.max_rows, options.max_bytes);
         let mut task =
             tokio::task::spawn_blocking(move || -> Result<(SchemaRef, Vec<RecordBatch>)> {
+                check_select(&connection, &sql)?;
                 connection
                     .execute_batch(&format!("CREATE OR REPLACE TEMP VIEW {name} AS {view}"))
                     .map_err(duck)?;
@@ -310,13 +512,19 @@ impl Table {
                 let arrow = statement.query_arrow([]).map_err(duck)?;
                 let schema = arrow.get_schema();
                 let mut batches = Vec::new();
-                let mut rows = 0;
+                let (mut rows, mut bytes) = (0, 0);
                 for batch in arrow {
                     rows += batch.num_rows();
+                    bytes += batch.get_array_memory_size();
                     if let Some(limit) = max_rows
                         && rows > limit
                     {
                         return Err(TableError::ResultTooLarge { limit });
+                    }
+                    if let Some(limit) = max_bytes
+                        && bytes > limit
+                    {
+                        return Err(TableError::ResultTooManyBytes { limit });
                     }
                     batches.push(batch);
                 }
@@ -334,7 +542,9 @@ impl Table {
                 }
             },
         };
-        let (schema, batches) = finished.expect("queries do not panic")?;
+        let (schema, batches) = finished
+            .expect("queries do not panic")
+            .map_err(|e| scrub_error(e, credential.as_deref()))?;
         Ok(QueryResult {
             schema,
             batches,

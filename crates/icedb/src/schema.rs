@@ -34,10 +34,35 @@ pub(crate) fn resolve(
         .iter()
         .map(|c| (c.name.as_str(), c.column_type))
         .collect();
+    // DuckDB folds the case of column names: two names differing only in
+    // case would read as one column.
+    let mut folded: BTreeMap<String, &str> = table
+        .keys()
+        .map(|name| (name.to_lowercase(), *name))
+        .collect();
     let mut columns = Vec::with_capacity(batch.columns.len());
     for column in &batch.columns {
         if Some(column.name.as_str()) == skip {
             continue;
+        }
+        let first_value = column.values.iter().position(|v| value_type(v).is_some());
+        if let Some(row) = first_value {
+            match folded.get(&column.name.to_lowercase()) {
+                Some(other) if *other != column.name => {
+                    return Err(TableError::BadInput {
+                        row,
+                        line: None,
+                        reason: format!(
+                            "field `{}` differs from column `{other}` only in letter case; queries would read them as one column",
+                            column.name
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    folded.insert(column.name.to_lowercase(), column.name.as_str());
+                }
+            }
         }
         let mut resolved = table.get(column.name.as_str()).copied();
         for (row, value) in column.values.iter().enumerate() {

@@ -325,6 +325,7 @@ impl Table {
         self.meta.sync().await?;
         let table_schema = self.meta.snapshot()?.schema()?;
         let columns = schema::resolve(&batch, &table_schema, self.partitioner.routing_column())?;
+        check_partition_names(&batch, &paths, self.partitioner.routing_column())?;
 
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (row, path) in paths.iter().enumerate() {
@@ -459,4 +460,47 @@ impl Table {
             .await
             .map_err(|e| TableError::store(&prefix, e))
     }
+}
+
+/// Refuses a field named like a partition column (a Hive key of the rows'
+/// partition paths, compared as DuckDB does, ignoring case): queries read
+/// the partition's value in its place, so the field's own values would be
+/// silently lost.
+fn check_partition_names(batch: &Batch, paths: &[String], routing: Option<&str>) -> Result<()> {
+    let mut keys: BTreeMap<String, &str> = BTreeMap::new();
+    let mut previous: Option<&str> = None;
+    for path in paths {
+        if previous == Some(path.as_str()) {
+            continue;
+        }
+        previous = Some(path.as_str());
+        for segment in path.split('/') {
+            if let Some((key, _)) = segment.split_once('=') {
+                keys.entry(key.to_lowercase()).or_insert(path.as_str());
+            }
+        }
+    }
+    for column in &batch.columns {
+        if Some(column.name.as_str()) == routing {
+            continue;
+        }
+        let Some(path) = keys.get(&column.name.to_lowercase()) else {
+            continue;
+        };
+        if let Some(row) = column
+            .values
+            .iter()
+            .position(|v| *v != icedb_plugin::Value::Null)
+        {
+            return Err(TableError::BadInput {
+                row,
+                line: None,
+                reason: format!(
+                    "field `{}` has the name of a partition column (the row's partition is `{path}`); queries would read the partition's value in its place: rename the field",
+                    column.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use crate::server::activity::{Kind, Status};
 use crate::server::ingest::IngestError;
 use crate::server::metrics::{self, PluginLabels};
-use crate::server::{AppState, Served, sql_guard};
+use crate::server::{AppState, Served};
 
 /// An error answer.
 pub struct ApiError {
@@ -49,8 +49,10 @@ impl ApiError {
         let status = match error {
             e if e.is_input_error() => StatusCode::BAD_REQUEST,
             TableError::Query(_)
+            | TableError::NotReadOnly(_)
             | TableError::QueryTimeout { .. }
-            | TableError::ResultTooLarge { .. } => StatusCode::BAD_REQUEST,
+            | TableError::ResultTooLarge { .. }
+            | TableError::ResultTooManyBytes { .. } => StatusCode::BAD_REQUEST,
             // Certainly not committed: retrying the same request is safe.
             TableError::Commit(e) if e.certainly_not_committed() => {
                 return ApiError {
@@ -329,7 +331,6 @@ pub async fn query(
         }
     };
     let served = served(&state, &name)?;
-    sql_guard::check_read_only(&request.sql).map_err(ApiError::bad_request)?;
     let options = QueryOptions {
         partitions: request
             .partition
@@ -338,6 +339,7 @@ pub async fn query(
         version: request.version,
         timeout: Some(state.server.query_timeout),
         max_rows: Some(state.server.max_result_rows),
+        max_bytes: Some(state.server.max_result_bytes),
         ..QueryOptions::default()
     };
     let label: String = request.sql.chars().take(500).collect();
@@ -402,29 +404,15 @@ fn encode_result(headers: &HeaderMap, result: &QueryResult) -> ApiResult<Respons
         ("application/vnd.apache.arrow.stream", body)
     } else if accept.contains("text/csv") {
         let mut body = Vec::new();
-        {
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut body);
-            for batch in &result.batches {
-                writer.write(batch).map_err(internal)?;
-            }
-        }
+        icedb::output::write_csv(&result.batches, &mut body).map_err(internal)?;
         ("text/csv; charset=utf-8", body)
     } else {
         let mut rows = Vec::new();
-        {
-            let mut writer = arrow::json::ArrayWriter::new(&mut rows);
-            for batch in &result.batches {
-                writer.write(batch).map_err(internal)?;
-            }
-            writer.finish().map_err(internal)?;
-        }
+        icedb::output::write_json_array(&result.batches, &mut rows).map_err(internal)?;
         if rows.is_empty() {
             rows = b"[]".to_vec();
         }
-        let columns: Vec<serde_json::Value> = result
-            .schema
+        let columns: Vec<serde_json::Value> = icedb::output::display_schema(&result.schema)
             .fields()
             .iter()
             .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))

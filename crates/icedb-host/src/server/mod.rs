@@ -7,7 +7,6 @@ mod api;
 mod ingest;
 mod metrics;
 mod scheduler;
-mod sql_guard;
 
 use std::collections::BTreeMap;
 use std::future::Future;
