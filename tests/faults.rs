@@ -7,7 +7,6 @@
 //! path is refused, vacuum respects the retention floor, and a replica of a
 //! deleted and re-created table is discarded.
 
-use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +14,12 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use icedb::{CommitError, MergePolicy, PartitionFilter, Table, TableError, VacuumOptions};
 use icedb_e2e::faults::{Fault, FaultyStore, Kind};
-use icedb_e2e::{Backend, gen_events, live_paths, s3_options, scalar, table_config};
+use icedb_e2e::{
+    Backend, data_file as file, data_objects, gen_events, insert_draft as insert, live_paths,
+    s3_options, scalar, table_config,
+};
 use icedb_meta::{
-    CommitDraft, Conflict, DataFile, FileRef, MetaOptions, MetaStore, Operation, TableLocation,
+    CommitDraft, Conflict, FileRef, MetaOptions, MetaStore, Operation, TableLocation,
 };
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -49,23 +51,6 @@ async fn plain_meta(url: &str, replica_dir: &FsPath) -> MetaStore {
     MetaStore::open_location(&location(url), options(replica_dir))
         .await
         .unwrap()
-}
-
-fn file(partition: &str, name: &str, rows: u64) -> DataFile {
-    DataFile {
-        path: format!("data/{partition}/{name}.parquet"),
-        partition: partition.to_owned(),
-        bytes: rows * 10,
-        rows,
-        created_ms: 1_000,
-        columns: BTreeMap::new(),
-    }
-}
-
-fn insert(files: Vec<DataFile>) -> CommitDraft {
-    let mut draft = CommitDraft::new(Operation::Insert);
-    draft.added = files;
-    draft
 }
 
 /// How many log entries hold `path` among their added files.
@@ -331,18 +316,6 @@ async fn faulty_table(
     .await
     .unwrap();
     (table, faults)
-}
-
-async fn data_objects(table: &Table) -> Vec<String> {
-    let mut keys: Vec<String> = table
-        .list_data_objects()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.location.to_string())
-        .collect();
-    keys.sort();
-    keys
 }
 
 #[tokio::test]

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use icedb::PartitionFilter;
-use icedb_e2e::{HostProcess, S3, binary, duckdb_extension_dir, http, live_paths, open_table};
+use icedb_e2e::{
+    HostProcess, S3, binary, data_objects, duckdb_extension_dir, http, live_paths, open_table,
+};
 use serde_json::Value;
 
 const COMMIT_DROP: f64 = 0.3;
@@ -370,16 +372,4 @@ async fn id_counts(table: &icedb::Table) -> HashMap<String, i64> {
         }
     }
     counts
-}
-
-async fn data_objects(table: &icedb::Table) -> Vec<String> {
-    let mut keys: Vec<String> = table
-        .list_data_objects()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.location.to_string())
-        .collect();
-    keys.sort();
-    keys
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 use arrow::array::AsArray;
 use icedb::events::EventGenerator;
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table, VacuumOptions};
-use icedb_e2e::{Backend, assert_no_partition_columns, live_paths, open_table, scalar};
+use icedb_e2e::{
+    Backend, assert_no_partition_columns, data_objects, live_paths, open_table, scalar,
+};
 use object_store::PutPayload;
 use object_store::path::Path;
 
@@ -15,18 +17,6 @@ async fn open(backend: Backend, dir: &std::path::Path, label: &str) -> Table {
         dir.join(format!("replica-{label}")),
     )
     .await
-}
-
-async fn data_objects(table: &Table) -> Vec<String> {
-    let mut paths: Vec<String> = table
-        .list_data_objects()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.location.to_string())
-        .collect();
-    paths.sort();
-    paths
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use icedb_e2e::{Backend, live_paths, s3_options};
+use icedb_e2e::{Backend, data_file as file, insert_draft as insert, live_paths, s3_options};
 use icedb_meta::{
     ColumnDef, ColumnType, CommitDraft, CommitError, Conflict, DataFile, ExpirePolicy, FileRef,
     MetaError, MetaOptions, MetaStore, NotCommitted, Operation, PartitionFilter, Snapshot,
@@ -33,23 +33,6 @@ async fn open(url: &str, replica_dir: &FsPath, writer: &str) -> MetaStore {
     MetaStore::open_location(&location(url), options(replica_dir, writer))
         .await
         .unwrap()
-}
-
-fn file(partition: &str, name: &str, rows: u64) -> DataFile {
-    DataFile {
-        path: format!("data/{partition}/{name}.parquet"),
-        partition: partition.to_owned(),
-        bytes: rows * 10,
-        rows,
-        created_ms: 1_000,
-        columns: BTreeMap::new(),
-    }
-}
-
-fn insert(files: Vec<DataFile>) -> CommitDraft {
-    let mut draft = CommitDraft::new(Operation::Insert);
-    draft.added = files;
-    draft
 }
 
 fn merge(remove: &[&DataFile], add: DataFile) -> CommitDraft {

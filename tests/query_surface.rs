@@ -49,6 +49,21 @@ fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `icedb-host run --config <config>` on a free port, with a private cache.
+fn start_host(dir: &Path, config: &Path, env: &[(&str, String)]) -> HostProcess {
+    let config_arg = config.display().to_string();
+    let mut env = env.to_vec();
+    env.push((
+        "XDG_CACHE_HOME",
+        dir.join("host-cache").display().to_string(),
+    ));
+    HostProcess::start(
+        dir,
+        &["--config", &config_arg, "--listen", "127.0.0.1:0"],
+        &env,
+    )
+}
+
 fn stdout(output: &std::process::Output) -> String {
     assert!(
         output.status.success(),
@@ -163,15 +178,7 @@ fn every_type_renders_the_same_in_every_output() {
         format!("[[tables]]\nname = \"events\"\nroot = \"{root}\"\n"),
     )
     .unwrap();
-    let config_arg = config.display().to_string();
-    let host = HostProcess::start(
-        dir.path(),
-        &["--config", &config_arg, "--listen", "127.0.0.1:0"],
-        &[(
-            "XDG_CACHE_HOME",
-            dir.path().join("host-cache").display().to_string(),
-        )],
-    );
+    let host = start_host(dir.path(), &config, &[]);
     let url = format!("{}/v1/query", host.url);
     let (status, body) = post_accept(&url, "application/json", ALL_TYPES);
     let body: Value = serde_json::from_slice(&body).unwrap();
@@ -292,12 +299,11 @@ fn security_suite_over_http_on_s3() {
         ),
     )
     .unwrap();
-    let config_arg = config.display().to_string();
     let key_id = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
-    let host = HostProcess::start(
+    let host = start_host(
         dir.path(),
-        &["--config", &config_arg, "--listen", "127.0.0.1:0"],
+        &config,
         &[("AWS_SESSION_TOKEN", SESSION_TOKEN.to_owned())],
     );
     let (status, text) = post(
@@ -432,15 +438,7 @@ fn a_huge_result_is_refused_and_the_host_stays_bounded() {
         ),
     )
     .unwrap();
-    let config_arg = config.display().to_string();
-    let host = HostProcess::start(
-        dir.path(),
-        &["--config", &config_arg, "--listen", "127.0.0.1:0"],
-        &[(
-            "XDG_CACHE_HOME",
-            dir.path().join("cache").display().to_string(),
-        )],
-    );
+    let host = start_host(dir.path(), &config, &[]);
     let url = format!("{}/v1/query", host.url);
     let (status, _) = post(&url, "text/plain", b"SELECT 1 AS one");
     assert_eq!(status, 200);

@@ -378,3 +378,35 @@ pub fn gen_events(rows: usize, seed: u64) -> String {
     assert!(output.status.success());
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// Every object under the table's `data/`, sorted (committed or not).
+pub async fn data_objects(table: &icedb::Table) -> Vec<String> {
+    let mut paths: Vec<String> = table
+        .list_data_objects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// A data file for meta-store tests: `data/<partition>/<name>.parquet`.
+pub fn data_file(partition: &str, name: &str, rows: u64) -> icedb_meta::DataFile {
+    icedb_meta::DataFile {
+        path: format!("data/{partition}/{name}.parquet"),
+        partition: partition.to_owned(),
+        bytes: rows * 10,
+        rows,
+        created_ms: 1_000,
+        columns: Default::default(),
+    }
+}
+
+/// A draft inserting `files`.
+pub fn insert_draft(files: Vec<icedb_meta::DataFile>) -> icedb_meta::CommitDraft {
+    let mut draft = icedb_meta::CommitDraft::new(icedb_meta::Operation::Insert);
+    draft.added = files;
+    draft
+}

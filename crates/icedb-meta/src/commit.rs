@@ -75,6 +75,8 @@ struct InFlight {
     /// unresolved.
     unknown_since: Option<Instant>,
     last_error: Option<MetaError>,
+    /// Waits so far for the store to settle them (for the back-off).
+    waits: u32,
 }
 
 impl InFlight {
@@ -104,6 +106,20 @@ impl InFlight {
         if since.elapsed() >= budget {
             return Err(self.outcome_unknown(id));
         }
+        Ok(())
+    }
+
+    /// Records that the store could not settle the attempts in flight and
+    /// waits before the next look; `Err` once the outcome budget is spent.
+    async fn wait_unresolved(
+        &mut self,
+        id: &str,
+        error: MetaError,
+        budget: Duration,
+    ) -> Result<(), CommitError> {
+        self.record_unknown(id, error, budget)?;
+        self.waits += 1;
+        tokio::time::sleep(backoff(self.waits)).await;
         Ok(())
     }
 
@@ -161,7 +177,6 @@ impl<'a> PreparedCommit<'a> {
         }
         let mut flight = InFlight::default();
         let mut attempts = 0u32;
-        let mut waits = 0u32;
         loop {
             // Read the table's state; before the first attempt, also verify
             // the log is the table the replica describes.
@@ -184,9 +199,9 @@ impl<'a> PreparedCommit<'a> {
                     return Err(CommitError::not_committed(error));
                 }
                 Err(error) => {
-                    flight.record_unknown(&self.id, error, options.outcome_budget)?;
-                    waits += 1;
-                    tokio::time::sleep(backoff(waits)).await;
+                    flight
+                        .wait_unresolved(&self.id, error, options.outcome_budget)
+                        .await?;
                     continue;
                 }
             };
@@ -214,9 +229,9 @@ impl<'a> PreparedCommit<'a> {
                     "version(s) {:?} not yet visible in the log",
                     flight.unresolved
                 ));
-                flight.record_unknown(&self.id, pending, options.outcome_budget)?;
-                waits += 1;
-                tokio::time::sleep(backoff(waits)).await;
+                flight
+                    .wait_unresolved(&self.id, pending, options.outcome_budget)
+                    .await?;
                 continue;
             }
 
@@ -229,9 +244,9 @@ impl<'a> PreparedCommit<'a> {
                     return Err(CommitError::not_committed(error));
                 }
                 Err(error) => {
-                    flight.record_unknown(&self.id, error, options.outcome_budget)?;
-                    waits += 1;
-                    tokio::time::sleep(backoff(waits)).await;
+                    flight
+                        .wait_unresolved(&self.id, error, options.outcome_budget)
+                        .await?;
                     continue;
                 }
             };

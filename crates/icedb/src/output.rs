@@ -99,13 +99,8 @@ fn display_column(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     cast(array, &target)
 }
 
-/// The batch as every output shows it (see the module docs).
-pub fn for_display(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(display_column)
-        .collect::<Result<_, _>>()?;
+/// `batch` with its columns replaced (same names, the new types).
+fn with_columns(batch: &RecordBatch, columns: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
     let fields: Fields = batch
         .schema()
         .fields()
@@ -115,6 +110,16 @@ pub fn for_display(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         .collect::<Vec<_>>()
         .into();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// The batch as every output shows it (see the module docs).
+pub fn for_display(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(display_column)
+        .collect::<Result<_, _>>()?;
+    with_columns(batch, columns)
 }
 
 fn is_nested(data_type: &DataType) -> bool {
@@ -175,18 +180,7 @@ pub fn write_csv<W: Write>(batches: &[RecordBatch], out: W) -> Result<(), ArrowE
                 }
             })
             .collect::<Result<_, _>>()?;
-        let fields: Fields = batch
-            .schema()
-            .fields()
-            .iter()
-            .zip(&columns)
-            .map(|(f, c)| Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone())))
-            .collect::<Vec<_>>()
-            .into();
-        writer.write(&RecordBatch::try_new(
-            Arc::new(Schema::new(fields)),
-            columns,
-        )?)?;
+        writer.write(&with_columns(&batch, columns)?)?;
     }
     Ok(())
 }
@@ -214,15 +208,7 @@ fn for_json(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             _ => Ok(c.clone()),
         })
         .collect::<Result<_, _>>()?;
-    let fields: Fields = batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(f, c)| Arc::new(f.as_ref().clone().with_data_type(c.data_type().clone())))
-        .collect::<Vec<_>>()
-        .into();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    with_columns(&batch, columns)
 }
 
 /// Writes batches as newline-delimited JSON objects (nulls explicit).
