@@ -664,3 +664,34 @@ async fn a_trap_in_one_task_does_not_disturb_the_others() {
     }
     assert_eq!(format.stats().traps, 8);
 }
+
+#[test]
+fn live_instances_are_capped_under_concurrent_calls() {
+    let host = PluginHost::new(HostOptions {
+        max_instances: 2,
+        ..HostOptions::default()
+    })
+    .unwrap();
+    let format = std::sync::Arc::new(host.load_format(&plugin("flatten-json"), &[]).unwrap());
+    let events = EventGenerator::new(3).batch(2_000);
+    let threads: Vec<_> = (0..12)
+        .map(|_| {
+            let (format, events) = (format.clone(), events.clone());
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    assert_eq!(format.format_blocking(&events).unwrap().row_count, 2_000);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let stats = format.stats();
+    assert_eq!(stats.calls, 36);
+    assert!(
+        stats.instances_created <= 2,
+        "12 concurrent callers made {} instances with a cap of 2",
+        stats.instances_created
+    );
+}

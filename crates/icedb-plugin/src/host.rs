@@ -27,6 +27,10 @@ pub struct HostOptions {
     pub memory_limit: usize,
     /// The longest one call (one batch) may run.
     pub call_timeout: Duration,
+    /// Instances of one plugin alive at once (calls beyond wait for one):
+    /// with `memory_limit`, bounds a plugin's memory to
+    /// `max_instances × memory_limit`. Default: the number of cores.
+    pub max_instances: usize,
 }
 
 impl Default for HostOptions {
@@ -35,6 +39,7 @@ impl Default for HostOptions {
             cache_dir: crate::cache::default_dir(),
             memory_limit: 256 << 20,
             call_timeout: Duration::from_secs(5),
+            max_instances: std::thread::available_parallelism().map_or(4, |n| n.get()),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! a trapped instance cannot be entered again, so it is dropped and the next
 //! call makes a fresh one.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{Component, InstancePre};
@@ -40,6 +40,11 @@ pub(crate) struct Pool<G: Guest> {
     settings: Vec<(String, String)>,
     idle: Mutex<Vec<Instance<G>>>,
     max_idle: usize,
+    /// Calls in progress (each holds one instance), capped at
+    /// `HostOptions::max_instances`; further callers wait on `freed`.
+    busy: Mutex<usize>,
+    freed: Condvar,
+    max_busy: usize,
     deadline_ticks: u64,
     pub(crate) counters: Counters,
 }
@@ -69,7 +74,10 @@ impl<G: Guest> Pool<G> {
         let pre = G::pre(instance_pre).map_err(link_error)?;
         let timeout = host.inner.options.call_timeout;
         let deadline_ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-        let max_idle = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let max_busy = host.inner.options.max_instances.max(1);
+        let max_idle = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .min(max_busy);
         let pool = Pool {
             info,
             host,
@@ -77,6 +85,9 @@ impl<G: Guest> Pool<G> {
             settings,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+            max_busy,
             deadline_ticks,
             counters: Counters::default(),
         };
@@ -128,6 +139,7 @@ impl<G: Guest> Pool<G> {
         rows: usize,
         call: impl FnOnce(&G, &mut Store<Sandbox>) -> wasmtime::Result<Result<R, GuestError>>,
     ) -> Result<R, PluginError> {
+        let _slot = self.slot();
         let started = Instant::now();
         let idle = self.idle.lock().expect("instance pool poisoned").pop();
         let mut instance = match idle {
@@ -162,6 +174,17 @@ impl<G: Guest> Pool<G> {
                 // `instance` is dropped here: it cannot be entered again.
             }
         }
+    }
+
+    /// Waits until fewer than `max_busy` calls run (calls run on blocking
+    /// threads, never on async workers).
+    fn slot(&self) -> Slot<'_, G> {
+        let mut busy = self.busy.lock().expect("instance pool poisoned");
+        while *busy >= self.max_busy {
+            busy = self.freed.wait(busy).expect("instance pool poisoned");
+        }
+        *busy += 1;
+        Slot { pool: self }
     }
 
     /// Records a failure of the pool's own checks on a call's output.
@@ -215,6 +238,18 @@ impl<G: Guest> Pool<G> {
             format!("{message}; the plugin printed: {printed}")
         };
         PluginError::new(self.name(), function, kind, message)
+    }
+}
+
+/// A call's place among the `max_busy` allowed at once.
+struct Slot<'a, G: Guest> {
+    pool: &'a Pool<G>,
+}
+
+impl<G: Guest> Drop for Slot<'_, G> {
+    fn drop(&mut self) {
+        *self.pool.busy.lock().expect("instance pool poisoned") -= 1;
+        self.pool.freed.notify_one();
     }
 }
 

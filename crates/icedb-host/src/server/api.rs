@@ -216,11 +216,37 @@ pub async fn insert_rows(
         let kind = content_type(&headers);
         let body = decoded_body(&headers, body, state.server.max_body_bytes)?;
         let text_start = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let busy = |e: IngestError| match e {
+            IngestError::Busy { .. } => ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: e.to_string(),
+                retry_after: Some(1),
+            },
+            IngestError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            IngestError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            IngestError::Table(e) => ApiError::from_table(&e),
+        };
+        let ndjson = matches!(
+            kind.as_str(),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines"
+        );
+        // Admit against the queue before formatting (a full queue costs the
+        // request nothing): rows counted from the body's shape.
+        let rows = match (ndjson, kind.as_str(), text_start) {
+            (_, _, None) => return Err(ApiError::bad_request("the body holds no rows")),
+            (true, _, _) => body
+                .split(|b| *b == b'\n')
+                .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+                .count(),
+            (false, "application/json", Some(b'[')) => {
+                serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body).map_or(1, |rows| rows.len())
+            }
+            _ => 1,
+        };
+        let admission = served.ingest.admit(rows.max(1)).map_err(busy)?;
         let prepared = match (kind.as_str(), text_start) {
             (_, None) => return Err(ApiError::bad_request("the body holds no rows")),
-            ("application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines", _) => {
-                served.table.prepare_ndjson(&body).await
-            }
+            _ if ndjson => served.table.prepare_ndjson(&body).await,
             ("application/json", Some(b'[')) => served.table.prepare_json_array(&body).await,
             ("application/json", Some(b'{')) => {
                 // One object, possibly spread over several lines.
@@ -244,16 +270,7 @@ pub async fn insert_rows(
             }
         }
         .map_err(|e| ApiError::from_table(&e))?;
-        served.ingest.insert(prepared).await.map_err(|e| match e {
-            IngestError::Busy { .. } => ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: e.to_string(),
-                retry_after: Some(1),
-            },
-            IngestError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-            IngestError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            IngestError::Table(e) => ApiError::from_table(&e),
-        })
+        served.ingest.insert(admission, prepared).await.map_err(busy)
     }
     .await;
     match result {

@@ -98,17 +98,30 @@ impl Ingest {
         ingest
     }
 
-    /// Inserts `rows` (alone or with others) and returns once they are
-    /// committed.
-    pub async fn insert(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
-        let count = rows.row_count();
-        if count > self.config.queue_rows {
+    /// Admits a request of `rows` rows against the queue, before its rows
+    /// are formatted: a full queue answers at once (429), without spending
+    /// CPU or memory on the request. The admission is held until the rows
+    /// are committed (or fail).
+    pub fn admit(&self, rows: usize) -> Result<Admission, IngestError> {
+        if rows > self.config.queue_rows {
             return Err(IngestError::TooLarge {
-                rows: count,
+                rows,
                 limit: self.config.queue_rows,
             });
         }
-        let permit = self.admit(count)?;
+        Ok(Admission {
+            _permit: self.try_admit(rows)?,
+        })
+    }
+
+    /// Inserts `rows` (alone or with others) and returns once they are
+    /// committed.
+    pub async fn insert(
+        &self,
+        admission: Admission,
+        rows: PreparedRows,
+    ) -> Result<Ack, IngestError> {
+        let count = rows.row_count();
         let table_label = metrics::table(self.table.name());
         self.metrics
             .queued_rows
@@ -123,11 +136,11 @@ impl Ingest {
             .queued_rows
             .get_or_create(&table_label)
             .dec_by(count as i64);
-        drop(permit);
+        drop(admission);
         result
     }
 
-    fn admit(&self, rows: usize) -> Result<OwnedSemaphorePermit, IngestError> {
+    fn try_admit(&self, rows: usize) -> Result<OwnedSemaphorePermit, IngestError> {
         self.admission
             .clone()
             .try_acquire_many_owned(rows.max(1) as u32)
@@ -281,6 +294,11 @@ impl Ingest {
             let _ = flusher.await;
         }
     }
+}
+
+/// A request's place in the queue, held until its rows are committed.
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
 }
 
 fn ack(receipt: InsertReceipt, rows: usize, requests: usize) -> Ack {
