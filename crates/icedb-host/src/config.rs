@@ -130,6 +130,10 @@ pub struct StorageConfig {
     pub request_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// After a commit request whose outcome is unknown, how long to keep
+    /// reading the log to find out before answering "outcome unknown".
+    #[serde(with = "humantime_serde")]
+    pub outcome_budget: Duration,
 }
 
 impl StorageConfig {
@@ -157,6 +161,7 @@ impl Default for StorageConfig {
             retry_timeout: retry.retry_timeout,
             request_timeout: retry.request_timeout,
             connect_timeout: retry.connect_timeout,
+            outcome_budget: icedb::MetaOptions::default().outcome_budget,
         }
     }
 }
@@ -682,6 +687,7 @@ impl HostConfig {
                 self.resolve(dir)
                     .join(format!("{}-{:016x}", section.name, hasher.finish()))
             }),
+            outcome_budget: self.storage.outcome_budget,
             ..MetaOptions::default()
         };
         config.query_memory_limit = self.duckdb.memory_limit.clone();
@@ -793,6 +799,9 @@ max_retries = 10
 retry_timeout = "3m"
 request_timeout = "30s"
 connect_timeout = "5s"
+# After a commit request whose answer was lost, how long to keep reading the
+# log to learn whether it landed before answering "outcome unknown".
+outcome_budget = "2m"
 
 [duckdb]
 # Directory holding DuckDB's httpfs extension (needed for S3 tables); by

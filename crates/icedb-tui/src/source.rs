@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use arrow::util::display::ArrayFormatter;
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table};
 use serde_json::Value;
 
@@ -260,24 +259,7 @@ impl TableSource {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let options = icedb::output::format_options().with_null("NULL");
-        let mut rows = Vec::new();
-        for batch in &result.batches {
-            let batch = icedb::output::for_display(batch)?;
-            let formatters = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                .collect::<Result<Vec<_>, _>>()?;
-            for row in 0..batch.num_rows() {
-                rows.push(
-                    formatters
-                        .iter()
-                        .map(|f| f.value(row).to_string())
-                        .collect(),
-                );
-            }
-        }
+        let rows = icedb::output::text_cells(&result.batches, "NULL")?;
         Ok(QueryOutcome {
             sql: sql.to_owned(),
             columns,

@@ -988,6 +988,44 @@ mod tests {
         insta::assert_snapshot!("queries_scrolled_right", render(&app, 100, 20));
     }
 
+    /// The cells come from a real Arrow result as DuckDB returns it
+    /// (timestamps labelled `Etc/UTC`, nulls, lists), through the same
+    /// rendering as the CLI and the API.
+    #[test]
+    fn query_results_of_every_type() {
+        use std::sync::Arc;
+
+        use arrow::array::{
+            ArrayRef, Int64Array, ListArray, RecordBatch, TimestampMicrosecondArray,
+        };
+        use arrow::datatypes::Int64Type;
+
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from(vec![Some(1_792_065_600_000_000), None])
+                .with_timezone("Etc/UTC"),
+        );
+        let n: ArrayRef = Arc::new(Int64Array::from(vec![Some(42), None]));
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
+        ]));
+        let batch = RecordBatch::try_from_iter([("ts", ts), ("n", n), ("list", list)]).unwrap();
+        let mut app = app();
+        key(&mut app, KeyCode::Char('4'));
+        app.on_query(Ok(QueryOutcome {
+            sql: "SELECT ts, n, list FROM events".into(),
+            columns: vec!["ts".into(), "n".into(), "list".into()],
+            rows: icedb::output::text_cells(&[batch], "NULL").unwrap(),
+            elapsed_ms: 3.0,
+            version: 2,
+            files_scanned: 1,
+            files_pruned: 0,
+        }));
+        let screen = render(&app, 100, 22);
+        assert!(screen.contains("2026-10-15T12:00:00Z"), "{screen}");
+        insta::assert_snapshot!("query_types", screen);
+    }
+
     #[test]
     fn commits_and_plugins() {
         let mut app = app();

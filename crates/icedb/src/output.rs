@@ -231,6 +231,33 @@ pub fn pretty(batches: &[RecordBatch]) -> Result<String, ArrowError> {
     )
 }
 
+/// Every value as display text, row by row (the dashboard's cells); nulls
+/// as `null_text`.
+pub fn text_cells(
+    batches: &[RecordBatch],
+    null_text: &str,
+) -> Result<Vec<Vec<String>>, ArrowError> {
+    let options = format_options().with_null(null_text);
+    let mut rows = Vec::new();
+    for batch in batches {
+        let batch = for_display(batch)?;
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
 /// The schema every output shows.
 pub fn display_schema(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<Arc<Field>> = schema.fields().iter().map(display_field).collect();
