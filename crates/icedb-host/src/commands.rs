@@ -250,6 +250,16 @@ pub async fn status(args: StatusArgs) -> Result<()> {
         .map(|c| format!("{} {}", c.name, c.column_type))
         .collect();
     println!("schema     {}", schema.join(", "));
+    let definition = table.definition();
+    println!("sort order {}", definition.sort_order.join(", "));
+    println!(
+        "definition {}",
+        serde_json::to_string(&serde_json::json!({
+            "format": definition.format,
+            "partitioning": definition.partitioning,
+            "parquet": definition.parquet,
+        }))?
+    );
     for p in partitions.iter().rev().take(args.partitions) {
         println!(
             "  {:<32} {:>6} files {:>10} rows {:>10} KiB",

@@ -186,10 +186,12 @@ pub struct TableSection {
     pub name: String,
     /// `s3://bucket/prefix`, `file:///abs/path` or a path.
     pub root: String,
-    pub sort_order: Vec<String>,
-    pub format: FormatSection,
-    pub partitioning: PartitionSection,
-    pub parquet: ParquetSection,
+    /// Definition settings: `None` follows the table's recorded definition
+    /// (IceDB's defaults for a new table); given ones must agree with it.
+    pub sort_order: Option<Vec<String>>,
+    pub format: Option<FormatSection>,
+    pub partitioning: Option<PartitionSection>,
+    pub parquet: Option<ParquetSection>,
     pub merge: MergeSection,
     pub vacuum: VacuumSection,
     pub checkpoint: CheckpointSection,
@@ -200,10 +202,10 @@ impl Default for TableSection {
         TableSection {
             name: "events".into(),
             root: "./icedb-data/events".into(),
-            sort_order: vec!["event".into(), "ts".into()],
-            format: FormatSection::default(),
-            partitioning: PartitionSection::default(),
-            parquet: ParquetSection::default(),
+            sort_order: None,
+            format: None,
+            partitioning: None,
+            parquet: None,
             merge: MergeSection::default(),
             vacuum: VacuumSection::default(),
             checkpoint: CheckpointSection::default(),
@@ -529,7 +531,7 @@ impl HostConfig {
             if table.root.is_empty() {
                 bail!("invalid configuration: {} is empty", key("root"));
             }
-            let partitioning = &table.partitioning;
+            let partitioning = table.partitioning.clone().unwrap_or_default();
             match partitioning.by {
                 PartitionBy::Plugin if partitioning.plugin.is_none() => bail!(
                     "invalid configuration: {} is required when {} = \"plugin\"",
@@ -626,27 +628,37 @@ impl HostConfig {
         };
         let mut config = TableConfig::new(section.name.clone(), root);
         config.s3 = self.s3();
-        config.sort_order = section.sort_order.clone();
+        config.explicit = icedb::Explicit {
+            sort_order: section.sort_order.is_some(),
+            format: section.format.is_some(),
+            partitioning: section.partitioning.is_some(),
+            parquet: section.parquet.is_some(),
+        };
+        config.sort_order = section
+            .sort_order
+            .clone()
+            .unwrap_or_else(|| vec!["event".into(), "ts".into()]);
+        let format = section.format.clone().unwrap_or_default();
         let settings = |map: &BTreeMap<String, SettingValue>| -> Vec<(String, String)> {
             map.iter()
                 .map(|(k, v)| (k.clone(), v.to_string()))
                 .collect()
         };
-        config.format = match &section.format.plugin {
+        config.format = match &format.plugin {
             Some(path) => FormatSpec::Plugin {
                 path: self.resolve(path),
-                settings: settings(&section.format.settings),
+                settings: settings(&format.settings),
             },
             None => FormatSpec::JsonText(icedb::builtin::JsonTextFormat {
-                timestamp_fields: section.format.timestamp_fields.clone(),
-                timestamp_unit_micros: match section.format.timestamp_unit {
+                timestamp_fields: format.timestamp_fields.clone(),
+                timestamp_unit_micros: match format.timestamp_unit {
                     TimeUnit::S => 1_000_000,
                     TimeUnit::Ms => 1_000,
                     TimeUnit::Us => 1,
                 },
             }),
         };
-        let partitioning = &section.partitioning;
+        let partitioning = section.partitioning.clone().unwrap_or_default();
         config.partitioning = match partitioning.by {
             PartitionBy::Time => PartitionSpec::Time {
                 field: partitioning.field.clone().unwrap_or_else(|| "ts".into()),
@@ -668,7 +680,7 @@ impl HostConfig {
                 settings: settings(&partitioning.settings),
             },
         };
-        let parquet = &section.parquet;
+        let parquet = section.parquet.clone().unwrap_or_default();
         config.compression = match parquet.compression {
             CompressionName::Zstd => Compression::Zstd {
                 level: parquet.zstd_level,
@@ -816,35 +828,40 @@ outcome_budget = "2m"
 name = "events"
 # s3://bucket/prefix, file:///absolute/path, or a path relative to this file.
 root = "./icedb-data/events"
+# The table's definition: sort order, format, partitioning and Parquet
+# settings are recorded by the table's first insert and then belong to the
+# table. Keys left out follow the table (or, for a new table, these
+# defaults); keys given must agree with it, or the host refuses to start.
+#
 # Every Parquet file is sorted by these columns (missing ones are skipped).
-sort_order = ["event", "ts"]
+# sort_order = ["event", "ts"]
 
-[tables.format]
+# [tables.format]
 # A format-row WebAssembly component; the built-in formatter when absent.
 # plugin = "plugins/flatten-json.wasm"
 # settings = { max-depth = 1 }
 # Built-in formatter: top-level fields become columns, nested values JSON
 # text; these fields are read as timestamps (numbers in timestamp_unit).
-timestamp_fields = ["ts"]
-timestamp_unit = "ms"
+# timestamp_fields = ["ts"]
+# timestamp_unit = "ms"
 
-[tables.partitioning]
+# [tables.partitioning]
 # "time" (Hive y=/m=/d= from a timestamp field), "field" (the text of a
 # field, `_partition` by default) or "plugin" (a partition-strategy component).
-by = "time"
+# by = "time"
 # field = "ts"
-granularity = "day"
+# granularity = "day"
 # Rows without the field land in the partition of their insert time.
-ingest_time_if_missing = true
+# ingest_time_if_missing = true
 # plugin = "plugins/partition-by-day.wasm"
 # settings = { field = "ts" }
 
-[tables.parquet]
-compression = "zstd"
-zstd_level = 3
-row_group_rows = 122880
-target_file_bytes = 134217728
-max_rows_per_file = 1000000
+# [tables.parquet]
+# compression = "zstd"
+# zstd_level = 3
+# row_group_rows = 122880
+# target_file_bytes = 134217728
+# max_rows_per_file = 1000000
 
 # Merges compact small files. hot: newest partitions first, small files,
 # often; cold: oldest first, large outputs, rarely. Running both is safe.

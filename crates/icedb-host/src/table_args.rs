@@ -24,9 +24,11 @@ pub struct TableArgs {
     /// [default: events, or the config's only table].
     #[arg(long)]
     pub table_name: Option<String>,
-    /// Columns every file is sorted by, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "event,ts")]
-    pub sort_order: Vec<String>,
+    /// Columns every file is sorted by, comma-separated. Recorded by the
+    /// table's first insert [default: event,ts]; later, omit it to follow
+    /// the table (a different value is an error).
+    #[arg(long, value_delimiter = ',')]
+    pub sort_order: Option<Vec<String>>,
     /// A format-row component replacing the built-in JSON-text formatter.
     #[arg(long)]
     pub format_plugin: Option<PathBuf>,
@@ -85,12 +87,22 @@ impl TableArgs {
             .clone()
             .unwrap_or_else(|| "events".to_owned());
         let mut config = TableConfig::new(name, root);
-        config.sort_order = self
-            .sort_order
-            .iter()
-            .filter(|c| !c.is_empty())
-            .cloned()
-            .collect();
+        if let Some(sort_order) = &self.sort_order {
+            config.sort_order = sort_order
+                .iter()
+                .filter(|c| !c.is_empty())
+                .cloned()
+                .collect();
+        } else {
+            config.sort_order = vec!["event".to_owned(), "ts".to_owned()];
+        }
+        // What the flags do not say follows the table's recorded definition.
+        config.explicit = icedb::Explicit {
+            sort_order: self.sort_order.is_some(),
+            format: self.format_plugin.is_some(),
+            partitioning: self.partition_plugin.is_some(),
+            parquet: false,
+        };
         config.s3 = S3Options {
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),

@@ -94,6 +94,7 @@ async fn write_history(
                     purged: vec![],
                     schema_changes: vec![],
                     details: BTreeMap::new(),
+                    definition: None,
                 };
                 let path = Path::from(format!("_icedb/log/{version:020}.json"));
                 store

@@ -349,6 +349,7 @@ impl<'a> PreparedCommit<'a> {
             purged: plan.purged,
             schema_changes: plan.schema_changes,
             details: self.draft.details.clone(),
+            definition: plan.definition,
         })
     }
 

@@ -13,6 +13,10 @@ pub enum Conflict {
     /// a deleted one.
     #[error("file {path} was already added by version {by_version}; a path is committed once")]
     FileAlreadyAdded { path: String, by_version: u64 },
+    /// The table was defined (by another writer's first commit) otherwise
+    /// than this writer assumed.
+    #[error("the table is defined as {recorded}, but this writer assumed {assumed}")]
+    Definition { recorded: String, assumed: String },
     #[error("column `{column}` is {existing} in the table but this commit writes {proposed}")]
     Schema {
         column: String,

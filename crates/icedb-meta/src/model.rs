@@ -179,6 +179,11 @@ pub struct Commit {
     /// Free-form details (the merge policy, the rewrite filter, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
+    /// The table's definition (sort order, partitioning, formatter, file
+    /// settings: opaque to the meta store), recorded by the table's first
+    /// commit and by nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
 }
 
 /// What a writer wants to commit; the version is chosen by the protocol.
@@ -192,6 +197,9 @@ pub struct CommitDraft {
     /// to the schema, int64 meeting float64 widens, anything else conflicts.
     pub columns: Vec<ColumnDef>,
     pub details: BTreeMap<String, String>,
+    /// The definition this writer assumes. Recorded if the table has none
+    /// yet; a different recorded one is a conflict (nothing is committed).
+    pub definition: Option<serde_json::Value>,
 }
 
 impl CommitDraft {

@@ -89,6 +89,8 @@ impl Drop for Replica {
 pub(crate) struct Plan {
     pub schema_changes: Vec<ColumnDef>,
     pub purged: Vec<FileRef>,
+    /// The definition to record (only when the table has none yet).
+    pub definition: Option<serde_json::Value>,
 }
 
 impl Replica {
@@ -279,6 +281,10 @@ impl Replica {
                     .table_id
                     .clone()
                     .or_else(|| (commit.version == 1).then(|| commit.id.clone()));
+                if let Some(definition) = &commit.definition {
+                    info.insert("definition", definition.to_string().as_str())
+                        .map_err(|e| err(e.into()))?;
+                }
                 match (&table_id, identity) {
                     (Some(expected), Some(found)) if *expected != found => {
                         return Err(MetaError::TableReplaced {
@@ -552,9 +558,21 @@ impl Replica {
                 }
             }
         }
+        let definition = match (&draft.definition, snapshot.definition()?) {
+            (Some(assumed), Some(recorded)) if *assumed != recorded => {
+                return Err(Conflict::Definition {
+                    recorded: recorded.to_string(),
+                    assumed: assumed.to_string(),
+                }
+                .into());
+            }
+            (Some(assumed), None) => Some(assumed.clone()),
+            _ => None,
+        };
         Ok(Plan {
             schema_changes,
             purged,
+            definition,
         })
     }
 
@@ -860,6 +878,20 @@ impl Snapshot {
             .get("table_id")
             .map_err(|e| self.err(e))?
             .map(|v| v.value().to_owned()))
+    }
+
+    /// The table's definition as its first commit recorded it, if any.
+    pub fn definition(&self) -> Result<Option<serde_json::Value>> {
+        let table = self.txn.open_table(INFO).map_err(|e| self.err(e))?;
+        let Some(text) = table.get("definition").map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        serde_json::from_str(text.value())
+            .map(Some)
+            .map_err(|e| MetaError::Replica {
+                path: self.path.display().to_string(),
+                reason: format!("undecodable table definition: {e}"),
+            })
     }
 
     /// The version in `versions` whose commit has id `id`, and the versions

@@ -45,9 +45,6 @@ struct Cli {
     /// How often to refresh, e.g. 2s, 500ms.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     refresh: Duration,
-    /// --table: the sort order merges keep (as the table was written).
-    #[arg(long, value_delimiter = ',', default_value = "event,ts")]
-    sort_order: Vec<String>,
     /// --table: S3 endpoint for S3-compatible servers.
     #[arg(long, env = "ICEDB_S3_ENDPOINT")]
     s3_endpoint: Option<String>,
@@ -81,12 +78,9 @@ async fn open_source(cli: &Cli) -> Result<Source> {
             .unwrap_or_else(|| "events".to_owned()),
         root.clone(),
     );
-    config.sort_order = cli
-        .sort_order
-        .iter()
-        .filter(|c| !c.is_empty())
-        .cloned()
-        .collect();
+    // Sort order, partitioning, format and file settings: as the table's
+    // recorded definition says.
+    config.explicit = icedb::Explicit::none();
     config.s3 = icedb::S3Options {
         endpoint: cli.s3_endpoint.clone(),
         region: cli.s3_region.clone(),

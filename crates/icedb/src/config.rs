@@ -21,7 +21,8 @@ pub enum FormatSpec {
 }
 
 /// Time granularity of the built-in time partitioning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// `y=YYYY/m=MM/d=DD/h=HH`
     Hour,
@@ -64,7 +65,8 @@ impl Default for PartitionSpec {
 }
 
 /// Parquet compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     Zstd { level: i32 },
     Snappy,
@@ -103,6 +105,10 @@ pub struct TableConfig {
     pub query_memory_limit: Option<String>,
     /// DuckDB threads for user queries (DuckDB's default: every core).
     pub query_threads: Option<usize>,
+    /// Which of sort order, format, partitioning and Parquet settings this
+    /// process was given; the others follow the table's recorded
+    /// definition (see [`TableDefinition`](crate::TableDefinition)).
+    pub explicit: crate::definition::Explicit,
 }
 
 impl TableConfig {
@@ -124,6 +130,7 @@ impl TableConfig {
             sandbox_queries: true,
             query_memory_limit: None,
             query_threads: None,
+            explicit: crate::definition::Explicit::default(),
         }
     }
 }

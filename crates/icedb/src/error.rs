@@ -70,6 +70,19 @@ pub enum TableError {
     Query(String),
     #[error("invalid table configuration: {0}")]
     Config(String),
+    /// A setting given to this process contradicts the table's recorded
+    /// definition.
+    #[error(
+        "the table's {setting} is {table}, but this process was given {given}; omit the setting to follow the table"
+    )]
+    DefinitionMismatch {
+        setting: String,
+        table: String,
+        given: String,
+    },
+    /// This process may read the table but not write it.
+    #[error("cannot write: {0}")]
+    WriteBlocked(String),
 }
 
 fn location(row: usize, line: Option<usize>) -> String {

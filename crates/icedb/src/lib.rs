@@ -12,6 +12,7 @@
 
 pub mod builtin;
 mod config;
+mod definition;
 mod error;
 pub mod events;
 mod maintenance;
@@ -25,6 +26,10 @@ mod table;
 mod write;
 
 pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
+pub use definition::{
+    Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition, PluginReference,
+    TableDefinition,
+};
 pub use error::{Result, TableError};
 pub use icedb_meta::{
     ColumnDef, ColumnType, CommitError, MetaOptions, PartitionFilter, RetryOptions, S3Options,

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use crate::Batch;
 use crate::builtin::JsonTextFormat;
 use crate::config::{FormatSpec, TableConfig};
+use crate::definition::{self, TableDefinition, WriteBlock};
 use crate::error::{Result, TableError};
 use crate::partitioning::Partitioner;
 use crate::query::QueryEngine;
@@ -73,6 +74,11 @@ impl PreparedRows {
 /// An open table. Cheap operations are `&self`; share it behind an `Arc`.
 pub struct Table {
     config: TableConfig,
+    /// The definition as recorded (or, for a new table, as its first
+    /// commit will record it); every insert states it.
+    definition: TableDefinition,
+    /// Why this process may not write, if so.
+    write_block: WriteBlock,
     location: TableLocation,
     meta: MetaStore,
     store: Arc<dyn ObjectStore>,
@@ -117,6 +123,7 @@ impl Table {
                 config.name
             )));
         }
+        let mut config = config;
         let location = TableLocation::parse(&config.root, &config.s3)?;
         let meta = match store {
             Some(store) => {
@@ -125,6 +132,19 @@ impl Table {
             None => MetaStore::open_location(&location, config.meta.clone()).await?,
         };
         let store = meta.object_store();
+        let mine = TableDefinition::of(&config)?;
+        let recorded = meta
+            .snapshot()?
+            .definition()?
+            .map(TableDefinition::from_json)
+            .transpose()?;
+        let (definition, write_block) = match recorded {
+            Some(recorded) => {
+                let block = definition::follow(&mut config, &mine, &recorded)?;
+                (recorded, block)
+            }
+            None => (mine, None),
+        };
         let formatter = match &config.format {
             FormatSpec::JsonText(format) => Formatter::JsonText(format.clone()),
             FormatSpec::Plugin { path, settings } => {
@@ -135,6 +155,8 @@ impl Table {
         let query_engine = QueryEngine::new(&config, &location)?;
         Ok(Table {
             config,
+            definition,
+            write_block,
             location,
             meta,
             store,
@@ -258,6 +280,9 @@ impl Table {
         rows: Vec<String>,
         lines: Option<Vec<usize>>,
     ) -> Result<PreparedRows> {
+        if let Some(reason) = &self.write_block {
+            return Err(TableError::WriteBlocked(reason.clone()));
+        }
         if rows.is_empty() {
             return Err(TableError::BadInput {
                 row: 0,
@@ -314,8 +339,17 @@ impl Table {
         }
     }
 
+    /// The table's definition (as recorded, or as this process will
+    /// record it with the table's first commit).
+    pub fn definition(&self) -> &TableDefinition {
+        &self.definition
+    }
+
     /// Inserts an already formatted batch (all or nothing).
     pub async fn insert_batch(&self, batch: Batch) -> Result<InsertReceipt> {
+        if let Some(reason) = &self.write_block {
+            return Err(TableError::WriteBlocked(reason.clone()));
+        }
         let now = chrono::Utc::now();
         let paths = self
             .partitioner
@@ -352,6 +386,7 @@ impl Table {
 
         let uploaded: Vec<DataFile> = self.upload(encoded).await?;
         let mut draft = CommitDraft::new(Operation::Insert);
+        draft.definition = Some(self.definition.to_json());
         draft.columns = columns.as_ref().clone();
         draft.added = uploaded.clone();
         match self.meta.commit(draft).await {

@@ -541,6 +541,7 @@ pub async fn table_info(
         "merge_backlog": merge_backlog,
         "schema": snapshot.schema().map_err(internal)?,
         "sort_order": served.table.config().sort_order,
+        "definition": served.table.definition(),
         "tombstones": snapshot.tombstones().map_err(internal)?.len(),
         "plugins": plugins,
     });
