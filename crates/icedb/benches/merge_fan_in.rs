@@ -12,7 +12,10 @@ use icedb::events::EventGenerator;
 use icedb::{MergePolicy, MetaOptions, PartitionSpec, PluginHost, Table, TableConfig};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -26,10 +29,13 @@ fn main() {
     for run in 0..5 {
         let took = runtime.block_on(async {
             let scratch = tempfile::tempdir().unwrap();
-            let mut config = TableConfig::new("events", scratch.path().join("t").display().to_string());
+            let mut config =
+                TableConfig::new("events", scratch.path().join("t").display().to_string());
             config.sort_order = vec!["event".into(), "ts".into()];
             // One partition: every input lands in the same job.
-            config.partitioning = PartitionSpec::Field { field: "_partition".into() };
+            config.partitioning = PartitionSpec::Field {
+                field: "_partition".into(),
+            };
             config.meta = MetaOptions {
                 replica_dir: Some(scratch.path().join("replica")),
                 ..MetaOptions::default()
