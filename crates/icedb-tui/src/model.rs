@@ -15,6 +15,47 @@ pub struct Overview {
     pub bytes: u64,
     pub partitions: usize,
     pub tombstones: usize,
+    /// The table's recorded definition, summarised.
+    pub sort_order: String,
+    pub partitioning: String,
+    pub format: String,
+}
+
+impl Overview {
+    /// Fills the definition lines from a definition as JSON (the table's
+    /// `TableDefinition`, directly or as the host's API answers it).
+    pub fn with_definition(mut self, definition: &serde_json::Value) -> Self {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let plugin = |v: &serde_json::Value| {
+            format!(
+                "plugin {} (sha256 {}…)",
+                text(&v["name"]),
+                text(&v["sha256"]).chars().take(8).collect::<String>()
+            )
+        };
+        self.sort_order = definition["sort_order"]
+            .as_array()
+            .map(|columns| columns.iter().map(text).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        let partitioning = &definition["partitioning"];
+        self.partitioning = match partitioning["kind"].as_str() {
+            Some("time") => format!(
+                "{} of {}",
+                text(&partitioning["granularity"]),
+                text(&partitioning["field"])
+            ),
+            Some("field") => format!("value of {}", text(&partitioning["field"])),
+            Some("plugin") => plugin(partitioning),
+            _ => String::new(),
+        };
+        let format = &definition["format"];
+        self.format = match format["kind"].as_str() {
+            Some("built-in") => "built-in JSON text".to_owned(),
+            Some("plugin") => plugin(format),
+            _ => String::new(),
+        };
+        self
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

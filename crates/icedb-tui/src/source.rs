@@ -198,7 +198,9 @@ impl TableSource {
             bytes: totals.bytes,
             partitions: partitions.len(),
             tombstones: snapshot.tombstones()?.len(),
-        };
+            ..Overview::default()
+        }
+        .with_definition(&serde_json::to_value(self.table.definition())?);
         let plugins = self
             .table
             .plugins()
@@ -369,7 +371,9 @@ impl HostSource {
             bytes: number("bytes"),
             partitions: number("partitions") as usize,
             tombstones: number("tombstones") as usize,
-        };
+            ..Overview::default()
+        }
+        .with_definition(&info["definition"]);
         let backlog = info["merge_backlog"]
             .as_object()
             .map(|b| {

@@ -240,9 +240,9 @@ fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
     }
     let Some(data) = &app.data else { return };
     let o = &data.overview;
-    let [top, commits] = Layout::vertical([Constraint::Length(12), Constraint::Min(3)]).areas(area);
+    let [top, commits] = Layout::vertical([Constraint::Length(15), Constraint::Min(3)]).areas(area);
     let [stats, rate] =
-        Layout::horizontal([Constraint::Length(46), Constraint::Min(10)]).areas(top);
+        Layout::horizontal([Constraint::Length(62), Constraint::Min(10)]).areas(top);
     let backlog: Vec<String> = data
         .backlog
         .iter()
@@ -250,7 +250,7 @@ fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
         .collect();
     let field = |name: &str, value: String| {
         Line::from(vec![
-            Span::styled(format!("{name:<12}"), Style::default().dim()),
+            Span::styled(format!("{name:<14}"), Style::default().dim()),
             Span::raw(value),
         ])
     };
@@ -267,6 +267,9 @@ fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
         ),
         field("partitions", o.partitions.to_string()),
         field("tombstones", o.tombstones.to_string()),
+        field("sort order", o.sort_order.clone()),
+        field("partitions by", o.partitioning.clone()),
+        field("format", o.format.clone()),
         field(
             "merge queue",
             if backlog.is_empty() {
@@ -866,7 +869,13 @@ mod tests {
                 bytes: 4_500_000,
                 partitions: 5,
                 tombstones: 3,
-            },
+                ..Overview::default()
+            }
+            .with_definition(&serde_json::json!({
+                "sort_order": ["event", "ts"],
+                "partitioning": {"kind": "time", "field": "ts", "granularity": "day"},
+                "format": {"kind": "plugin", "name": "flatten-json.wasm", "sha256": "3f1c9a0b7d2e4f6a8b0c"},
+            })),
             partitions,
             commits,
             activity,

@@ -145,7 +145,20 @@ fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// The body, gunzipped if it says so, within the size limit.
-fn decoded_body(
+/// Runs CPU-heavy work (gunzip, result encoding) on the blocking pool, at
+/// most one task per core at a time, so the async workers keep serving.
+async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    static CPU: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let cpu = CPU.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _permit = cpu.acquire().await.expect("never closed");
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("CPU work does not panic")
+}
+
+async fn decoded_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     limit: usize,
@@ -169,13 +182,17 @@ fn decoded_body(
     match encoding.as_str() {
         "identity" | "" => Ok(body),
         "gzip" | "x-gzip" => {
-            let mut decoded = Vec::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut decoded)
-                .map_err(|e| {
-                    ApiError::bad_request(format!("the gzip body could not be decoded: {e}"))
-                })?;
+            let decoded = on_cpu(move || {
+                let mut decoded = Vec::new();
+                flate2::read::MultiGzDecoder::new(&body[..])
+                    .take(limit as u64 + 1)
+                    .read_to_end(&mut decoded)
+                    .map(|_| decoded)
+            })
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(format!("the gzip body could not be decoded: {e}"))
+            })?;
             if decoded.len() > limit {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -214,7 +231,7 @@ pub async fn insert_rows(
             return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down"));
         }
         let kind = content_type(&headers);
-        let body = decoded_body(&headers, body, state.server.max_body_bytes)?;
+        let body = decoded_body(&headers, body, state.server.max_body_bytes).await?;
         let text_start = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
         let busy = |e: IngestError| match e {
             IngestError::Busy { .. } => ApiError {
@@ -314,7 +331,7 @@ pub async fn query(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let body = decoded_body(&headers, body, state.server.max_body_bytes)?;
+    let body = decoded_body(&headers, body, state.server.max_body_bytes).await?;
     let request = match content_type(&headers).as_str() {
         "application/json" => serde_json::from_slice::<QueryRequest>(&body).map_err(|e| {
             ApiError::bad_request(format!(
@@ -392,7 +409,7 @@ pub async fn query(
             "files_pruned": result.files_pruned,
         }),
     );
-    encode_result(&headers, &result)
+    on_cpu(move || encode_result(&headers, &result)).await
 }
 
 fn encode_result(headers: &HeaderMap, result: &QueryResult) -> ApiResult<Response> {
