@@ -5,29 +5,9 @@
 //! on one table: the second refuses to start.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use icedb_e2e::{HostProcess, binary, duckdb_extension_dir, gen_events, plugin};
-
-fn icedb(dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary("icedb-host"))
-        .args(args)
-        .current_dir(dir)
-        .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env("ICEDB_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use icedb_e2e::{HostProcess, gen_events, icedb_host, plugin, succeeded};
 
 fn failed(output: Output) -> String {
     assert!(!output.status.success(), "expected a failure");
@@ -98,7 +78,7 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     let rows = dir.path().join("rows.ndjson");
     std::fs::write(&rows, gen_events(400, 1)).unwrap();
     let rows_arg = rows.display().to_string();
-    ok(icedb(
+    succeeded(&icedb_host(
         dir.path(),
         &[
             "insert",
@@ -109,11 +89,11 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     ));
     // Later: bare flags, nothing about the definition.
     std::fs::write(&rows, gen_events(400, 2)).unwrap();
-    ok(icedb(
+    succeeded(&icedb_host(
         dir.path(),
         &["insert", "--table", &root_arg, &rows_arg],
     ));
-    let status = ok(icedb(dir.path(), &["status", "--table", &root_arg]));
+    let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
     assert!(status.contains("sort order user_id, ts"), "{status}");
     assert!(status.contains("\"granularity\":\"hour\""), "{status}");
     let files = parquet_files(&root.join("data"));
@@ -129,8 +109,8 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
         assert!(sorted, "{} is sorted by user_id, ts", file.display());
     }
     // A merge without flags keeps the recorded order.
-    ok(icedb(dir.path(), &["merge", "--table", &root_arg]));
-    ok(icedb(
+    succeeded(&icedb_host(dir.path(), &["merge", "--table", &root_arg]));
+    succeeded(&icedb_host(
         dir.path(),
         &["vacuum", "--table", &root_arg, "--grace", "0s", "--force"],
     ));
@@ -141,7 +121,7 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
         assert_eq!(order, "user_id,ts");
         assert!(sorted, "merged {} is sorted by user_id, ts", file.display());
     }
-    let count = ok(icedb(
+    let count = succeeded(&icedb_host(
         dir.path(),
         &[
             "query",
@@ -155,7 +135,7 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     assert_eq!(count.trim(), "n\n800");
 
     // A contradicting flag fails, naming both values, and writes nothing.
-    let error = failed(icedb(
+    let error = failed(icedb_host(
         dir.path(),
         &[
             "insert",
@@ -189,7 +169,7 @@ fn a_plugin_with_other_bytes_may_not_write() {
     let rows_arg = rows.display().to_string();
     let flatten = plugin("flatten-json");
     let flatten_arg = flatten.display().to_string();
-    ok(icedb(
+    succeeded(&icedb_host(
         dir.path(),
         &[
             "insert",
@@ -202,7 +182,7 @@ fn a_plugin_with_other_bytes_may_not_write() {
     ));
     let other = dir.path().join("flatten-json.wasm");
     with_other_bytes(&flatten, &other);
-    let error = failed(icedb(
+    let error = failed(icedb_host(
         dir.path(),
         &[
             "insert",
@@ -214,7 +194,7 @@ fn a_plugin_with_other_bytes_may_not_write() {
         ],
     ));
     assert!(error.contains("SHA-256"), "{error}");
-    let status = ok(icedb(dir.path(), &["status", "--table", &root_arg]));
+    let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
     let recorded = status
         .split("\"sha256\":\"")
         .nth(1)
@@ -222,12 +202,12 @@ fn a_plugin_with_other_bytes_may_not_write() {
         .unwrap_or_else(|| panic!("{status}"));
     assert!(error.contains(recorded), "names the recorded hash: {error}");
     // Without the plugin: may read, may not write.
-    let error = failed(icedb(
+    let error = failed(icedb_host(
         dir.path(),
         &["insert", "--table", &root_arg, &rows_arg],
     ));
     assert!(error.contains("flatten-json.wasm"), "{error}");
-    let count = ok(icedb(
+    let count = succeeded(&icedb_host(
         dir.path(),
         &[
             "query",
@@ -247,7 +227,7 @@ fn a_second_host_with_another_definition_refuses_to_start() {
     let root_arg = dir.path().join("table").display().to_string();
     let rows = dir.path().join("rows.ndjson");
     std::fs::write(&rows, gen_events(50, 4)).unwrap();
-    ok(icedb(
+    succeeded(&icedb_host(
         dir.path(),
         &["insert", "--table", &root_arg, &rows.display().to_string()],
     ));

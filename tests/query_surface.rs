@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use icedb_e2e::{HostProcess, S3, binary, duckdb_extension_dir, http};
+use icedb_e2e::{HostProcess, S3, binary, http, icedb_host, succeeded};
 use serde_json::Value;
 
 const NDJSON: &str = "application/x-ndjson";
@@ -38,17 +38,6 @@ fn post_accept(url: &str, accept: &str, sql: &str) -> (u16, Vec<u8>) {
     (status, response.body_mut().read_to_vec().unwrap())
 }
 
-fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(binary("icedb-host"))
-        .args(args)
-        .current_dir(dir)
-        .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env("ICEDB_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 /// `icedb-host run --config <config>` on a free port, with a private cache.
 fn start_host(dir: &Path, config: &Path, env: &[(&str, String)]) -> HostProcess {
     let config_arg = config.display().to_string();
@@ -62,15 +51,6 @@ fn start_host(dir: &Path, config: &Path, env: &[(&str, String)]) -> HostProcess 
         &["--config", &config_arg, "--listen", "127.0.0.1:0"],
         &env,
     )
-}
-
-fn stdout(output: &std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 // ------------------------------------------------------------ every type, every output
@@ -94,10 +74,13 @@ fn every_type_renders_the_same_in_every_output() {
     let rows = dir.path().join("rows.ndjson");
     std::fs::write(&rows, ROWS).unwrap();
     let rows_arg = rows.display().to_string();
-    stdout(&cli(dir.path(), &["insert", "--table", &root, &rows_arg]));
+    succeeded(&icedb_host(
+        dir.path(),
+        &["insert", "--table", &root, &rows_arg],
+    ));
 
     // CLI JSON: one object per row.
-    let json = stdout(&cli(
+    let json = succeeded(&icedb_host(
         dir.path(),
         &["query", "--table", &root, "--format", "json", ALL_TYPES],
     ));
@@ -131,7 +114,7 @@ fn every_type_renders_the_same_in_every_output() {
     assert_eq!(objects[1]["list"], serde_json::json!([null, 7]));
 
     // CLI CSV: the same values as text, nested ones as JSON text.
-    let csv = stdout(&cli(
+    let csv = succeeded(&icedb_host(
         dir.path(),
         &["query", "--table", &root, "--format", "csv", ALL_TYPES],
     ));
@@ -164,7 +147,10 @@ fn every_type_renders_the_same_in_every_output() {
     assert_eq!(records[1]["n"], "");
 
     // CLI table: the same timestamp text.
-    let table = stdout(&cli(dir.path(), &["query", "--table", &root, ALL_TYPES]));
+    let table = succeeded(&icedb_host(
+        dir.path(),
+        &["query", "--table", &root, ALL_TYPES],
+    ));
     assert!(table.contains("2026-10-15T12:00:00Z"), "{table}");
     assert!(
         table.contains("12.34") && table.contains("3 days"),
@@ -234,7 +220,7 @@ fn ambiguous_rows_are_refused_naming_the_row_and_field() {
     ] {
         let file = dir.path().join("rows.ndjson");
         std::fs::write(&file, &rows).unwrap();
-        let output = cli(
+        let output = icedb_host(
             dir.path(),
             &["insert", "--table", &root, &file.display().to_string()],
         );
@@ -247,7 +233,7 @@ fn ambiguous_rows_are_refused_naming_the_row_and_field() {
     // Nothing was written.
     assert!(
         !Path::new(&root).join("_icedb/log").exists() || {
-            let status = stdout(&cli(dir.path(), &["status", "--table", &root]));
+            let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root]));
             status.contains("version 0")
         }
     );
@@ -398,12 +384,12 @@ fn security_suite_over_http_on_s3() {
     host.signal("TERM");
     assert!(host.wait().success());
     let s3_args = ["--s3-endpoint", s3.endpoint.as_str()];
-    let merged = cli(
+    let merged = icedb_host(
         dir.path(),
         &[&["merge", "--table", &root][..], &s3_args[..]].concat(),
     );
-    stdout(&merged);
-    let csv = stdout(&cli(
+    succeeded(&merged);
+    let csv = succeeded(&icedb_host(
         dir.path(),
         &[
             &["query", "--format", "csv", "--table", &root][..],
@@ -509,13 +495,13 @@ fn s3_from_the_standard_aws_variables_alone() {
             }
             command.output().unwrap()
         };
-        stdout(&run(&[
+        succeeded(&run(&[
             "insert",
             "--table",
             &root,
             &rows.display().to_string(),
         ]));
-        let csv = stdout(&run(&[
+        let csv = succeeded(&run(&[
             "query",
             "--format",
             "csv",

@@ -410,3 +410,27 @@ pub fn insert_draft(files: Vec<icedb_meta::DataFile>) -> icedb_meta::CommitDraft
     draft.added = files;
     draft
 }
+
+/// `icedb-host <args>` run in `dir`, with a private cache directory (its
+/// replicas) and the pre-installed DuckDB extensions.
+pub fn icedb_host(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary("icedb-host"))
+        .args(args)
+        .current_dir(dir)
+        .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("ICEDB_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// A command's standard output, asserting it succeeded (its standard error
+/// in the message otherwise).
+pub fn succeeded(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
