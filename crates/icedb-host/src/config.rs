@@ -353,11 +353,11 @@ impl Default for MergeSection {
     fn default() -> Self {
         MergeSection {
             hot: MergePolicySection {
-                every: Some(Duration::from_secs(15)),
+                every: Some(MergePolicy::HOT_EVERY),
                 ..Default::default()
             },
             cold: MergePolicySection {
-                every: Some(Duration::from_secs(300)),
+                every: Some(MergePolicy::COLD_EVERY),
                 ..Default::default()
             },
         }
@@ -714,14 +714,21 @@ impl HostConfig {
     /// recommended hot and cold policies.
     pub fn merges(&self, section: &TableSection) -> Vec<ScheduledMerge> {
         let mut scheduled = Vec::new();
-        for (base, overrides) in [
-            (MergePolicy::hot(), &section.merge.hot),
-            (MergePolicy::cold(), &section.merge.cold),
+        for (base, default_every, overrides) in [
+            (
+                MergePolicy::hot(),
+                MergePolicy::HOT_EVERY,
+                &section.merge.hot,
+            ),
+            (
+                MergePolicy::cold(),
+                MergePolicy::COLD_EVERY,
+                &section.merge.cold,
+            ),
         ] {
             if overrides.enabled == Some(false) {
                 continue;
             }
-            let default_every = if base.name == "hot" { 15 } else { 300 };
             let mut policy = base;
             if let Some(order) = overrides.order {
                 policy.order = match order {
@@ -745,9 +752,7 @@ impl HostConfig {
             policy.query = overrides.query.clone();
             scheduled.push(ScheduledMerge {
                 policy,
-                every: overrides
-                    .every
-                    .unwrap_or(Duration::from_secs(default_every)),
+                every: overrides.every.unwrap_or(default_every),
             });
         }
         scheduled
@@ -930,7 +935,7 @@ mod tests {
             format!("{:?}", cold_sample.policy),
             format!("{:?}", cold_default.policy)
         );
-        assert_eq!(cold_sample.every, Duration::from_secs(300));
+        assert_eq!(cold_sample.every, MergePolicy::COLD_EVERY);
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub struct MergePolicy {
 }
 
 impl MergePolicy {
+    /// How often IceDB recommends running [`hot`](Self::hot).
+    pub const HOT_EVERY: Duration = Duration::from_secs(15);
+    /// How often IceDB recommends running [`cold`](Self::cold).
+    pub const COLD_EVERY: Duration = Duration::from_secs(300);
+
     /// Frequent, small merges of the newest partitions.
     pub fn hot() -> Self {
         MergePolicy {
