@@ -9,6 +9,25 @@ use std::process::Output;
 
 use icedb_e2e::{HostProcess, gen_events, icedb_host, plugin, succeeded};
 
+/// `count(*)` of the table, through the CLI.
+fn count_rows(dir: &Path, root: &str) -> u64 {
+    let csv = succeeded(&icedb_host(
+        dir,
+        &[
+            "query",
+            "--table",
+            root,
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM events",
+        ],
+    ));
+    csv.trim()
+        .strip_prefix("n\n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{csv}"))
+}
+
 fn failed(output: Output) -> String {
     assert!(!output.status.success(), "expected a failure");
     String::from_utf8(output.stderr).unwrap()
@@ -121,18 +140,7 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
         assert_eq!(order, "user_id,ts");
         assert!(sorted, "merged {} is sorted by user_id, ts", file.display());
     }
-    let count = succeeded(&icedb_host(
-        dir.path(),
-        &[
-            "query",
-            "--table",
-            &root_arg,
-            "--format",
-            "csv",
-            "SELECT count(*) AS n FROM events",
-        ],
-    ));
-    assert_eq!(count.trim(), "n\n800");
+    assert_eq!(count_rows(dir.path(), &root_arg), 800);
 
     // A contradicting flag fails, naming both values, and writes nothing.
     let error = failed(icedb_host(
@@ -207,18 +215,7 @@ fn a_plugin_with_other_bytes_may_not_write() {
         &["insert", "--table", &root_arg, &rows_arg],
     ));
     assert!(error.contains("flatten-json.wasm"), "{error}");
-    let count = succeeded(&icedb_host(
-        dir.path(),
-        &[
-            "query",
-            "--table",
-            &root_arg,
-            "--format",
-            "csv",
-            "SELECT count(*) AS n FROM events",
-        ],
-    ));
-    assert_eq!(count.trim(), "n\n100");
+    assert_eq!(count_rows(dir.path(), &root_arg), 100);
 }
 
 #[test]

@@ -77,6 +77,8 @@ pub struct Table {
     /// The definition as recorded (or, for a new table, as its first
     /// commit will record it); every insert states it.
     definition: TableDefinition,
+    /// The same, as every insert states it (serialised once).
+    definition_json: serde_json::Value,
     /// Why this process may not write, if so.
     write_block: WriteBlock,
     location: TableLocation,
@@ -155,6 +157,7 @@ impl Table {
         let query_engine = QueryEngine::new(&config, &location)?;
         Ok(Table {
             config,
+            definition_json: definition.to_json(),
             definition,
             write_block,
             location,
@@ -386,7 +389,7 @@ impl Table {
 
         let uploaded: Vec<DataFile> = self.upload(encoded).await?;
         let mut draft = CommitDraft::new(Operation::Insert);
-        draft.definition = Some(self.definition.to_json());
+        draft.definition = Some(self.definition_json.clone());
         draft.columns = columns.as_ref().clone();
         draft.added = uploaded.clone();
         match self.meta.commit(draft).await {
