@@ -14,7 +14,7 @@ pub enum TableError {
     Commit(#[from] CommitError),
     /// A vacuum grace below the retention floor without `force`.
     #[error(
-        "a vacuum grace of {} is below the retention floor of {}: files that young may belong to a commit still in flight (or a writer whose clock is behind); pass force to do it anyway",
+        "a vacuum grace of {} is below the retention floor of {}: files that young may belong to a commit still in flight (or a writer whose clock is behind); force it (`vacuum --force`, `VacuumOptions::force`) only when no writer runs",
         humantime::format_duration(*.grace), humantime::format_duration(*.floor)
     )]
     GraceBelowFloor {
