@@ -69,7 +69,7 @@ pub async fn insert(args: InsertArgs) -> Result<()> {
     println!(
         "inserted {rows} rows in {commits} commits ({:.0} rows/s), table version {}",
         rows as f64 / took.as_secs_f64(),
-        table.meta().local_version()?
+        table.version()?
     );
     Ok(())
 }
@@ -233,9 +233,9 @@ pub struct StatusArgs {
 
 pub async fn status(args: StatusArgs) -> Result<()> {
     let table = args.table.open().await?;
-    let snapshot = table.meta().snapshot()?;
+    let snapshot = table.snapshot()?;
     let partitions = snapshot.partitions(&PartitionFilter::All)?;
-    let icedb_meta::Totals { files, rows, bytes } = icedb_meta::Totals::of(&partitions);
+    let icedb::Totals { files, rows, bytes } = icedb::Totals::of(&partitions);
     println!("table      {} at {}", table.name(), table.config().root);
     println!("version    {}", snapshot.version());
     println!(
@@ -273,6 +273,27 @@ pub async fn status(args: StatusArgs) -> Result<()> {
 }
 
 #[derive(clap::Args)]
+pub struct AlterArgs {
+    #[command(flatten)]
+    pub table: TableArgs,
+}
+
+pub async fn alter(args: AlterArgs) -> Result<()> {
+    let config = args.table.config()?;
+    let plugins = icedb::PluginHost::new(Default::default())?;
+    let (report, _) = icedb::Table::alter(config, &plugins).await?;
+    match report.version {
+        None => println!("unchanged: the table already has this definition"),
+        Some(version) => {
+            println!("altered at version {version}");
+            println!("before     {}", serde_json::to_string(&report.before)?);
+            println!("after      {}", serde_json::to_string(&report.after)?);
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
 pub struct CheckStoreArgs {
     #[command(flatten)]
     pub table: TableArgs,
@@ -283,9 +304,7 @@ pub struct CheckStoreArgs {
 
 pub async fn check_store(args: CheckStoreArgs) -> Result<()> {
     let config = args.table.config()?;
-    let location = icedb_meta::TableLocation::parse(&config.root, &config.s3)?;
-    let store = location.open_store()?;
-    let race = icedb_meta::race_conditional_creates(&store, args.racers).await?;
+    let race = icedb::race_conditional_creates(&config, args.racers).await?;
     if race.winners == 1 && race.content_matches_winner {
         println!(
             "ok: {} racing conditional creates, exactly one won",

@@ -762,7 +762,7 @@ impl HostConfig {
         VacuumOptions {
             grace: section.vacuum.grace,
             force: section.vacuum.force,
-            expire: Some(icedb_meta::ExpirePolicy {
+            expire: Some(icedb::ExpirePolicy {
                 keep_checkpoints: section.vacuum.keep_checkpoints,
                 keep_log_versions: section.vacuum.keep_log_versions,
             }),

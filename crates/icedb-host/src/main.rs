@@ -44,6 +44,10 @@ enum Command {
     Vacuum(commands::VacuumArgs),
     /// Show a table's version, totals, schema and newest partitions.
     Status(commands::StatusArgs),
+    /// Change the table's recorded definition to the settings given (sort
+    /// order, plugins; with --config, what the table's section states), as
+    /// one logged commit. Settings not given stay as the table says.
+    Alter(commands::AlterArgs),
     /// Check that the store honours conditional creates (races 8 on one key).
     CheckStore(commands::CheckStoreArgs),
     /// Work with WebAssembly plugins.
@@ -120,6 +124,7 @@ fn main() -> Result<()> {
         Command::Merge(args) => runtime.block_on(commands::merge(args)),
         Command::Vacuum(args) => runtime.block_on(commands::vacuum(args)),
         Command::Status(args) => runtime.block_on(commands::status(args)),
+        Command::Alter(args) => runtime.block_on(commands::alter(args)),
         Command::CheckStore(args) => runtime.block_on(commands::check_store(args)),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::check(args),
         Command::GenEvents { rows, seed } => gen_events(rows, seed),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use icedb::Batch;
 use icedb::builtin::JsonTextFormat;
-use icedb_plugin::{HostOptions, Interface, PluginHost};
+use icedb::{HostOptions, Interface, PluginHost};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -58,7 +58,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
     let exports: Vec<_> = info
         .exports
         .iter()
-        .map(|i| format!("{}@{}", i.wit_name(), icedb_plugin::CONTRACT_VERSION))
+        .map(|i| format!("{}@{}", i.wit_name(), icedb::CONTRACT_VERSION))
         .collect();
     writeln!(
         out,

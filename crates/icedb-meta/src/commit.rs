@@ -424,6 +424,16 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 fn validate_draft(draft: &CommitDraft) -> Result<()> {
+    if draft.operation == Some(Operation::Alter)
+        && (draft.definition.is_none()
+            || !draft.added.is_empty()
+            || !draft.removed.is_empty()
+            || !draft.purged.is_empty())
+    {
+        return Err(MetaError::InvalidCommit(
+            "an alter states the new definition and adds or removes no file".to_owned(),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for file in &draft.added {
         if file.path.is_empty() || file.partition.is_empty() {

@@ -126,6 +126,9 @@ pub enum Operation {
     Rewrite,
     DropPartitions,
     Vacuum,
+    /// Changes the table's definition (sort order, partitioning, formatter,
+    /// Parquet settings); adds and removes no file.
+    Alter,
 }
 
 impl Operation {
@@ -136,6 +139,7 @@ impl Operation {
             Operation::Rewrite => "rewrite",
             Operation::DropPartitions => "drop-partitions",
             Operation::Vacuum => "vacuum",
+            Operation::Alter => "alter",
         }
     }
 }
@@ -200,6 +204,9 @@ pub struct CommitDraft {
     /// The definition this writer assumes. Recorded if the table has none
     /// yet; a different recorded one is a conflict (nothing is committed).
     pub definition: Option<serde_json::Value>,
+    /// For [`Operation::Alter`]: the definition being replaced, which must
+    /// still be the recorded one (two racing alters: the second conflicts).
+    pub replaces: Option<serde_json::Value>,
 }
 
 impl CommitDraft {

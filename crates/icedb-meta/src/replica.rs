@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Conflict, MetaError, Result};
 use crate::model::{
-    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, PartitionStats,
-    Tombstone,
+    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, Operation,
+    PartitionStats, Tombstone,
 };
 
 /// `version` → head version; `format` → replica format.
@@ -558,7 +558,26 @@ impl Replica {
                 }
             }
         }
-        let definition = match (&draft.definition, snapshot.definition()?) {
+        let recorded = snapshot.definition()?;
+        if draft.operation == Some(Operation::Alter) {
+            // An alter replaces the recorded definition it names.
+            if draft.replaces != recorded {
+                return Err(Conflict::Definition {
+                    recorded: recorded.map_or_else(|| "none".to_owned(), |r| r.to_string()),
+                    assumed: draft
+                        .replaces
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), |r| r.to_string()),
+                }
+                .into());
+            }
+            return Ok(Plan {
+                schema_changes,
+                purged,
+                definition: draft.definition.clone(),
+            });
+        }
+        let definition = match (&draft.definition, recorded) {
             (Some(assumed), Some(recorded)) if *assumed != recorded => {
                 return Err(Conflict::Definition {
                     recorded: recorded.to_string(),

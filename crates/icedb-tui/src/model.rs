@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-pub use icedb_meta::CommitSummary;
+pub use icedb::CommitSummary;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overview {

@@ -99,9 +99,8 @@ impl Source {
     pub async fn files(&self, partition: &str) -> Result<Vec<FileRow>> {
         match self {
             Source::Table(s) => {
-                s.table.meta().sync().await?;
+                s.table.sync().await?;
                 Ok(s.table
-                    .meta()
                     .snapshot()?
                     .files(&PartitionFilter::Prefix(partition.to_owned()))?
                     .into_iter()
@@ -166,9 +165,8 @@ fn urlencode(text: &str) -> String {
 
 impl TableSource {
     async fn dashboard(&self) -> Result<Dashboard> {
-        let meta = self.table.meta();
-        meta.sync().await?;
-        let snapshot = meta.snapshot()?;
+        self.table.sync().await?;
+        let snapshot = self.table.snapshot()?;
         let (hot, cold) = (MergePolicy::hot(), MergePolicy::cold());
         let mut backlogs = self.table.merge_backlog(&[&hot, &cold])?.into_iter();
         let (hot, cold) = (
@@ -188,7 +186,7 @@ impl TableSource {
                 newest_write_ms: p.newest_write_ms,
             })
             .collect();
-        let totals = icedb_meta::Totals::of(&stats);
+        let totals = icedb::Totals::of(&stats);
         let overview = Overview {
             table: self.table.name().to_owned(),
             root: self.table.config().root.clone(),

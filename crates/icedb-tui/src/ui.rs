@@ -818,9 +818,9 @@ mod tests {
                 timestamp_ms: NOW - (5 - v as i64) * 60_000,
                 writer: "0193a1b2-host-a".into(),
                 operation: if v == 4 {
-                    icedb_meta::Operation::Merge
+                    icedb::Operation::Merge
                 } else {
-                    icedb_meta::Operation::Insert
+                    icedb::Operation::Insert
                 },
                 files_added: if v == 4 { 1 } else { 5 },
                 files_removed: if v == 4 { 3 } else { 0 },

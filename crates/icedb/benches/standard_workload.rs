@@ -142,7 +142,7 @@ fn main() {
             ingest_took += started.elapsed();
         }
         drop(unsynced);
-        let files_before = table.meta().snapshot().unwrap().file_count().unwrap();
+        let files_before = table.snapshot().unwrap().file_count().unwrap();
         println!(
             "ingest         {:>10.0} rows/s   ({ingest_took:.2?}; {:.0}% of the native limit; {files_before} files; fsynced)",
             rate(events, ingest_took),
@@ -157,7 +157,7 @@ fn main() {
         queries(&table, "before merge").await;
 
         let report = table.merge_until_quiescent(&MergePolicy::cold()).await.expect("merge");
-        let snapshot = table.meta().snapshot().unwrap();
+        let snapshot = table.snapshot().unwrap();
         let files_after = snapshot.file_count().unwrap();
         let partitions = snapshot.partitions(&PartitionFilter::All).unwrap().len();
         drop(snapshot);

@@ -15,6 +15,9 @@ use sha2::Digest;
 use crate::builtin::JsonTextFormat;
 use crate::config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
 use crate::error::{Result, TableError};
+use crate::table::Table;
+use icedb_meta::{CommitDraft, Operation};
+use icedb_plugin::PluginHost;
 
 /// What the log records about a table beside its files and schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,5 +293,95 @@ fn plugin_block(role: &str, recorded: &PluginReference, given: Option<&PluginRef
             "the table's rows go through the {role} plugin {} (SHA-256 {}); give that component to write",
             recorded.name, recorded.sha256
         ),
+    }
+}
+
+/// What an [`Table::alter`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlterReport {
+    /// The version of the alter commit; `None` when nothing changed.
+    pub version: Option<u64>,
+    pub before: TableDefinition,
+    pub after: TableDefinition,
+}
+
+impl Table {
+    /// Changes the table's recorded definition to the settings `config` was
+    /// explicitly given (the others stay as the table says), as one logged
+    /// `alter` commit; returns the report and the table opened with the new
+    /// definition. Files keep the order they were written in: merges re-sort
+    /// inputs written under an older sort order. Partitioning decides the
+    /// files' paths, so it may only change while the table has no live
+    /// file. Processes that opened the table before the alter keep the old
+    /// definition and their writes are refused (a definition conflict,
+    /// nothing committed) until they reopen it.
+    pub async fn alter(config: TableConfig, plugins: &PluginHost) -> Result<(AlterReport, Table)> {
+        let wanted = TableDefinition::of(&config)?;
+        let explicit = config.explicit;
+        let current = Table::open(
+            TableConfig {
+                explicit: Explicit::none(),
+                ..config.clone()
+            },
+            plugins,
+        )
+        .await?;
+        let Some(recorded) = current
+            .meta()
+            .snapshot()?
+            .definition()?
+            .map(TableDefinition::from_json)
+            .transpose()?
+        else {
+            return Err(TableError::Config(
+                "the table has no recorded definition yet: its first insert records the settings it is given, no alter needed".to_owned(),
+            ));
+        };
+        let mut after = recorded.clone();
+        if explicit.sort_order {
+            after.sort_order = wanted.sort_order;
+        }
+        if explicit.format {
+            after.format = wanted.format;
+        }
+        if explicit.parquet {
+            after.parquet = wanted.parquet;
+        }
+        if explicit.partitioning && wanted.partitioning != recorded.partitioning {
+            let live = current.meta().snapshot()?.file_count()?;
+            if live > 0 {
+                return Err(TableError::Config(format!(
+                    "the table's partitioning is {:?} and it has {live} live files laid out by it; partitioning can only be altered on a table without live files (drop its partitions first)",
+                    recorded.partitioning
+                )));
+            }
+            after.partitioning = wanted.partitioning;
+        }
+        let version = if after == recorded {
+            None
+        } else {
+            let mut draft = CommitDraft::new(Operation::Alter);
+            draft.replaces = Some(recorded.to_json());
+            draft.definition = Some(after.to_json());
+            let receipt = current.meta().commit(draft).await?;
+            Some(receipt.version)
+        };
+        drop(current);
+        let table = Table::open(
+            TableConfig {
+                explicit: Explicit::none(),
+                ..config
+            },
+            plugins,
+        )
+        .await?;
+        Ok((
+            AlterReport {
+                version,
+                before: recorded,
+                after,
+            },
+            table,
+        ))
     }
 }

@@ -12,9 +12,11 @@
 
 pub mod builtin;
 mod config;
+mod cpu;
 mod definition;
 mod error;
 pub mod events;
+mod log;
 mod maintenance;
 mod merge;
 pub mod output;
@@ -25,18 +27,23 @@ mod schema;
 mod table;
 mod write;
 
+pub use cpu::on_cpu;
 pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
 pub use definition::{
-    Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition, PluginReference,
+    AlterReport, Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition, PluginReference,
     TableDefinition,
 };
 pub use error::{Result, TableError};
 pub use icedb_meta::{
-    ColumnDef, ColumnType, CommitError, MetaOptions, PartitionFilter, RetryOptions, S3Options,
-    StatValue,
+    ColumnDef, ColumnType, CommitError, CommitSummary, DataFile, ExpirePolicy, MetaError,
+    MetaOptions, Operation, PartitionFilter, PartitionStats, RetryOptions, S3Options, Snapshot,
+    StatValue, StoreRace, Totals,
 };
+pub use log::race_conditional_creates;
 pub use icedb_plugin::PluginStats;
-pub use icedb_plugin::{Batch, Column, PluginHost, Value};
+pub use icedb_plugin::{
+    Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,
+};
 pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult, default_extension_dir};

@@ -11,13 +11,14 @@ use arrow::array::{RecordBatch, new_null_array};
 use arrow::compute::{cast, interleave_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use icedb_meta::{
     ColumnDef, ColumnStats, CommitDraft, CommitError, Conflict, DataFile, FileRef, Operation,
     PartitionFilter,
 };
 use object_store::path::Path;
-use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStream};
+use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::async_writer::ParquetObjectWriter;
 use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
 
@@ -289,48 +290,73 @@ impl Table {
         }
         let store = self.meta().object_store();
         let partition = inputs[0].partition.clone();
-        let mut streams = Vec::with_capacity(inputs.len());
+        let layout = FileLayout::of(self.config());
+        let wanted_order = layout.sort_order.join(",");
+        let mut opened = Vec::with_capacity(inputs.len());
         for file in &inputs {
             let reader = ParquetObjectReader::new(store.clone(), Path::from(file.path.as_str()))
                 .with_file_size(file.bytes);
-            let stream = ParquetRecordBatchStreamBuilder::new(reader)
+            let builder = ParquetRecordBatchStreamBuilder::new(reader)
                 .await?
-                .with_batch_size(8192)
-                .build()?;
-            streams.push(stream);
+                .with_batch_size(8192);
+            // Written in the table's current order? Files from before an
+            // `alter` of the sort order (or without the key) are re-sorted.
+            let sorted = builder
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .into_iter()
+                .flatten()
+                .any(|kv| kv.key == write::SORT_ORDER_KEY && kv.value.as_deref() == Some(&wanted_order));
+            opened.push((builder.schema().clone(), sorted, builder.build()?));
         }
         // The output has every column any input has, with the table's type.
         let mut present: Vec<ColumnDef> = Vec::new();
         for def in table_schema {
-            if streams
+            if opened
                 .iter()
-                .any(|s| s.schema().field_with_name(&def.name).is_ok())
+                .any(|(s, _, _)| s.field_with_name(&def.name).is_ok())
             {
                 present.push(def.clone());
             }
         }
         let schema = arrow_schema(&present);
+        let mut streams = Vec::with_capacity(opened.len());
+        for (_, sorted, stream) in opened {
+            let stream = stream.map_err(TableError::from);
+            streams.push(if sorted {
+                stream.boxed()
+            } else {
+                resorted(stream, &schema, &layout.sort_order).await?
+            });
+        }
         let path = FileLayout::new_path(&partition);
         let object = Path::from(path.as_str());
-        let layout = FileLayout::of(self.config());
-        let sort_order = &layout.sort_order;
+        let sort_order = layout.sort_order.clone();
         let props = layout.properties();
-        let mut writer = AsyncArrowWriter::try_new(
+        let writer = AsyncArrowWriter::try_new(
             ParquetObjectWriter::new(store.clone(), object.clone()),
             schema.clone(),
             Some(props),
         )?;
 
-        let written = merge_sorted(streams, &schema, sort_order, &mut writer).await;
+        // Picking rows and encoding Parquet is CPU work: off the async workers.
+        let written = crate::cpu::on_cpu_async(async move {
+            let mut writer = writer;
+            let done = merge_sorted(streams, &schema, &sort_order, &mut writer).await;
+            match done {
+                Ok(done) => writer.close().await.map(|_| done).map_err(TableError::from),
+                Err(error) => Err(error),
+            }
+        })
+        .await;
         let (rows, stats) = match written {
             Ok(done) => done,
             Err(error) => {
-                drop(writer);
                 self.delete_files(std::iter::once(path.as_str())).await;
                 return Err(error);
             }
         };
-        writer.close().await?;
         let bytes = store
             .head(&object)
             .await
@@ -422,9 +448,28 @@ impl Table {
     }
 }
 
+/// An input's batches, in the table's sort order.
+type Input = BoxStream<'static, Result<RecordBatch>>;
+
+/// An input written in another order (before an `alter` of the sort order),
+/// read whole and sorted: merge inputs are small files.
+async fn resorted(
+    mut stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
+    schema: &SchemaRef,
+    sort_order: &[String],
+) -> Result<Input> {
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        batches.push(conform_to(&batch, schema)?);
+    }
+    let whole = arrow::compute::concat_batches(schema, &batches)?;
+    let sorted = write::sort(whole, sort_order)?;
+    Ok(futures::stream::iter([Ok(sorted)]).boxed())
+}
+
 /// One input of the k-way merge: its stream, current batch and cursor.
 struct Cursor {
-    stream: ParquetRecordBatchStream<ParquetObjectReader>,
+    stream: Input,
     batch: RecordBatch,
     keys: Rows,
     row: usize,
@@ -432,10 +477,7 @@ struct Cursor {
 }
 
 /// Reads the next non-empty batch of an input, in the output schema.
-async fn next_batch(
-    stream: &mut ParquetRecordBatchStream<ParquetObjectReader>,
-    schema: &SchemaRef,
-) -> Result<Option<RecordBatch>> {
+async fn next_batch(stream: &mut Input, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
     while let Some(batch) = stream.try_next().await? {
         if batch.num_rows() > 0 {
             return Ok(Some(conform_to(&batch, schema)?));
@@ -492,7 +534,7 @@ fn sift_down(heap: &mut [usize], mut at: usize, cursors: &[Cursor]) {
 /// Streams the merge of sorted inputs into `writer`; returns the row count
 /// and the output's column statistics.
 async fn merge_sorted(
-    streams: Vec<ParquetRecordBatchStream<ParquetObjectReader>>,
+    streams: Vec<Input>,
     schema: &SchemaRef,
     sort_order: &[String],
     writer: &mut AsyncArrowWriter<ParquetObjectWriter>,

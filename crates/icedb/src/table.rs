@@ -322,9 +322,8 @@ impl Table {
         match &self.formatter {
             Formatter::JsonText(format) => {
                 let format = format.clone();
-                tokio::task::spawn_blocking(move || format.format(&rows))
+                crate::cpu::on_cpu(move || format.format(&rows))
                     .await
-                    .expect("formatting does not panic")
                     .map_err(|e| TableError::BadInput {
                         row: e.row,
                         line: None,
@@ -376,16 +375,13 @@ impl Table {
             for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
                 let (batch, columns, chunk) = (batch.clone(), columns.clone(), chunk.to_vec());
                 let (partition, layout) = (partition.to_owned(), FileLayout::of(&self.config));
-                encoders.push(tokio::task::spawn_blocking(move || {
+                encoders.push(crate::cpu::on_cpu(move || {
                     let record = write::record_batch(&batch, &chunk, &columns)?;
                     layout.encode(record, &partition, now.timestamp_millis())
                 }));
             }
         }
-        let mut encoded = Vec::with_capacity(encoders.len());
-        for encoder in encoders {
-            encoded.push(encoder.await.expect("encoding does not panic")?);
-        }
+        let encoded = futures::future::try_join_all(encoders).await?;
 
         let uploaded: Vec<DataFile> = self.upload(encoded).await?;
         let mut draft = CommitDraft::new(Operation::Insert);

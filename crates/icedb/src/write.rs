@@ -114,6 +114,10 @@ pub(crate) fn sort(batch: RecordBatch, sort_order: &[String]) -> Result<RecordBa
     Ok(take_record_batch(&batch, &indices)?)
 }
 
+/// The Parquet key-value entry naming the order a file's rows are sorted
+/// in (comma-separated columns): merges trust it, and re-sort files without it.
+pub(crate) const SORT_ORDER_KEY: &str = "icedb.sort_order";
+
 pub(crate) fn writer_properties(
     compression: Compression,
     row_group_rows: usize,
@@ -132,7 +136,7 @@ pub(crate) fn writer_properties(
         .set_max_row_group_size(row_group_rows.max(1));
     if !sort_order.is_empty() {
         props = props.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
-            "icedb.sort_order".to_owned(),
+            SORT_ORDER_KEY.to_owned(),
             sort_order.join(","),
         )]));
     }

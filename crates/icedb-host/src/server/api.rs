@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use icedb::{PartitionFilter, QueryOptions, QueryResult, TableError};
+use icedb::{PartitionFilter, on_cpu, QueryOptions, QueryResult, TableError};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -145,19 +145,6 @@ fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// The body, gunzipped if it says so, within the size limit.
-/// Runs CPU-heavy work (gunzip, result encoding) on the blocking pool, at
-/// most one task per core at a time, so the async workers keep serving.
-async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
-    static CPU: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let cpu = CPU.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    });
-    let _permit = cpu.acquire().await.expect("never closed");
-    tokio::task::spawn_blocking(work)
-        .await
-        .expect("CPU work does not panic")
-}
-
 async fn decoded_body(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -481,8 +468,8 @@ fn encode_result(headers: &HeaderMap, result: &QueryResult) -> ApiResult<Respons
     Ok(response)
 }
 
-async fn synced(served: &Served) -> ApiResult<icedb_meta::Snapshot> {
-    served.table.meta().sync().await.map_err(|e| {
+async fn synced(served: &Served) -> ApiResult<icedb::Snapshot> {
+    served.table.sync().await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("syncing with the store: {e}"),
@@ -490,7 +477,6 @@ async fn synced(served: &Served) -> ApiResult<icedb_meta::Snapshot> {
     })?;
     served
         .table
-        .meta()
         .snapshot()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
@@ -500,11 +486,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Totals of a table's live files.
-fn table_summary(served: &Served, snapshot: &icedb_meta::Snapshot) -> ApiResult<serde_json::Value> {
+fn table_summary(served: &Served, snapshot: &icedb::Snapshot) -> ApiResult<serde_json::Value> {
     let partitions = snapshot
         .partitions(&PartitionFilter::All)
         .map_err(internal)?;
-    let totals = icedb_meta::Totals::of(&partitions);
+    let totals = icedb::Totals::of(&partitions);
     let newest_write_ms = partitions.iter().map(|p| p.newest_write_ms).max();
     Ok(json!({
         "name": served.table.name(),
@@ -579,7 +565,7 @@ async fn synced_partitions<'a>(
     state: &'a AppState,
     name: &str,
     query: PartitionQuery,
-) -> ApiResult<(&'a Served, icedb_meta::Snapshot, PartitionFilter)> {
+) -> ApiResult<(&'a Served, icedb::Snapshot, PartitionFilter)> {
     let served = served(state, name)?;
     let snapshot = synced(served).await?;
     let filter = query
@@ -719,7 +705,6 @@ pub async fn commits(
     let served = served(&state, &name)?;
     let history = served
         .table
-        .meta()
         .history(query.limit.unwrap_or(50).min(10_000))
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
@@ -753,12 +738,12 @@ pub async fn prometheus(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     for (name, served) in &state.tables {
         let label = metrics::table(name);
-        if let Ok(snapshot) = served.table.meta().snapshot() {
+        if let Ok(snapshot) = served.table.snapshot() {
             m.table_version
                 .get_or_create(&label)
                 .set(snapshot.version() as i64);
             if let Ok(partitions) = snapshot.partitions(&PartitionFilter::All) {
-                let totals = icedb_meta::Totals::of(&partitions);
+                let totals = icedb::Totals::of(&partitions);
                 m.table_files.get_or_create(&label).set(totals.files as i64);
                 m.table_rows.get_or_create(&label).set(totals.rows as i64);
                 m.table_bytes.get_or_create(&label).set(totals.bytes as i64);
@@ -801,7 +786,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
     let mut versions = BTreeMap::new();
     for (name, served) in &state.tables {
-        match tokio::time::timeout(Duration::from_secs(5), served.table.meta().sync()).await {
+        match tokio::time::timeout(Duration::from_secs(5), served.table.sync()).await {
             Ok(Ok(version)) => {
                 versions.insert(name.clone(), version);
             }

@@ -79,7 +79,6 @@ pub async fn run(
         // Refuse a store that would let writers overwrite each other before
         // acknowledging anything.
         table
-            .meta()
             .check_store()
             .await
             .with_context(|| format!("checking the store of table `{}`", section.name))?;
@@ -92,7 +91,7 @@ pub async fn run(
         tracing::info!(
             table = %section.name,
             root = %root,
-            version = table.meta().local_version()?,
+            version = table.version()?,
             plugins = ?table.plugins().iter().map(|p| format!("{} {}", p.role, p.name)).collect::<Vec<_>>(),
             "table open"
         );

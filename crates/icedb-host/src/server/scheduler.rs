@@ -204,11 +204,10 @@ async fn run_vacuum(context: &Context, options: &VacuumOptions) {
 
 async fn run_checkpoint(context: &Context, versions: u64) {
     let table = context.table.name();
-    let meta = context.table.meta();
     let due = async {
-        let head = meta.sync().await?;
-        let latest = meta.latest_checkpoint().await?.unwrap_or(0);
-        Ok::<_, icedb_meta::MetaError>((head >= latest + versions).then_some(head))
+        let head = context.table.sync().await?;
+        let latest = context.table.latest_checkpoint().await?.unwrap_or(0);
+        Ok::<_, icedb::TableError>((head >= latest + versions).then_some(head))
     };
     let head = match due.await {
         Ok(Some(head)) => head,
@@ -222,7 +221,7 @@ async fn run_checkpoint(context: &Context, versions: u64) {
     let running = context
         .activity
         .start(Kind::Checkpoint, table, format!("at version {head}"));
-    match meta.checkpoint().await {
+    match context.table.checkpoint().await {
         Ok(version) => {
             context
                 .metrics

@@ -1,0 +1,38 @@
+//! CPU-heavy work (Parquet encoding, the k-way merge, result encoding,
+//! gzip) runs on tokio's blocking pool, at most one task per core at a
+//! time, so the async workers keep serving requests and I/O.
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+use tokio::sync::Semaphore;
+
+fn cores() -> &'static Semaphore {
+    static CPU: OnceLock<Semaphore> = OnceLock::new();
+    CPU.get_or_init(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
+/// Runs `work` on the blocking pool once a core is free.
+///
+/// # Panics
+/// If `work` panics (the panic is carried over to the caller).
+pub async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    let _permit = cores().acquire().await.expect("never closed");
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Drives `work`, a future that mostly computes and sometimes waits on I/O
+/// (a streaming merge), on the blocking pool once a core is free.
+pub(crate) async fn on_cpu_async<F>(work: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    on_cpu(move || handle.block_on(work)).await
+}
