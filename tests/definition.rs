@@ -248,3 +248,107 @@ fn a_second_host_with_another_definition_refuses_to_start() {
     assert!(log.contains("sort order"), "{log}");
     assert!(log.contains("user_id") && log.contains("event"), "{log}");
 }
+
+#[test]
+fn alter_is_logged_and_merges_resort_files_of_the_older_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("table");
+    let root_arg = root.display().to_string();
+    let rows = dir.path().join("rows.ndjson");
+    std::fs::write(&rows, gen_events(400, 1)).unwrap();
+    let rows_arg = rows.display().to_string();
+    // Created with the default order (event, ts).
+    succeeded(&icedb_host(
+        dir.path(),
+        &["insert", "--table", &root_arg, &rows_arg],
+    ));
+    let before = parquet_files(&root.join("data"));
+    assert!(before.iter().all(|f| file_sort(f).0 == "event,ts"));
+
+    // A process that opened the table before the alter.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let plugins = icedb::PluginHost::new(Default::default()).unwrap();
+    let mut stale_config = icedb::TableConfig::new("events", root_arg.clone());
+    stale_config.explicit = icedb::Explicit::none();
+    let stale = runtime
+        .block_on(icedb::Table::open(stale_config, &plugins))
+        .unwrap();
+
+    let altered = succeeded(&icedb_host(
+        dir.path(),
+        &["alter", "--table", &root_arg, "--sort-order", "user_id,ts"],
+    ));
+    assert!(altered.contains("altered at version 2"), "{altered}");
+    assert!(
+        altered.contains("\"sort_order\":[\"user_id\",\"ts\"]"),
+        "{altered}"
+    );
+    let again = succeeded(&icedb_host(
+        dir.path(),
+        &["alter", "--table", &root_arg, "--sort-order", "user_id,ts"],
+    ));
+    assert!(again.contains("unchanged"), "{again}");
+
+    // The stale process may not write with the old definition.
+    let refused = runtime
+        .block_on(stale.insert_ndjson(gen_events(10, 9).as_bytes()))
+        .expect_err("a write with the replaced definition is refused");
+    assert!(
+        matches!(
+            refused,
+            icedb::TableError::Commit(icedb::CommitError::Conflict(_))
+        ),
+        "{refused}"
+    );
+    drop(stale);
+
+    // Later inserts follow the new order; the log records the alter.
+    std::fs::write(&rows, gen_events(400, 2)).unwrap();
+    succeeded(&icedb_host(
+        dir.path(),
+        &["insert", "--table", &root_arg, &rows_arg],
+    ));
+    let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
+    assert!(status.contains("sort order user_id, ts"), "{status}");
+    for file in parquet_files(&root.join("data")) {
+        if !before.contains(&file) {
+            assert_eq!(file_sort(&file).0, "user_id,ts");
+        }
+    }
+    // A merge of files of both orders writes files sorted by the new one.
+    succeeded(&icedb_host(dir.path(), &["merge", "--table", &root_arg]));
+    succeeded(&icedb_host(
+        dir.path(),
+        &["vacuum", "--table", &root_arg, "--grace", "0s", "--force"],
+    ));
+    let merged = parquet_files(&root.join("data"));
+    assert!(
+        merged.iter().all(|f| !before.contains(f)),
+        "every old file merged"
+    );
+    for file in &merged {
+        let (order, sorted) = file_sort(file);
+        assert_eq!(order, "user_id,ts", "{}", file.display());
+        assert!(sorted, "merged {} is sorted by user_id, ts", file.display());
+    }
+    assert_eq!(count_rows(dir.path(), &root_arg), 800);
+
+    // Partitioning lays out the files: not altered under live files.
+    let config = dir.path().join("hourly.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tables]]\nname = \"events\"\nroot = \"{root_arg}\"\n[tables.partitioning]\ngranularity = \"hour\"\n"
+        ),
+    )
+    .unwrap();
+    let error = failed(icedb_host(
+        dir.path(),
+        &["alter", "--config", &config.display().to_string()],
+    ));
+    assert!(
+        error.contains("partitioning can only be altered"),
+        "{error}"
+    );
+    assert_eq!(count_rows(dir.path(), &root_arg), 800);
+}

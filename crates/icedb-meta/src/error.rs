@@ -13,9 +13,11 @@ pub enum Conflict {
     /// a deleted one.
     #[error("file {path} was already added by version {by_version}; a path is committed once")]
     FileAlreadyAdded { path: String, by_version: u64 },
-    /// The table was defined (by another writer's first commit) otherwise
-    /// than this writer assumed.
-    #[error("the table is defined as {recorded}, but this writer assumed {assumed}")]
+    /// The table was defined (by another writer's first commit, or altered
+    /// since this writer opened it) otherwise than this writer assumed.
+    #[error(
+        "the table is defined as {recorded}, but this writer assumed {assumed} (it was defined or altered by another process: reopen the table to follow it)"
+    )]
     Definition { recorded: String, assumed: String },
     #[error("column `{column}` is {existing} in the table but this commit writes {proposed}")]
     Schema {

@@ -239,8 +239,10 @@ impl App {
         self.data
             .iter()
             .flat_map(|d| d.activity.iter())
-            .filter(|a| a.kind == "merge")
-            .filter(|a| a.label.to_lowercase().contains(&filter) || a.status.contains(&filter))
+            .filter(|a| a.kind == crate::model::ActivityKind::Merge)
+            .filter(|a| {
+                a.label.to_lowercase().contains(&filter) || a.status.name().contains(&filter)
+            })
             .collect()
     }
 

@@ -1,9 +1,8 @@
 //! What the dashboard shows, independent of where it came from (a table
 //! opened directly or a host's API).
 
-use serde::Deserialize;
-
 pub use icedb::CommitSummary;
+use icedb::{FormatDefinition, PartitionDefinition, PluginReference, TableDefinition};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overview {
@@ -22,95 +21,37 @@ pub struct Overview {
 }
 
 impl Overview {
-    /// Fills the definition lines from a definition as JSON (the table's
-    /// `TableDefinition`, directly or as the host's API answers it).
-    pub fn with_definition(mut self, definition: &serde_json::Value) -> Self {
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-        let plugin = |v: &serde_json::Value| {
+    /// Fills the definition lines from the table's recorded definition
+    /// (read from the table, or from the host's `GET /v1/tables/{t}`).
+    pub fn with_definition(mut self, definition: &TableDefinition) -> Self {
+        let plugin = |p: &PluginReference| {
             format!(
                 "plugin {} (sha256 {}…)",
-                text(&v["name"]),
-                text(&v["sha256"]).chars().take(8).collect::<String>()
+                p.name,
+                p.sha256.chars().take(8).collect::<String>()
             )
         };
-        self.sort_order = definition["sort_order"]
-            .as_array()
-            .map(|columns| columns.iter().map(text).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
-        let partitioning = &definition["partitioning"];
-        self.partitioning = match partitioning["kind"].as_str() {
-            Some("time") => format!(
-                "{} of {}",
-                text(&partitioning["granularity"]),
-                text(&partitioning["field"])
-            ),
-            Some("field") => format!("value of {}", text(&partitioning["field"])),
-            Some("plugin") => plugin(partitioning),
-            _ => String::new(),
+        self.sort_order = definition.sort_order.join(", ");
+        self.partitioning = match &definition.partitioning {
+            PartitionDefinition::Time {
+                field, granularity, ..
+            } => format!("{} of {field}", granularity.name()),
+            PartitionDefinition::Field { field } => format!("value of {field}"),
+            PartitionDefinition::Plugin(p) => plugin(p),
         };
-        let format = &definition["format"];
-        self.format = match format["kind"].as_str() {
-            Some("built-in") => "built-in JSON text".to_owned(),
-            Some("plugin") => plugin(format),
-            _ => String::new(),
+        self.format = match &definition.format {
+            FormatDefinition::BuiltIn { .. } => "built-in JSON text".to_owned(),
+            FormatDefinition::Plugin(p) => plugin(p),
         };
         self
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct PartitionRow {
-    pub partition: String,
-    pub files: u64,
-    pub rows: u64,
-    pub bytes: u64,
-    pub newest_write_ms: i64,
-    /// Files the cold merge policy would merge now.
-    #[serde(default)]
-    pub merge_backlog: usize,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct FileRow {
-    pub path: String,
-    pub bytes: u64,
-    pub rows: u64,
-    pub created_ms: i64,
-}
-
-/// One entry of the activity log (a host's `/v1/activity`, or the merges
-/// and queries this dashboard ran itself on a table).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct ActivityRow {
-    pub kind: String,
-    #[serde(default)]
-    pub table: String,
-    pub label: String,
-    pub started_ms: i64,
-    pub duration_ms: Option<f64>,
-    pub status: String,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub detail: serde_json::Value,
-}
-
-impl ActivityRow {
-    pub fn figure(&self, key: &str) -> u64 {
-        self.detail.get(key).and_then(|v| v.as_u64()).unwrap_or(0)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct PluginRow {
-    pub role: String,
-    pub name: String,
-    pub calls: u64,
-    pub rows: u64,
-    pub errors: u64,
-    pub traps: u64,
-    pub busy_ms: f64,
-}
+/// The host's answers are the dashboard's rows: one type on both sides.
+pub use icedb::api::{
+    ActivityEntry as ActivityRow, ActivityKind, ActivityStatus, FileInfo as FileRow,
+    PartitionInfo as PartitionRow, PluginInfo as PluginRow,
+};
 
 /// Everything one refresh brings.
 #[derive(Debug, Clone, Default, PartialEq)]

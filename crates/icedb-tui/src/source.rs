@@ -6,11 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use icedb::api::{
+    ActivityList, CommitList, FileList, MergeAnswer, PartitionList, QueryAnswer, QueryRequest,
+    TableInfo, TableList,
+};
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::model::{
-    ActivityRow, Dashboard, FileRow, Overview, PartitionRow, PluginRow, QueryOutcome,
+    ActivityKind, ActivityRow, ActivityStatus, Dashboard, FileRow, Overview, PartitionRow,
+    PluginRow, QueryOutcome,
 };
 
 /// How many commits and activity entries a refresh brings.
@@ -56,15 +62,8 @@ impl Source {
             token,
             table: String::new(),
         };
-        let tables = host.get("/v1/tables").await?;
-        let names: Vec<String> = tables["tables"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|t| t["name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tables: TableList = host.get("/v1/tables").await?;
+        let names: Vec<String> = tables.tables.into_iter().map(|t| t.name).collect();
         host.table = match table {
             Some(name) if names.contains(&name) => name,
             Some(name) => bail!(
@@ -106,6 +105,8 @@ impl Source {
                     .into_iter()
                     .filter(|f| f.partition == partition)
                     .map(|f| FileRow {
+                        url: s.table.file_url(&f.path),
+                        partition: f.partition,
                         path: f.path,
                         bytes: f.bytes,
                         rows: f.rows,
@@ -114,14 +115,18 @@ impl Source {
                     .collect())
             }
             Source::Host(h) => {
-                let answer = h
+                let answer: FileList = h
                     .get(&format!(
                         "/v1/tables/{}/files?partition={}",
                         h.table,
                         urlencode(partition)
                     ))
                     .await?;
-                Ok(serde_json::from_value(answer["files"].clone())?)
+                Ok(answer
+                    .files
+                    .into_iter()
+                    .filter(|f| f.partition == partition)
+                    .collect())
             }
         }
     }
@@ -135,7 +140,7 @@ impl Source {
 
     /// One merge round of the `hot` or `cold` policy; returns a summary.
     pub async fn merge(&self, policy: &str) -> Result<String> {
-        let detail = match self {
+        let done: MergeAnswer = match self {
             Source::Table(s) => s.merge(policy).await?,
             Source::Host(h) => {
                 h.send(h.client.post(format!(
@@ -147,7 +152,7 @@ impl Source {
         };
         Ok(format!(
             "{policy} merge: {} files into {} in {} jobs, {} conflicts",
-            detail["files_in"], detail["files_out"], detail["jobs"], detail["conflicts"]
+            done.files_in, done.files_out, done.jobs, done.conflicts
         ))
     }
 }
@@ -177,13 +182,9 @@ impl TableSource {
         let partitions: Vec<PartitionRow> = stats
             .iter()
             .cloned()
-            .map(|p| PartitionRow {
-                merge_backlog: cold.get(&p.partition).copied().unwrap_or(0),
-                partition: p.partition,
-                files: p.files,
-                rows: p.rows,
-                bytes: p.bytes,
-                newest_write_ms: p.newest_write_ms,
+            .map(|p| {
+                let backlog = cold.get(&p.partition).copied().unwrap_or(0);
+                PartitionRow::new(p, backlog)
             })
             .collect();
         let totals = icedb::Totals::of(&stats);
@@ -198,20 +199,12 @@ impl TableSource {
             tombstones: snapshot.tombstones()?.len(),
             ..Overview::default()
         }
-        .with_definition(&serde_json::to_value(self.table.definition())?);
+        .with_definition(self.table.definition());
         let plugins = self
             .table
             .plugins()
             .into_iter()
-            .map(|p| PluginRow {
-                role: p.role.to_owned(),
-                name: p.name,
-                calls: p.stats.calls,
-                rows: p.stats.rows,
-                errors: p.stats.errors,
-                traps: p.stats.traps,
-                busy_ms: p.stats.busy.as_secs_f64() * 1e3,
-            })
+            .map(PluginRow::from)
             .collect();
         let mut activity = self.activity.lock().expect("activity lock").clone();
         activity.reverse();
@@ -239,16 +232,21 @@ impl TableSource {
         let started_ms = now_ms();
         let result = self.table.query(sql, &QueryOptions::default()).await;
         let (status, error, detail) = match &result {
-            Ok(r) => ("ok", None, serde_json::json!({"rows": r.row_count()})),
-            Err(e) => ("error", Some(e.to_string()), Value::Null),
+            Ok(r) => (
+                ActivityStatus::Ok,
+                None,
+                serde_json::json!({"rows": r.row_count()}),
+            ),
+            Err(e) => (ActivityStatus::Error, Some(e.to_string()), Value::Null),
         };
         self.record(ActivityRow {
-            kind: "query".into(),
+            id: 0,
+            kind: ActivityKind::Query,
             table: self.table.name().to_owned(),
             label: sql.to_owned(),
             started_ms,
             duration_ms: Some((now_ms() - started_ms) as f64),
-            status: status.into(),
+            status,
             error,
             detail,
         });
@@ -271,7 +269,7 @@ impl TableSource {
         })
     }
 
-    async fn merge(&self, policy: &str) -> Result<Value> {
+    async fn merge(&self, policy: &str) -> Result<MergeAnswer> {
         let policy = match policy {
             "hot" => MergePolicy::hot(),
             "cold" => MergePolicy::cold(),
@@ -280,39 +278,34 @@ impl TableSource {
         let started = Instant::now();
         let started_ms = now_ms();
         let result = self.table.merge_once(&policy).await;
-        let (status, error, detail) = match &result {
-            Ok(report) => (
-                if report.conflicts > 0 {
-                    "conflict"
-                } else {
-                    "ok"
-                },
-                None,
-                {
-                    let mut detail = report.to_json();
-                    detail["policy"] = policy.name.clone().into();
-                    detail
-                },
-            ),
-            Err(e) => ("error", Some(e.to_string()), Value::Null),
-        };
+        let answer = result
+            .as_ref()
+            .ok()
+            .map(|report| MergeAnswer::new(&policy.name, report));
         self.record(ActivityRow {
-            kind: "merge".into(),
+            id: 0,
+            kind: ActivityKind::Merge,
             table: self.table.name().to_owned(),
             label: format!("{} policy", policy.name),
             started_ms,
             duration_ms: Some(started.elapsed().as_secs_f64() * 1e3),
-            status: status.into(),
-            error,
-            detail: detail.clone(),
+            status: match &answer {
+                Some(a) if a.conflicts > 0 => ActivityStatus::Conflict,
+                Some(_) => ActivityStatus::Ok,
+                None => ActivityStatus::Error,
+            },
+            error: result.as_ref().err().map(ToString::to_string),
+            detail: answer
+                .as_ref()
+                .map_or(Value::Null, |a| serde_json::to_value(a).unwrap_or_default()),
         });
         result?;
-        Ok(detail)
+        Ok(answer.unwrap_or_default())
     }
 }
 
 impl HostSource {
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value> {
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -322,116 +315,98 @@ impl HostSource {
             .await
             .with_context(|| format!("reaching {}", self.base))?;
         let status = response.status();
-        let body: Value = response
-            .json()
+        let body = response
+            .bytes()
             .await
             .with_context(|| format!("reading an answer of {}", self.base))?;
         if !status.is_success() {
-            bail!(
-                "{} answered {status}: {}",
-                self.base,
-                body["error"].as_str().unwrap_or("(no message)")
-            );
+            let message = serde_json::from_slice::<icedb::api::ErrorAnswer>(&body)
+                .map_or_else(|_| "(no message)".to_owned(), |e| e.error);
+            bail!("{} answered {status}: {message}", self.base);
         }
-        Ok(body)
+        serde_json::from_slice(&body).with_context(|| {
+            format!(
+                "reading an answer of {} (another IceDB version?)",
+                self.base
+            )
+        })
     }
 
-    async fn get(&self, path: &str) -> Result<Value> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.client.get(format!("{}{path}", self.base)))
             .await
     }
 
     async fn dashboard(&self) -> Result<Dashboard> {
         let t = &self.table;
-        let info = self.get(&format!("/v1/tables/{t}")).await?;
-        let partitions: Vec<PartitionRow> = serde_json::from_value(
-            self.get(&format!("/v1/tables/{t}/partitions")).await?["partitions"].take(),
-        )?;
-        let commits = serde_json::from_value(
-            self.get(&format!("/v1/tables/{t}/commits?limit={RECENT}"))
-                .await?["commits"]
-                .take(),
-        )?;
-        let mut activity_answer = self.get(&format!("/v1/activity?limit={RECENT}")).await?;
-        let mut activity: Vec<ActivityRow> =
-            serde_json::from_value(activity_answer["running"].take())?;
-        activity.extend(serde_json::from_value::<Vec<ActivityRow>>(
-            activity_answer["recent"].take(),
-        )?);
+        let info: TableInfo = self.get(&format!("/v1/tables/{t}")).await?;
+        let partitions: PartitionList = self.get(&format!("/v1/tables/{t}/partitions")).await?;
+        let commits: CommitList = self
+            .get(&format!("/v1/tables/{t}/commits?limit={RECENT}"))
+            .await?;
+        let answer: ActivityList = self.get(&format!("/v1/activity?limit={RECENT}")).await?;
+        let mut activity = answer.running;
+        activity.extend(answer.recent);
         activity.retain(|a| a.table == *t);
-        let number = |key: &str| info[key].as_u64().unwrap_or(0);
+        let summary = &info.summary;
         let overview = Overview {
             table: t.clone(),
-            root: info["root"].as_str().unwrap_or_default().to_owned(),
-            version: number("version"),
-            files: number("files"),
-            rows: number("rows"),
-            bytes: number("bytes"),
-            partitions: number("partitions") as usize,
-            tombstones: number("tombstones") as usize,
+            root: summary.root.clone(),
+            version: summary.version,
+            files: summary.files,
+            rows: summary.rows,
+            bytes: summary.bytes,
+            partitions: summary.partitions,
+            tombstones: info.tombstones,
             ..Overview::default()
         }
-        .with_definition(&info["definition"]);
-        let backlog = info["merge_backlog"]
-            .as_object()
-            .map(|b| {
-                b.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0) as usize))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let plugins = serde_json::from_value(info["plugins"].clone()).unwrap_or_default();
+        .with_definition(&info.definition);
         Ok(Dashboard {
             overview,
-            partitions,
-            commits,
+            partitions: partitions.partitions,
+            commits: commits.commits,
             activity,
-            backlog,
-            plugins,
+            backlog: info.merge_backlog.into_iter().collect(),
+            plugins: info.plugins,
         })
     }
 
     async fn query(&self, sql: &str) -> Result<QueryOutcome> {
-        let answer = self
+        let request = QueryRequest {
+            sql: sql.to_owned(),
+            table: Some(self.table.clone()),
+            ..QueryRequest::default()
+        };
+        let answer: QueryAnswer = self
             .send(
                 self.client
                     .post(format!("{}/v1/query", self.base))
-                    .json(&serde_json::json!({ "sql": sql, "table": self.table })),
+                    .json(&request),
             )
             .await?;
-        let columns: Vec<String> = answer["columns"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rows = answer["rows"]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        columns
-                            .iter()
-                            .map(|c| match &row[c] {
-                                Value::Null => "NULL".to_owned(),
-                                Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            })
-                            .collect()
+        let columns: Vec<String> = answer.columns.into_iter().map(|c| c.name).collect();
+        let rows: Vec<serde_json::Map<String, Value>> = serde_json::from_str(answer.rows.get())?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                columns
+                    .iter()
+                    .map(|c| match row.get(c) {
+                        None | Some(Value::Null) => "NULL".to_owned(),
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            .collect();
         Ok(QueryOutcome {
             sql: sql.to_owned(),
             columns,
             rows,
-            elapsed_ms: answer["elapsed_ms"].as_f64().unwrap_or(0.0),
-            version: answer["version"].as_u64().unwrap_or(0),
-            files_scanned: answer["files_scanned"].as_u64().unwrap_or(0),
-            files_pruned: answer["files_pruned"].as_u64().unwrap_or(0),
+            elapsed_ms: answer.elapsed_ms,
+            version: answer.version,
+            files_scanned: answer.files_scanned as u64,
+            files_pruned: answer.files_pruned as u64,
         })
     }
 }

@@ -32,6 +32,17 @@ pub enum Granularity {
     Month,
 }
 
+impl Granularity {
+    /// The name configs and messages use (`hour`, `day`, `month`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+            Granularity::Month => "month",
+        }
+    }
+}
+
 /// Which partition each row lands in.
 #[derive(Debug, Clone)]
 pub enum PartitionSpec {

@@ -10,6 +10,7 @@
 //! Plugins run in icedb-plugin; the commit log and replica live in
 //! icedb-meta.
 
+pub mod api;
 pub mod builtin;
 mod config;
 mod cpu;
@@ -27,11 +28,11 @@ mod schema;
 mod table;
 mod write;
 
-pub use cpu::on_cpu;
 pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
+pub use cpu::on_cpu;
 pub use definition::{
-    AlterReport, Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition, PluginReference,
-    TableDefinition,
+    AlterReport, Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition,
+    PluginReference, TableDefinition,
 };
 pub use error::{Result, TableError};
 pub use icedb_meta::{
@@ -39,11 +40,11 @@ pub use icedb_meta::{
     MetaOptions, Operation, PartitionFilter, PartitionStats, RetryOptions, S3Options, Snapshot,
     StatValue, StoreRace, Totals,
 };
-pub use log::race_conditional_creates;
 pub use icedb_plugin::PluginStats;
 pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,
 };
+pub use log::race_conditional_creates;
 pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult, default_extension_dir};

@@ -307,7 +307,9 @@ impl Table {
                 .key_value_metadata()
                 .into_iter()
                 .flatten()
-                .any(|kv| kv.key == write::SORT_ORDER_KEY && kv.value.as_deref() == Some(&wanted_order));
+                .any(|kv| {
+                    kv.key == write::SORT_ORDER_KEY && kv.value.as_deref() == Some(&wanted_order)
+                });
             opened.push((builder.schema().clone(), sorted, builder.build()?));
         }
         // The output has every column any input has, with the table's type.

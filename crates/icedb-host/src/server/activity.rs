@@ -5,48 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::Serialize;
-
 /// How many finished entries are kept.
 const RECENT: usize = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Insert,
-    Query,
-    Merge,
-    Vacuum,
-    Checkpoint,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Running,
-    Ok,
-    /// Finished, but lost a race to a concurrent commit (nothing changed).
-    Conflict,
-    Error,
-    /// Stopped by shutdown before it finished.
-    Cancelled,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    pub id: u64,
-    pub kind: Kind,
-    pub table: String,
-    /// The SQL, the merge policy, ...
-    pub label: String,
-    pub started_ms: i64,
-    pub duration_ms: Option<f64>,
-    pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Figures of the finished work (rows, files, version, ...).
-    pub detail: serde_json::Value,
-}
+pub use icedb::api::{ActivityEntry as Entry, ActivityKind as Kind, ActivityStatus as Status};
 
 #[derive(Default)]
 struct Log {

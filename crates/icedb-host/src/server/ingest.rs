@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use icedb::{InsertReceipt, PreparedRows, Table, TableError};
-use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -15,17 +14,7 @@ use crate::server::activity::{Activity, Kind, Status};
 use crate::server::metrics::{self, Metrics};
 
 /// What an insert request gets back once its rows are committed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Ack {
-    /// The table version whose commit holds the rows.
-    pub version: u64,
-    /// Rows of this request.
-    pub rows: usize,
-    /// Files of the commit (shared with the other requests of its group).
-    pub files: Vec<String>,
-    /// Requests that shared the commit.
-    pub requests_in_commit: usize,
-}
+pub type Ack = icedb::api::InsertAnswer;
 
 #[derive(Debug)]
 pub enum IngestError {

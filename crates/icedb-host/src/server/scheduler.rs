@@ -106,7 +106,7 @@ async fn run_merge(context: &Context, policy: &MergePolicy) {
 pub async fn merge_now(
     context: &Context,
     policy: &MergePolicy,
-) -> Result<serde_json::Value, icedb::TableError> {
+) -> Result<icedb::api::MergeAnswer, icedb::TableError> {
     let table = context.table.name();
     let running = context
         .activity
@@ -147,10 +147,12 @@ pub async fn merge_now(
                 );
             }
             record_run(context, &format!("merge_{}", policy.name), "ok");
-            let mut detail = report.to_json();
-            detail["policy"] = policy.name.clone().into();
-            running.finish(status, detail.clone());
-            Ok(detail)
+            let answer = icedb::api::MergeAnswer::new(&policy.name, &report);
+            running.finish(
+                status,
+                serde_json::to_value(&answer).expect("a merge answer serializes"),
+            );
+            Ok(answer)
         }
         Err(e) => {
             tracing::warn!(table, policy = %policy.name, error = %e, "merge failed; retrying at the next tick");

@@ -1,0 +1,224 @@
+//! Tables and what is in them: `/v1/tables`, `/v1/tables/{table}`, its
+//! partitions, files and commits, and merges on demand.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use icedb::PartitionFilter;
+use icedb::api::{
+    CommitList, FileInfo, FileList, MergeAnswer, PartitionInfo, PartitionList, PluginInfo,
+    TableInfo, TableList, TableSummary,
+};
+use serde::Deserialize;
+
+use super::{ApiError, ApiResult, internal, served, synced};
+use crate::server::{AppState, Served};
+
+/// Totals of a table's live files.
+fn table_summary(served: &Served, snapshot: &icedb::Snapshot) -> ApiResult<TableSummary> {
+    let partitions = snapshot
+        .partitions(&PartitionFilter::All)
+        .map_err(internal)?;
+    let totals = icedb::Totals::of(&partitions);
+    Ok(TableSummary {
+        name: served.table.name().to_owned(),
+        root: served.root.clone(),
+        version: snapshot.version(),
+        files: totals.files,
+        rows: totals.rows,
+        bytes: totals.bytes,
+        partitions: partitions.len(),
+        newest_write_ms: partitions.iter().map(|p| p.newest_write_ms).max(),
+    })
+}
+
+/// `GET /v1/tables`
+pub async fn list_tables(State(state): State<Arc<AppState>>) -> ApiResult<Json<TableList>> {
+    let mut tables = Vec::new();
+    for served in state.tables.values() {
+        let snapshot = synced(served).await?;
+        tables.push(table_summary(served, &snapshot)?);
+    }
+    Ok(Json(TableList { tables }))
+}
+
+/// `GET /v1/tables/{table}`
+pub async fn table_info(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<TableInfo>> {
+    let served = served(&state, &name)?;
+    let snapshot = synced(served).await?;
+    Ok(Json(TableInfo {
+        summary: table_summary(served, &snapshot)?,
+        table_id: snapshot.table_id().map_err(internal)?,
+        merge_backlog: backlog_totals(served)?,
+        schema: snapshot.schema().map_err(internal)?,
+        sort_order: served.table.config().sort_order.clone(),
+        definition: served.table.definition().clone(),
+        tombstones: snapshot.tombstones().map_err(internal)?.len(),
+        plugins: served
+            .table
+            .plugins()
+            .into_iter()
+            .map(PluginInfo::from)
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PartitionQuery {
+    /// Only this partition and those below it.
+    partition: Option<String>,
+}
+
+/// The served table, synced, and the partition filter of the request.
+async fn synced_partitions<'a>(
+    state: &'a AppState,
+    name: &str,
+    query: PartitionQuery,
+) -> ApiResult<(&'a Served, icedb::Snapshot, PartitionFilter)> {
+    let served = served(state, name)?;
+    let snapshot = synced(served).await?;
+    let filter = query
+        .partition
+        .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+    Ok((served, snapshot, filter))
+}
+
+/// `GET /v1/tables/{table}/partitions[?partition=prefix]`
+pub async fn partitions(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(filter): Query<PartitionQuery>,
+) -> ApiResult<Json<PartitionList>> {
+    let (served, snapshot, filter) = synced_partitions(&state, &name, filter).await?;
+    let cold_backlog = cold_backlog(served)?;
+    let partitions = snapshot
+        .partitions(&filter)
+        .map_err(internal)?
+        .into_iter()
+        .map(|p| {
+            let backlog = cold_backlog.get(&p.partition).copied().unwrap_or(0);
+            PartitionInfo::new(p, backlog)
+        })
+        .collect();
+    Ok(Json(PartitionList {
+        version: snapshot.version(),
+        partitions,
+    }))
+}
+
+/// `GET /v1/tables/{table}/files[?partition=prefix]`: the live files, with
+/// URLs other engines can read.
+pub async fn files(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(filter): Query<PartitionQuery>,
+) -> ApiResult<Json<FileList>> {
+    let (served, snapshot, filter) = synced_partitions(&state, &name, filter).await?;
+    let files = snapshot
+        .files(&filter)
+        .map_err(internal)?
+        .into_iter()
+        .map(|f| FileInfo {
+            url: served.table.file_url(&f.path),
+            path: f.path,
+            partition: f.partition,
+            bytes: f.bytes,
+            rows: f.rows,
+            created_ms: f.created_ms,
+        })
+        .collect();
+    Ok(Json(FileList {
+        version: snapshot.version(),
+        root: served.root.clone(),
+        files,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct MergeQuery {
+    /// `hot` or `cold` (default `hot`).
+    policy: Option<String>,
+}
+
+/// `POST /v1/tables/{table}/merge[?policy=hot|cold]`: one merge round now.
+pub async fn merge(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<MergeQuery>,
+) -> ApiResult<Json<MergeAnswer>> {
+    let served = served(&state, &name)?;
+    let wanted = query.policy.as_deref().unwrap_or("hot");
+    let policy = served
+        .merges
+        .iter()
+        .find(|m| m.policy.name == wanted)
+        .map(|m| m.policy.clone())
+        .or_else(|| match wanted {
+            // A policy switched off in the schedule can still run by hand.
+            "hot" => Some(icedb::MergePolicy::hot()),
+            "cold" => Some(icedb::MergePolicy::cold()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("unknown merge policy `{wanted}`; use hot or cold"))
+        })?;
+    let context = crate::server::scheduler::Context {
+        table: served.table.clone(),
+        metrics: state.metrics.clone(),
+        activity: state.activity.clone(),
+    };
+    let report = crate::server::scheduler::merge_now(&context, &policy)
+        .await
+        .map_err(|e| ApiError::from_table(&e))?;
+    Ok(Json(report))
+}
+
+/// Files each of the table's merge policies would merge now, in total.
+fn backlog_totals(served: &Served) -> ApiResult<BTreeMap<String, usize>> {
+    let policies: Vec<&icedb::MergePolicy> = served.merges.iter().map(|m| &m.policy).collect();
+    let backlogs = served.table.merge_backlog(&policies).map_err(internal)?;
+    Ok(policies
+        .iter()
+        .zip(backlogs)
+        .map(|(policy, backlog)| (policy.name.clone(), backlog.values().sum()))
+        .collect())
+}
+
+/// Files the cold policy (the whole-table one) would merge now, per partition.
+fn cold_backlog(served: &Served) -> ApiResult<BTreeMap<String, usize>> {
+    let Some(cold) = served.merges.iter().find(|m| m.policy.name == "cold") else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(served
+        .table
+        .merge_backlog(&[&cold.policy])
+        .map_err(internal)?
+        .pop()
+        .unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+pub struct LimitQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /v1/tables/{table}/commits[?limit=50]`: the newest commits.
+pub async fn commits(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Query(query): Query<LimitQuery>,
+) -> ApiResult<Json<CommitList>> {
+    let served = served(&state, &name)?;
+    let history = served
+        .table
+        .history(query.limit.unwrap_or(50).min(10_000))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(CommitList { commits: history }))
+}

@@ -1,0 +1,64 @@
+//! The overview view: the table's totals, definition and merge backlog.
+
+use super::*;
+
+pub(super) fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
+    if waiting(frame, app, area) {
+        return;
+    }
+    let Some(data) = &app.data else { return };
+    let o = &data.overview;
+    let [top, commits] = Layout::vertical([Constraint::Length(15), Constraint::Min(3)]).areas(area);
+    let [stats, rate] =
+        Layout::horizontal([Constraint::Length(62), Constraint::Min(10)]).areas(top);
+    let backlog: Vec<String> = data
+        .backlog
+        .iter()
+        .map(|(policy, files)| format!("{policy} {files}"))
+        .collect();
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:<14}"), Style::default().dim()),
+            Span::raw(value),
+        ])
+    };
+    let lines = vec![
+        field("table", o.table.clone()),
+        field("root", o.root.clone()),
+        field("version", o.version.to_string()),
+        field("rows", human_count(o.rows)),
+        field("files", human_count(o.files)),
+        field("bytes", human_bytes(o.bytes)),
+        field(
+            "avg file",
+            human_bytes(o.bytes.checked_div(o.files).unwrap_or(0)),
+        ),
+        field("partitions", o.partitions.to_string()),
+        field("tombstones", o.tombstones.to_string()),
+        field("sort order", o.sort_order.clone()),
+        field("partitions by", o.partitioning.clone()),
+        field("format", o.format.clone()),
+        field(
+            "merge queue",
+            if backlog.is_empty() {
+                "-".into()
+            } else {
+                format!("{} files", backlog.join(", "))
+            },
+        ),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" Table ")),
+        stats,
+    );
+    let rates: Vec<u64> = app.ingest_rates.iter().copied().collect();
+    let latest = rates.last().copied().unwrap_or(0);
+    frame.render_widget(
+        Sparkline::default()
+            .block(Block::bordered().title(format!(" Ingest: {} rows/s ", human_count(latest))))
+            .data(&rates)
+            .style(Style::default().fg(Color::Green)),
+        rate,
+    );
+    draw_commit_table(frame, app, commits, " Latest commits ", false);
+}
