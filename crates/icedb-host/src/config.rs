@@ -276,14 +276,6 @@ pub enum PartitionBy {
     Plugin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GranularityName {
-    Hour,
-    Day,
-    Month,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PartitionSection {
@@ -291,7 +283,7 @@ pub struct PartitionSection {
     /// `by = "time"`: the timestamp field (default `ts`); `by = "field"`:
     /// the field holding the path (default `_partition`).
     pub field: Option<String>,
-    pub granularity: GranularityName,
+    pub granularity: Granularity,
     /// `by = "time"`: rows without the field go to the insert time's partition.
     pub ingest_time_if_missing: bool,
     pub plugin: Option<PathBuf>,
@@ -303,7 +295,7 @@ impl Default for PartitionSection {
         PartitionSection {
             by: PartitionBy::Time,
             field: None,
-            granularity: GranularityName::Day,
+            granularity: Granularity::Day,
             ingest_time_if_missing: true,
             plugin: None,
             settings: BTreeMap::new(),
@@ -364,13 +356,6 @@ impl Default for MergeSection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderName {
-    Asc,
-    Desc,
-}
-
 /// A merge policy; keys left out take IceDB's recommended hot or cold value.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -378,7 +363,7 @@ pub struct MergePolicySection {
     pub enabled: Option<bool>,
     #[serde(with = "humantime_serde")]
     pub every: Option<Duration>,
-    pub order: Option<OrderName>,
+    pub order: Option<PartitionOrder>,
     pub partition_prefix: Option<String>,
     pub max_partitions: Option<usize>,
     pub max_input_bytes: Option<u64>,
@@ -662,11 +647,7 @@ impl HostConfig {
         config.partitioning = match partitioning.by {
             PartitionBy::Time => PartitionSpec::Time {
                 field: partitioning.field.clone().unwrap_or_else(|| "ts".into()),
-                granularity: match partitioning.granularity {
-                    GranularityName::Hour => Granularity::Hour,
-                    GranularityName::Day => Granularity::Day,
-                    GranularityName::Month => Granularity::Month,
-                },
+                granularity: partitioning.granularity,
                 ingest_time_if_missing: partitioning.ingest_time_if_missing,
             },
             PartitionBy::Field => PartitionSpec::Field {
@@ -731,10 +712,7 @@ impl HostConfig {
             }
             let mut policy = base;
             if let Some(order) = overrides.order {
-                policy.order = match order {
-                    OrderName::Asc => PartitionOrder::Ascending,
-                    OrderName::Desc => PartitionOrder::Descending,
-                };
+                policy.order = order;
             }
             policy.partition_prefix = overrides.partition_prefix.clone();
             macro_rules! set {

@@ -108,8 +108,10 @@ impl Explicit {
 }
 
 fn plugin_reference(path: &Path, settings: &[(String, String)]) -> Result<PluginReference> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| TableError::Config(format!("reading plugin {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|source| TableError::PluginFile {
+        path: path.display().to_string(),
+        source,
+    })?;
     let digest = sha2::Sha256::digest(&bytes);
     Ok(PluginReference {
         name: path.file_name().map_or_else(
@@ -167,11 +169,7 @@ impl TableDefinition {
     }
 
     pub(crate) fn from_json(value: serde_json::Value) -> Result<TableDefinition> {
-        serde_json::from_value(value).map_err(|e| {
-            TableError::Config(format!(
-                "the table's recorded definition is unreadable (written by a newer IceDB?): {e}"
-            ))
-        })
+        serde_json::from_value(value).map_err(TableError::DefinitionUnreadable)
     }
 }
 
@@ -333,9 +331,7 @@ impl Table {
             .map(TableDefinition::from_json)
             .transpose()?
         else {
-            return Err(TableError::Config(
-                "the table has no recorded definition yet: its first insert records the settings it is given, no alter needed".to_owned(),
-            ));
+            return Err(TableError::NotDefinedYet);
         };
         let mut after = recorded.clone();
         if explicit.sort_order {
@@ -350,10 +346,10 @@ impl Table {
         if explicit.partitioning && wanted.partitioning != recorded.partitioning {
             let live = current.meta().snapshot()?.file_count()?;
             if live > 0 {
-                return Err(TableError::Config(format!(
-                    "the table's partitioning is {:?} and it has {live} live files laid out by it; partitioning can only be altered on a table without live files (drop its partitions first)",
-                    recorded.partitioning
-                )));
+                return Err(TableError::PartitioningInUse {
+                    recorded: format!("{:?}", recorded.partitioning),
+                    live_files: live as u64,
+                });
             }
             after.partitioning = wanted.partitioning;
         }

@@ -66,8 +66,55 @@ pub enum TableError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("building Arrow data: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// DuckDB refused or failed a statement (the query's SQL, a merge
+    /// query, a rewrite's condition); the message is DuckDB's, with any
+    /// credential scrubbed.
     #[error("query failed: {0}")]
-    Query(String),
+    DuckDb(String),
+    /// Time travel to a version whose files are gone.
+    #[error(
+        "version {version} cannot be read: the table has versions {oldest} to {head} whose files all still exist"
+    )]
+    VersionNotReadable {
+        version: u64,
+        oldest: u64,
+        head: u64,
+    },
+    /// A result column of a type IceDB tables cannot store (a merge query's).
+    #[error("column `{column}` has type {data_type}, which IceDB tables cannot store")]
+    UnstorableType { column: String, data_type: String },
+    /// A merge query whose result has no columns.
+    #[error("the merge query returned no columns")]
+    MergeQueryEmpty,
+    /// An operation kept losing to concurrent commits.
+    #[error("{operation} lost to concurrent commits {attempts} times; try again")]
+    Contended {
+        operation: &'static str,
+        attempts: usize,
+    },
+    /// A plugin's component file could not be read (to hash or load it).
+    #[error("reading plugin {path}: {source}")]
+    PluginFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The log holds a definition this IceDB cannot read.
+    #[error("the table's recorded definition is unreadable (written by a newer IceDB?): {0}")]
+    DefinitionUnreadable(#[source] serde_json::Error),
+    /// An alter of a table that has no definition yet (its first insert
+    /// records one).
+    #[error(
+        "the table has no recorded definition yet: its first insert records the settings it is given, no alter needed"
+    )]
+    NotDefinedYet,
+    /// An alter of the partitioning while files are laid out by it.
+    #[error(
+        "the table's partitioning is {recorded} and it has {live_files} live files laid out by it; partitioning can only be altered on a table without live files (drop its partitions first)"
+    )]
+    PartitioningInUse { recorded: String, live_files: u64 },
+    /// Settings that cannot describe a table (a bad name, an unreadable
+    /// extension directory, missing credentials for queries).
     #[error("invalid table configuration: {0}")]
     Config(String),
     /// A setting given to this process contradicts the table's recorded
@@ -128,6 +175,34 @@ impl TableError {
                 reason,
             },
             other => other,
+        }
+    }
+
+    /// Whether the request was at fault: its rows, its SQL or its
+    /// settings (sending the same again cannot help).
+    pub fn is_request_error(&self) -> bool {
+        self.is_input_error()
+            || matches!(
+                self,
+                TableError::DuckDb(_)
+                    | TableError::NotReadOnly(_)
+                    | TableError::QueryTimeout { .. }
+                    | TableError::ResultTooLarge { .. }
+                    | TableError::ResultTooManyBytes { .. }
+                    | TableError::VersionNotReadable { .. }
+                    | TableError::UnstorableType { .. }
+                    | TableError::MergeQueryEmpty
+                    | TableError::GraceBelowFloor { .. }
+            )
+    }
+
+    /// Whether nothing was written and the same request may simply be
+    /// sent again later (a commit that certainly did not land, contention).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TableError::Commit(e) => e.certainly_not_committed(),
+            TableError::Contended { .. } => true,
+            _ => false,
         }
     }
 

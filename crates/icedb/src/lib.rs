@@ -36,7 +36,7 @@ pub use definition::{
 };
 pub use error::{Result, TableError};
 pub use icedb_meta::{
-    ColumnDef, ColumnType, CommitError, CommitSummary, DataFile, ExpirePolicy, MetaError,
+    ColumnDef, ColumnType, CommitError, CommitSummary, Conflict, DataFile, ExpirePolicy, MetaError,
     MetaOptions, Operation, PartitionFilter, PartitionStats, RetryOptions, S3Options, Snapshot,
     StatValue, StoreRace, Totals,
 };

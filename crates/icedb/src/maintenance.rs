@@ -12,6 +12,9 @@ use icedb_meta::{
 use object_store::path::Path;
 
 use crate::error::{Result, TableError};
+
+/// How often a drop plans again after losing to a concurrent merge.
+const DROP_ATTEMPTS: usize = 16;
 use crate::schema::arrow_schema;
 use crate::table::Table;
 
@@ -178,7 +181,7 @@ impl Table {
     /// Tombstones every live file of the matching partitions in one commit
     /// (retention). Retries when a concurrent merge replaced some files.
     pub async fn drop_partitions(&self, filter: &PartitionFilter) -> Result<RewriteReport> {
-        for _ in 0..16 {
+        for _ in 0..DROP_ATTEMPTS {
             self.meta().sync().await?;
             let files = self.meta().snapshot()?.files(filter)?;
             if files.is_empty() {
@@ -199,9 +202,10 @@ impl Table {
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(TableError::Query(
-            "drop kept losing to concurrent merges; try again".to_owned(),
-        ))
+        Err(TableError::Contended {
+            operation: "drop",
+            attempts: DROP_ATTEMPTS,
+        })
     }
 
     /// Rewrites one partition keeping only the rows for which `keep` (a SQL

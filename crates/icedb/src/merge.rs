@@ -28,12 +28,14 @@ use crate::table::Table;
 use crate::write::{self, FileLayout};
 
 /// Which end of the partition order a policy starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PartitionOrder {
     /// Oldest partitions first (Hive paths with zero-padded times sort in
     /// time order): the cold merge.
+    #[serde(rename = "asc")]
     Ascending,
     /// Newest partitions first: the hot merge.
+    #[serde(rename = "desc")]
     Descending,
 }
 
@@ -385,9 +387,7 @@ impl Table {
         );
         let batches = self.query_engine.run(sql).await?;
         let Some(first) = batches.first() else {
-            return Err(TableError::Query(
-                "the merge query returned no schema".to_owned(),
-            ));
+            return Err(TableError::MergeQueryEmpty);
         };
         let columns = crate::schema::columns_of(&first.schema())?;
         let schema = arrow_schema(&columns);

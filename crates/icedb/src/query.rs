@@ -97,7 +97,7 @@ enum FileUrls {
 }
 
 fn duck(e: duckdb::Error) -> TableError {
-    TableError::Query(e.to_string())
+    TableError::DuckDb(e.to_string())
 }
 
 fn quote_literal(text: &str) -> String {
@@ -374,7 +374,7 @@ fn key_of(credential: &AwsCredential) -> (&str, &str, Option<&str>) {
 
 fn scrub_error(error: TableError, credential: Option<&AwsCredential>) -> TableError {
     match error {
-        TableError::Query(message) => TableError::Query(scrub(&message, credential)),
+        TableError::DuckDb(message) => TableError::DuckDb(scrub(&message, credential)),
         other => other,
     }
 }
@@ -389,7 +389,7 @@ fn check_select(connection: &Connection, sql: &str) -> Result<()> {
         })
         .map_err(duck)?;
     let parsed: serde_json::Value = serde_json::from_str(&serialized)
-        .map_err(|e| TableError::Query(format!("reading DuckDB's parse of the query: {e}")))?;
+        .map_err(|e| TableError::DuckDb(format!("reading DuckDB's parse of the query: {e}")))?;
     let quoted = {
         let text = sql.split_whitespace().collect::<Vec<_>>().join(" ");
         let head: String = text.chars().take(80).collect();
@@ -453,12 +453,13 @@ impl Table {
                 snapshot.file_count()? as usize,
             ),
             Some(version) => {
-                let files = snapshot.files_at(version, &options.partitions)?.ok_or_else(|| {
-                    TableError::Query(format!(
-                        "version {version} cannot be read: the table has versions {} to {head} whose files all still exist",
-                        snapshot.oldest_readable_version().unwrap_or(1)
-                    ))
-                })?;
+                let files = snapshot
+                    .files_at(version, &options.partitions)?
+                    .ok_or_else(|| TableError::VersionNotReadable {
+                        version,
+                        oldest: snapshot.oldest_readable_version().unwrap_or(1),
+                        head,
+                    })?;
                 let total = snapshot
                     .files_at(version, &PartitionFilter::All)?
                     .map_or(0, |f| f.len());

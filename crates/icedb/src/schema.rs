@@ -133,10 +133,10 @@ pub(crate) fn columns_of(schema: &Schema) -> Result<Vec<ColumnDef>> {
                     ColumnType::Timestamp
                 }
                 other => {
-                    return Err(TableError::Query(format!(
-                        "column `{}` has type {other}, which IceDB tables cannot store",
-                        field.name()
-                    )));
+                    return Err(TableError::UnstorableType {
+                        column: field.name().clone(),
+                        data_type: other.to_string(),
+                    });
                 }
             };
             Ok(ColumnDef {

@@ -19,6 +19,7 @@ use icedb::api::ErrorAnswer;
 use icedb::{TableError, on_cpu};
 use subtle::ConstantTimeEq;
 
+use crate::server::ingest::IngestError;
 use crate::server::{AppState, Served};
 
 mod ops;
@@ -51,21 +52,25 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// The one mapping of the library's errors to HTTP statuses.
     pub(super) fn from_table(error: &TableError) -> Self {
         let status = match error {
-            e if e.is_input_error() => StatusCode::BAD_REQUEST,
-            TableError::Query(_)
-            | TableError::NotReadOnly(_)
-            | TableError::QueryTimeout { .. }
-            | TableError::ResultTooLarge { .. }
-            | TableError::ResultTooManyBytes { .. } => StatusCode::BAD_REQUEST,
-            // Certainly not committed: retrying the same request is safe.
-            TableError::Commit(e) if e.certainly_not_committed() => {
+            // The rows, the SQL or the request's settings: 400.
+            e if e.is_request_error() => StatusCode::BAD_REQUEST,
+            // Nothing was written; the same request may be sent again.
+            e if e.is_retryable() => {
                 return ApiError {
                     retry_after: Some(1),
                     ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
                 };
             }
+            // The table and this host disagree (altered since it started,
+            // another plugin build): an operator must act.
+            TableError::DefinitionMismatch { .. }
+            | TableError::WriteBlocked(_)
+            | TableError::Commit(icedb::CommitError::Conflict(icedb::Conflict::Definition {
+                ..
+            })) => StatusCode::CONFLICT,
             // Possibly committed: a blind retry could store the rows twice.
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -88,6 +93,25 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Busy { .. } => ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: e.to_string(),
+                retry_after: Some(1),
+            },
+            IngestError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            IngestError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            IngestError::Table(e) => ApiError::from_table(&e),
+        }
     }
 }
 

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, ApiResult, content_type, decoded_body, served};
 use crate::server::AppState;
-use crate::server::ingest::IngestError;
 use crate::server::metrics;
 
 /// `POST /v1/tables/{table}/rows`
@@ -40,16 +39,6 @@ pub async fn insert_rows(
         let kind = content_type(&headers);
         let body = decoded_body(&headers, body, state.server.max_body_bytes).await?;
         let text_start = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        let busy = |e: IngestError| match e {
-            IngestError::Busy { .. } => ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: e.to_string(),
-                retry_after: Some(1),
-            },
-            IngestError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-            IngestError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            IngestError::Table(e) => ApiError::from_table(&e),
-        };
         let ndjson = matches!(
             kind.as_str(),
             "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines"
@@ -67,7 +56,7 @@ pub async fn insert_rows(
             }
             _ => 1,
         };
-        let admission = served.ingest.admit(rows.max(1)).map_err(busy)?;
+        let admission = served.ingest.admit(rows.max(1)).map_err(ApiError::from)?;
         let prepared = match (kind.as_str(), text_start) {
             (_, None) => return Err(ApiError::bad_request("the body holds no rows")),
             _ if ndjson => served.table.prepare_ndjson(&body).await,
@@ -94,7 +83,7 @@ pub async fn insert_rows(
             }
         }
         .map_err(|e| ApiError::from_table(&e))?;
-        served.ingest.insert(admission, prepared).await.map_err(busy)
+        served.ingest.insert(admission, prepared).await.map_err(ApiError::from)
     }
     .await;
     match result {
