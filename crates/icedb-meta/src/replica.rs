@@ -1,6 +1,11 @@
 //! The local redb replica of the commit log: live files by partition,
 //! tombstones, partition totals, schema, commit summaries and the head
 //! version. It is a cache: deleting it is always safe, the log rebuilds it.
+//!
+//! Longer than 600 lines on purpose: every redb table's layout, the one
+//! writer that applies commits, the commit planner that checks drafts
+//! against it, and the read-only snapshot share private encodings and key
+//! layouts; split apart, each would expose them to the others.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -104,14 +104,7 @@ impl Source {
                     .files(&PartitionFilter::Prefix(partition.to_owned()))?
                     .into_iter()
                     .filter(|f| f.partition == partition)
-                    .map(|f| FileRow {
-                        url: s.table.file_url(&f.path),
-                        partition: f.partition,
-                        path: f.path,
-                        bytes: f.bytes,
-                        rows: f.rows,
-                        created_ms: f.created_ms,
-                    })
+                    .map(|f| FileRow::new(&s.table, f))
                     .collect())
             }
             Source::Host(h) => {

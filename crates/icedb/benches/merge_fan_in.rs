@@ -4,7 +4,11 @@
 //! input per row before), five times on fresh copies; prints the median.
 //!
 //! Run: `scripts/bench.sh merge_fan_in`. `ICEDB_BENCH_INPUTS` and
-//! `ICEDB_BENCH_ROWS` override the fan-in and the rows per input.
+//! `ICEDB_BENCH_ROWS` override the fan-in and the rows per input;
+//! `ICEDB_BENCH_PARTITIONS=30` spreads every insert over 30 partitions, so
+//! one round merges 30 × inputs files into 30 (jobs run at once, one per
+//! core), e.g. `ICEDB_BENCH_PARTITIONS=30 ICEDB_BENCH_ROWS=200` for
+//! 3 000 → 30 files.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +25,8 @@ fn env(name: &str, default: usize) -> usize {
 fn main() {
     let inputs = env("ICEDB_BENCH_INPUTS", 100);
     let rows = env("ICEDB_BENCH_ROWS", 2_000);
+    let partitions = env("ICEDB_BENCH_PARTITIONS", 1);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,9 +52,12 @@ fn main() {
             let mut generator = EventGenerator::new(run);
             for _ in 0..inputs {
                 let batch: Vec<String> = generator
-                    .batch(rows)
+                    .batch(rows * partitions)
                     .into_iter()
-                    .map(|row| format!("{{\"_partition\":\"p=all\",{}", &row[1..]))
+                    .enumerate()
+                    .map(|(i, row)| {
+                        format!("{{\"_partition\":\"p={}\",{}", i % partitions, &row[1..])
+                    })
                     .collect();
                 table.insert_rows(batch).await.unwrap();
             }
@@ -56,22 +65,30 @@ fn main() {
                 max_files_per_merge: inputs,
                 max_input_bytes: u64::MAX,
                 target_output_bytes: u64::MAX,
-                concurrency: 1,
+                concurrency: if partitions > 1 { cores } else { 1 },
+                max_partitions: partitions,
                 ..MergePolicy::cold()
             };
             let started = Instant::now();
             let report = table.merge_once(&policy).await.unwrap();
             let took = started.elapsed();
-            assert_eq!((report.files_in, report.files_out), (inputs, 1));
+            assert_eq!(
+                (report.files_in, report.files_out),
+                (inputs * partitions, partitions)
+            );
             took
         });
-        println!("run {run}: {inputs} inputs × {rows} rows merged in {took:.2?}");
+        println!(
+            "run {run}: {} files of {rows} rows merged into {partitions} in {took:.2?}",
+            inputs * partitions
+        );
         times.push(took);
     }
     times.sort();
     println!(
-        "merge fan-in {inputs}: median {:.2?} ({:.0} rows/s)",
+        "merge {} → {partitions} files (fan-in {inputs}): median {:.2?} ({:.0} rows/s)",
+        inputs * partitions,
         times[2],
-        (inputs * rows) as f64 / times[2].as_secs_f64()
+        (inputs * rows * partitions) as f64 / times[2].as_secs_f64()
     );
 }

@@ -133,6 +133,20 @@ pub struct FileInfo {
     pub created_ms: i64,
 }
 
+impl FileInfo {
+    /// A live file, with the URL `table` gives it.
+    pub fn new(table: &crate::Table, file: icedb_meta::DataFile) -> Self {
+        FileInfo {
+            url: table.file_url(&file.path),
+            path: file.path,
+            partition: file.partition,
+            bytes: file.bytes,
+            rows: file.rows,
+            created_ms: file.created_ms,
+        }
+    }
+}
+
 /// `GET /v1/tables/{table}/commits`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitList {

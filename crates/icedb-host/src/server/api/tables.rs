@@ -124,14 +124,7 @@ pub async fn files(
         .files(&filter)
         .map_err(internal)?
         .into_iter()
-        .map(|f| FileInfo {
-            url: served.table.file_url(&f.path),
-            path: f.path,
-            partition: f.partition,
-            bytes: f.bytes,
-            rows: f.rows,
-            created_ms: f.created_ms,
-        })
+        .map(|f| FileInfo::new(&served.table, f))
         .collect();
     Ok(Json(FileList {
         version: snapshot.version(),
