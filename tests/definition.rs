@@ -28,6 +28,18 @@ fn count_rows(dir: &Path, root: &str) -> u64 {
         .unwrap_or_else(|| panic!("{csv}"))
 }
 
+/// Writes `dir/file`: a config with one table `events` at `root`, then
+/// `rest` (more keys of that table, or sections).
+fn events_config(dir: &Path, file: &str, root: &str, rest: &str) -> PathBuf {
+    let config = dir.join(file);
+    std::fs::write(
+        &config,
+        format!("[[tables]]\nname = \"events\"\nroot = \"{root}\"\n{rest}"),
+    )
+    .unwrap();
+    config
+}
+
 fn failed(output: Output) -> String {
     assert!(!output.status.success(), "expected a failure");
     String::from_utf8(output.stderr).unwrap()
@@ -86,14 +98,12 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     let root = dir.path().join("table");
     let root_arg = root.display().to_string();
     // Created from a config: sort by user_id, hourly partitions.
-    let config = dir.path().join("create.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[tables]]\nname = \"events\"\nroot = \"{root_arg}\"\nsort_order = [\"user_id\", \"ts\"]\n[tables.partitioning]\ngranularity = \"hour\"\n"
-        ),
-    )
-    .unwrap();
+    let config = events_config(
+        dir.path(),
+        "create.toml",
+        &root_arg,
+        "sort_order = [\"user_id\", \"ts\"]\n[tables.partitioning]\ngranularity = \"hour\"\n",
+    );
     let rows = dir.path().join("rows.ndjson");
     std::fs::write(&rows, gen_events(400, 1)).unwrap();
     let rows_arg = rows.display().to_string();
@@ -228,14 +238,12 @@ fn a_second_host_with_another_definition_refuses_to_start() {
         dir.path(),
         &["insert", "--table", &root_arg, &rows.display().to_string()],
     ));
-    let config = dir.path().join("other.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[[tables]]\nname = \"events\"\nroot = \"{root_arg}\"\nsort_order = [\"user_id\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = events_config(
+        dir.path(),
+        "other.toml",
+        &root_arg,
+        "sort_order = [\"user_id\"]\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    );
     let refused = HostProcess::try_start(
         dir.path(),
         &["--config", &config.display().to_string()],
@@ -334,14 +342,12 @@ fn alter_is_logged_and_merges_resort_files_of_the_older_order() {
     assert_eq!(count_rows(dir.path(), &root_arg), 800);
 
     // Partitioning lays out the files: not altered under live files.
-    let config = dir.path().join("hourly.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[tables]]\nname = \"events\"\nroot = \"{root_arg}\"\n[tables.partitioning]\ngranularity = \"hour\"\n"
-        ),
-    )
-    .unwrap();
+    let config = events_config(
+        dir.path(),
+        "hourly.toml",
+        &root_arg,
+        "[tables.partitioning]\ngranularity = \"hour\"\n",
+    );
     let error = failed(icedb_host(
         dir.path(),
         &["alter", "--config", &config.display().to_string()],

@@ -253,14 +253,14 @@ impl App {
                 if let Some((then_ms, rows)) = self.last_rows
                     && now_ms > then_ms
                 {
-                    let added = dashboard.overview.rows.saturating_sub(rows);
+                    let added = dashboard.overview.summary.rows.saturating_sub(rows);
                     let rate = added as f64 / ((now_ms - then_ms) as f64 / 1e3);
                     if self.ingest_rates.len() == RATE_SAMPLES {
                         self.ingest_rates.pop_front();
                     }
                     self.ingest_rates.push_back(rate as u64);
                 }
-                self.last_rows = Some((now_ms, dashboard.overview.rows));
+                self.last_rows = Some((now_ms, dashboard.overview.summary.rows));
                 self.now_ms = now_ms;
                 self.data = Some(dashboard);
                 if matches!(self.status, Some((true, _))) {

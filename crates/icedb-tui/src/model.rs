@@ -2,17 +2,13 @@
 //! opened directly or a host's API).
 
 pub use icedb::CommitSummary;
+use icedb::api::TableSummary;
 use icedb::{FormatDefinition, PartitionDefinition, PluginReference, TableDefinition};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overview {
-    pub table: String,
-    pub root: String,
-    pub version: u64,
-    pub files: u64,
-    pub rows: u64,
-    pub bytes: u64,
-    pub partitions: usize,
+    /// Name, root, version and totals, as the host's API answers them.
+    pub summary: TableSummary,
     pub tombstones: usize,
     /// The table's recorded definition, summarised.
     pub sort_order: String,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use icedb::api::{
     ActivityList, CommitList, FileList, MergeAnswer, PartitionList, QueryAnswer, QueryRequest,
-    TableInfo, TableList,
+    TableInfo, TableList, TableSummary,
 };
 use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table};
 use serde::de::DeserializeOwned;
@@ -145,7 +145,7 @@ impl Source {
         };
         Ok(format!(
             "{policy} merge: {} files into {} in {} jobs, {} conflicts",
-            done.files_in, done.files_out, done.jobs, done.conflicts
+            done.report.files_in, done.report.files_out, done.report.jobs, done.report.conflicts
         ))
     }
 }
@@ -180,15 +180,8 @@ impl TableSource {
                 PartitionRow::new(p, backlog)
             })
             .collect();
-        let totals = icedb::Totals::of(&stats);
         let overview = Overview {
-            table: self.table.name().to_owned(),
-            root: self.table.config().root.clone(),
-            version: snapshot.version(),
-            files: totals.files,
-            rows: totals.rows,
-            bytes: totals.bytes,
-            partitions: partitions.len(),
+            summary: TableSummary::of(&self.table, &snapshot)?,
             tombstones: snapshot.tombstones()?.len(),
             ..Overview::default()
         }
@@ -283,7 +276,7 @@ impl TableSource {
             started_ms,
             duration_ms: Some(started.elapsed().as_secs_f64() * 1e3),
             status: match &answer {
-                Some(a) if a.conflicts > 0 => ActivityStatus::Conflict,
+                Some(a) if a.report.conflicts > 0 => ActivityStatus::Conflict,
                 Some(_) => ActivityStatus::Ok,
                 None => ActivityStatus::Error,
             },
@@ -341,15 +334,8 @@ impl HostSource {
         let mut activity = answer.running;
         activity.extend(answer.recent);
         activity.retain(|a| a.table == *t);
-        let summary = &info.summary;
         let overview = Overview {
-            table: t.clone(),
-            root: summary.root.clone(),
-            version: summary.version,
-            files: summary.files,
-            rows: summary.rows,
-            bytes: summary.bytes,
-            partitions: summary.partitions,
+            summary: info.summary,
             tombstones: info.tombstones,
             ..Overview::default()
         }

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::Table;
 use crate::definition::TableDefinition;
-use icedb_meta::{ColumnDef, CommitSummary, PartitionStats};
+use crate::merge::MergeReport;
+use icedb_meta::{ColumnDef, CommitSummary, PartitionFilter, PartitionStats, Snapshot, Totals};
 
 /// Any 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,24 @@ pub struct TableSummary {
     pub bytes: u64,
     pub partitions: usize,
     pub newest_write_ms: Option<i64>,
+}
+
+impl TableSummary {
+    /// `table`'s totals in `snapshot`.
+    pub fn of(table: &Table, snapshot: &Snapshot) -> crate::Result<TableSummary> {
+        let partitions = snapshot.partitions(&PartitionFilter::All)?;
+        let totals = Totals::of(&partitions);
+        Ok(TableSummary {
+            name: table.name().to_owned(),
+            root: table.config().root.clone(),
+            version: snapshot.version(),
+            files: totals.files,
+            rows: totals.rows,
+            bytes: totals.bytes,
+            partitions: partitions.len(),
+            newest_write_ms: partitions.iter().map(|p| p.newest_write_ms).max(),
+        })
+    }
 }
 
 /// `GET /v1/tables/{table}`
@@ -157,28 +177,15 @@ pub struct CommitList {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MergeAnswer {
     pub policy: String,
-    pub jobs: usize,
-    pub files_in: usize,
-    pub files_out: usize,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub rows: u64,
-    pub conflicts: usize,
-    pub elapsed_ms: f64,
+    #[serde(flatten)]
+    pub report: MergeReport,
 }
 
 impl MergeAnswer {
-    pub fn new(policy: &str, report: &crate::merge::MergeReport) -> Self {
+    pub fn new(policy: &str, report: &MergeReport) -> Self {
         MergeAnswer {
             policy: policy.to_owned(),
-            jobs: report.jobs,
-            files_in: report.files_in,
-            files_out: report.files_out,
-            bytes_in: report.bytes_in,
-            bytes_out: report.bytes_out,
-            rows: report.rows,
-            conflicts: report.conflicts,
-            elapsed_ms: report.elapsed.as_secs_f64() * 1e3,
+            report: report.clone(),
         }
     }
 }

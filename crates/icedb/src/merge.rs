@@ -103,8 +103,8 @@ impl MergePolicy {
     }
 }
 
-/// What merging did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What merging did (in the API: `elapsed` as `elapsed_ms`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MergeReport {
     pub jobs: usize,
     pub files_in: usize,
@@ -114,7 +114,24 @@ pub struct MergeReport {
     pub rows: u64,
     /// Jobs aborted because a concurrent commit removed an input first.
     pub conflicts: usize,
+    #[serde(rename = "elapsed_ms", with = "millis")]
     pub elapsed: Duration,
+}
+
+/// A duration as fractional milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1e3)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(ms / 1e3).map_err(serde::de::Error::custom)
+    }
 }
 
 impl MergeReport {

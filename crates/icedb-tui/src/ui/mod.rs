@@ -148,7 +148,10 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
         Span::raw(&app.source_label),
     ];
     if let Some(data) = &app.data {
-        spans.push(Span::raw(format!("  ·  version {}", data.overview.version)));
+        spans.push(Span::raw(format!(
+            "  ·  version {}",
+            data.overview.summary.version
+        )));
     }
     if app.frozen {
         spans.push(Span::styled(

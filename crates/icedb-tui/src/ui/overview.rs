@@ -7,7 +7,7 @@ pub(super) fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let Some(data) = &app.data else { return };
-    let o = &data.overview;
+    let (o, totals) = (&data.overview, &data.overview.summary);
     let [top, commits] = Layout::vertical([Constraint::Length(15), Constraint::Min(3)]).areas(area);
     let [stats, rate] =
         Layout::horizontal([Constraint::Length(62), Constraint::Min(10)]).areas(top);
@@ -23,17 +23,17 @@ pub(super) fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
         ])
     };
     let lines = vec![
-        field("table", o.table.clone()),
-        field("root", o.root.clone()),
-        field("version", o.version.to_string()),
-        field("rows", human_count(o.rows)),
-        field("files", human_count(o.files)),
-        field("bytes", human_bytes(o.bytes)),
+        field("table", totals.name.clone()),
+        field("root", totals.root.clone()),
+        field("version", totals.version.to_string()),
+        field("rows", human_count(totals.rows)),
+        field("files", human_count(totals.files)),
+        field("bytes", human_bytes(totals.bytes)),
         field(
             "avg file",
-            human_bytes(o.bytes.checked_div(o.files).unwrap_or(0)),
+            human_bytes(totals.bytes.checked_div(totals.files).unwrap_or(0)),
         ),
-        field("partitions", o.partitions.to_string()),
+        field("partitions", totals.partitions.to_string()),
         field("tombstones", o.tombstones.to_string()),
         field("sort order", o.sort_order.clone()),
         field("partitions by", o.partitioning.clone()),

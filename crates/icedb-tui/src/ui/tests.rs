@@ -101,13 +101,16 @@ fn fixture() -> Dashboard {
     };
     Dashboard {
         overview: Overview {
-            table: "events".into(),
-            root: "s3://lake/events".into(),
-            version: 4,
-            files: 15,
-            rows: 150_000,
-            bytes: 4_500_000,
-            partitions: 5,
+            summary: icedb::api::TableSummary {
+                name: "events".into(),
+                root: "s3://lake/events".into(),
+                version: 4,
+                files: 15,
+                rows: 150_000,
+                bytes: 4_500_000,
+                partitions: 5,
+                newest_write_ms: None,
+            },
             tombstones: 3,
             ..Overview::default()
         }
@@ -144,7 +147,7 @@ fn fixture() -> Dashboard {
 fn app() -> App {
     let mut app = App::new("host http://127.0.0.1:8080 · table events".into());
     let mut first = fixture();
-    first.overview.rows = 100_000;
+    first.overview.summary.rows = 100_000;
     app.on_dashboard(Ok(first), NOW - 10_000);
     app.on_dashboard(Ok(fixture()), NOW);
     app

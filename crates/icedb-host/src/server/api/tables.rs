@@ -19,20 +19,7 @@ use crate::server::{AppState, Served};
 
 /// Totals of a table's live files.
 fn table_summary(served: &Served, snapshot: &icedb::Snapshot) -> ApiResult<TableSummary> {
-    let partitions = snapshot
-        .partitions(&PartitionFilter::All)
-        .map_err(internal)?;
-    let totals = icedb::Totals::of(&partitions);
-    Ok(TableSummary {
-        name: served.table.name().to_owned(),
-        root: served.root.clone(),
-        version: snapshot.version(),
-        files: totals.files,
-        rows: totals.rows,
-        bytes: totals.bytes,
-        partitions: partitions.len(),
-        newest_write_ms: partitions.iter().map(|p| p.newest_write_ms).max(),
-    })
+    TableSummary::of(&served.table, snapshot).map_err(internal)
 }
 
 /// `GET /v1/tables`
