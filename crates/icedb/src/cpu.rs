@@ -25,12 +25,18 @@ pub async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static
 }
 
 /// Drives `work`, a future that mostly computes and sometimes waits on I/O
-/// (a streaming merge), on the blocking pool once a core is free.
-pub(crate) async fn on_cpu_async<F>(work: F) -> F::Output
+/// (a merge job's k-way merge and encoding), on a blocking-pool thread.
+/// It takes no core permit: it would hold it across its I/O waits and
+/// starve inserts' encoding for a whole merge job; merges are bounded by
+/// their policy's `concurrency` instead.
+pub(crate) async fn on_blocking_thread<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handle = tokio::runtime::Handle::current();
-    on_cpu(move || handle.block_on(work)).await
+    match tokio::task::spawn_blocking(move || handle.block_on(work)).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }

@@ -351,7 +351,7 @@ impl Table {
         )?;
 
         // Picking rows and encoding Parquet is CPU work: off the async workers.
-        let written = crate::cpu::on_cpu_async(async move {
+        let written = crate::cpu::on_blocking_thread(async move {
             let mut writer = writer;
             let done = merge_sorted(streams, &schema, &sort_order, &mut writer).await;
             match done {
