@@ -38,10 +38,15 @@ impl MetaStore {
         let Some(&oldest_kept) = checkpoints.get(keep - 1).or(checkpoints.last()) else {
             return Ok(report);
         };
-        for &version in checkpoints.iter().skip(keep) {
-            self.delete_if_present(&checkpoint_path(version)).await?;
-            report.checkpoints_deleted += 1;
-        }
+        report.checkpoints_deleted = self
+            .delete_objects(
+                checkpoints
+                    .iter()
+                    .skip(keep)
+                    .map(|&v| checkpoint_path(v))
+                    .collect(),
+            )
+            .await?;
         let log_bound = oldest_kept.min(head.saturating_sub(policy.keep_log_versions));
         if log_bound > self.expired_through().await? {
             let marker = Path::from(EXPIRED_MARKER);
@@ -50,12 +55,14 @@ impl MetaStore {
                 .await
                 .map_err(|e| MetaError::store(&marker, e))?;
         }
-        for version in self.list_versions(LOG_DIR, "json").await? {
-            if version <= log_bound {
-                self.delete_if_present(&log_path(version)).await?;
-                report.log_entries_deleted += 1;
-            }
-        }
+        let expired: Vec<Path> = self
+            .list_versions(LOG_DIR, "json")
+            .await?
+            .into_iter()
+            .filter(|&version| version <= log_bound)
+            .map(log_path)
+            .collect();
+        report.log_entries_deleted = self.delete_objects(expired).await?;
         Ok(report)
     }
 }

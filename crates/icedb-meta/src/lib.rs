@@ -19,6 +19,7 @@ mod location;
 mod log;
 mod meta;
 mod model;
+mod prefixed;
 mod replica;
 mod store_check;
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
-use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
 use crate::error::{MetaError, Result};
@@ -173,7 +172,10 @@ impl TableLocation {
                 if prefix.is_empty() {
                     Ok(Arc::new(store))
                 } else {
-                    Ok(Arc::new(PrefixStore::new(store, prefix.as_str())))
+                    Ok(Arc::new(crate::prefixed::Prefixed::new(
+                        Arc::new(store),
+                        prefix.as_str(),
+                    )))
                 }
             }
         }

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
@@ -329,11 +330,20 @@ impl MetaStore {
         }
     }
 
-    pub(crate) async fn delete_if_present(&self, path: &Path) -> Result<()> {
-        match self.store.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(MetaError::store(path, e)),
+    /// Deletes `paths` through the store's bulk delete (S3: 1 000 keys
+    /// per request); keys already gone count as deleted. Returns how many.
+    pub async fn delete_objects(&self, paths: Vec<Path>) -> Result<u64> {
+        let mut results = self
+            .store
+            .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+        let mut deleted = 0;
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => return Err(MetaError::store("a bulk delete", e)),
+            }
         }
+        Ok(deleted)
     }
 }
 

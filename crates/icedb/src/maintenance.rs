@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
-use futures::StreamExt;
 use icedb_meta::{
     CommitDraft, CommitError, DataFile, ExpirePolicy, FileRef, Operation, PartitionFilter,
 };
@@ -158,24 +157,8 @@ impl Table {
     /// Deletes objects (already-missing ones count as deleted); returns how
     /// many.
     async fn delete_objects(&self, paths: Vec<String>) -> Result<usize> {
-        let store = self.meta().object_store();
-        let results: Vec<Result<()>> = futures::stream::iter(paths)
-            .map(|path| {
-                let store = store.clone();
-                async move {
-                    let location = Path::from(path.as_str());
-                    match store.delete(&location).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                        Err(e) => Err(TableError::store(&location, e)),
-                    }
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let count = results.len();
-        results.into_iter().collect::<Result<Vec<()>>>()?;
-        Ok(count)
+        let paths = paths.into_iter().map(Path::from).collect();
+        Ok(self.meta().delete_objects(paths).await? as usize)
     }
 
     /// Tombstones every live file of the matching partitions in one commit

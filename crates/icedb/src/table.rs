@@ -468,15 +468,8 @@ impl Table {
     /// collection catches any that remain).
     pub(crate) async fn delete_files<'a>(&self, paths: impl Iterator<Item = &'a str>) {
         let paths: Vec<Path> = paths.map(Path::from).collect();
-        let deleted: Vec<_> = futures::stream::iter(paths)
-            .map(|path| async move { (self.store.delete(&path).await, path) })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        for (result, path) in deleted {
-            if let Err(error) = result {
-                tracing::warn!(%path, %error, "could not delete an uncommitted file; vacuum will collect it");
-            }
+        if let Err(error) = self.meta.delete_objects(paths).await {
+            tracing::warn!(%error, "could not delete uncommitted files; vacuum will collect them");
         }
     }
 
