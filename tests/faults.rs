@@ -465,3 +465,59 @@ async fn vacuum_racing_a_slow_commit_loses_nothing_with_the_floor() {
         assert_eq!(scalar(&table, "SELECT count(*) FROM events").await, 200);
     }
 }
+
+// ------------------------------------------------------------ bulk deletes
+
+#[tokio::test]
+async fn vacuum_deletes_in_bulk_and_a_lost_bulk_answer_loses_nothing() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let root = backend.new_table(dir.path(), "bulk-delete");
+        let (table, faults) = faulty_table(&root, dir.path().join("r"), 11).await;
+        for seed in 0..4 {
+            table
+                .insert_ndjson(gen_events(200, seed).as_bytes())
+                .await
+                .unwrap();
+        }
+        table
+            .merge_until_quiescent(&MergePolicy::cold())
+            .await
+            .unwrap();
+        let tombstones = table.snapshot().unwrap().tombstones().unwrap().len();
+        assert!(
+            tombstones > 30,
+            "{backend:?}: {tombstones} merged-away files"
+        );
+        let force = VacuumOptions {
+            grace: Duration::ZERO,
+            force: true,
+            ..VacuumOptions::default()
+        };
+        // (The store check of the table's first commit deletes its key.)
+        let (single_before, bulk_before) = faults.deletes();
+        // The bulk delete is applied, its answer lost: nothing is recorded.
+        faults.script(Kind::Delete, Fault::ApplyThenFail);
+        table
+            .vacuum(&force)
+            .await
+            .expect_err("a lost bulk answer fails the vacuum");
+        assert_eq!(
+            table.snapshot().unwrap().tombstones().unwrap().len(),
+            tombstones,
+            "{backend:?}: no purge recorded"
+        );
+        // The next vacuum finishes the job, in bulk.
+        let report = table.vacuum(&force).await.unwrap();
+        assert_eq!(report.purged, tombstones, "{backend:?}: {report:?}");
+        let (single, bulk) = faults.deletes();
+        assert_eq!(
+            single, single_before,
+            "{backend:?}: no key deleted one by one"
+        );
+        assert!(bulk >= bulk_before + 2, "{backend:?}: {bulk} bulk deletes");
+        let live = live_paths(table.meta());
+        assert_eq!(data_objects(&table).await, live, "{backend:?}");
+        assert_eq!(scalar(&table, "SELECT count(*) FROM events").await, 800);
+    }
+}

@@ -75,6 +75,8 @@ struct State {
     outage_until: Option<Instant>,
     injected: HashMap<&'static str, u64>,
     rng: Option<StdRng>,
+    single_deletes: u64,
+    bulk_deletes: u64,
 }
 
 /// The wrapper. Clone the `Arc` to keep a handle for scripting faults while
@@ -142,6 +144,13 @@ impl FaultyStore {
     /// How many faults of each kind were injected.
     pub fn injected(&self) -> HashMap<&'static str, u64> {
         self.state.lock().unwrap().injected.clone()
+    }
+
+    /// How many one-key DELETEs and how many bulk deletes (`delete_stream`
+    /// calls) reached this store.
+    pub fn deletes(&self) -> (u64, u64) {
+        let state = self.state.lock().unwrap();
+        (state.single_deletes, state.bulk_deletes)
     }
 
     pub fn injected_total(&self) -> u64 {
@@ -277,6 +286,7 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        self.state.lock().unwrap().single_deletes += 1;
         match self.choose(Kind::Delete) {
             Some(Fault::FailBefore) => Err(injected("DELETE failed before sending")),
             Some(Fault::ApplyThenFail | Fault::LandLater(_) | Fault::ApplyThenOutage(_)) => {
@@ -288,6 +298,30 @@ impl ObjectStore for FaultyStore {
                 self.inner.delete(location).await
             }
             None => self.inner.delete(location).await,
+        }
+    }
+
+    /// One fault decision per bulk delete: failed before anything, or every
+    /// key applied and the answer lost.
+    fn delete_stream<'a>(
+        &'a self,
+        locations: BoxStream<'a, object_store::Result<Path>>,
+    ) -> BoxStream<'a, object_store::Result<Path>> {
+        self.state.lock().unwrap().bulk_deletes += 1;
+        match self.choose(Kind::Delete) {
+            Some(Fault::FailBefore) => {
+                stream::once(async { Err(injected("bulk DELETE failed before sending")) }).boxed()
+            }
+            Some(Fault::ApplyThenFail | Fault::LandLater(_) | Fault::ApplyThenOutage(_)) => {
+                stream::once(async move {
+                    let _: Vec<_> = self.inner.delete_stream(locations).collect().await;
+                    Err(injected(
+                        "connection reset after the bulk DELETE was applied",
+                    ))
+                })
+                .boxed()
+            }
+            Some(Fault::Delay(_)) | None => self.inner.delete_stream(locations),
         }
     }
 
