@@ -172,3 +172,34 @@ fn bad_input_fails_with_the_line_and_commits_nothing() {
         "nothing committed"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    // More output than a pipe holds: the writer meets the closed pipe.
+    let mut child = Command::new(binary("icedb-host"))
+        .args([
+            "query",
+            "--format",
+            "csv",
+            "SELECT i FROM range(300000) t(i)",
+        ])
+        .current_dir(dir.path())
+        .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(13), // SIGPIPE on Linux
+        "ended by SIGPIPE like other tools: {:?} {stderr}",
+        output.status
+    );
+}

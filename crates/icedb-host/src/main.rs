@@ -115,6 +115,9 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        end_quietly_when_stdout_closes();
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
@@ -128,6 +131,20 @@ fn main() -> Result<()> {
         Command::CheckStore(args) => runtime.block_on(commands::check_store(args)),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::check(args),
         Command::GenEvents { rows, seed } => gen_events(rows, seed),
+    }
+}
+
+/// One-shot commands end like other Unix tools when their reader goes
+/// away (`icedb-host status | head`): by SIGPIPE, instead of the panic
+/// `println!` raises on a closed stdout (Rust ignores SIGPIPE by default).
+/// Not for `run`, which writes nothing to stdout and whose sockets never
+/// raise it.
+fn end_quietly_when_stdout_closes() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any
+    // other thread exists; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
