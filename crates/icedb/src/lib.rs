@@ -22,6 +22,7 @@ mod maintenance;
 mod merge;
 pub mod output;
 mod partitioning;
+mod plan;
 mod query;
 pub mod rows;
 mod schema;

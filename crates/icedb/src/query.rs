@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, new_null_array};
 use arrow::datatypes::SchemaRef;
 use duckdb::Connection;
-use icedb_meta::{DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
+use icedb_meta::{ColumnDef, DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
 use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
+use crate::plan::{Aggregate, HiveType, Plan, extreme, hive_types, timestamp_text};
 use crate::schema::sql_type;
 use crate::table::Table;
 
@@ -382,7 +383,7 @@ fn scrub_error(error: TableError, credential: Option<&AwsCredential>) -> TableEr
 /// Accepts `sql` only if DuckDB's own parser says it is exactly one
 /// statement of the SELECT kind (`json_serialize_sql` serialises SELECT
 /// statements only, and lists every statement it parsed).
-fn check_select(connection: &Connection, sql: &str) -> Result<()> {
+fn check_select(connection: &Connection, sql: &str) -> Result<serde_json::Value> {
     let serialized: String = connection
         .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |row| {
             row.get(0)
@@ -415,7 +416,7 @@ fn check_select(connection: &Connection, sql: &str) -> Result<()> {
             "{quoted} holds {statements} statements; exactly one SELECT is accepted"
         )));
     }
-    Ok(())
+    Ok(parsed)
 }
 
 /// Whether a file's statistics allow a value within `range`.
@@ -441,96 +442,88 @@ fn may_match(file: &DataFile, range: &ColumnRange) -> bool {
 impl Table {
     /// Runs `sql` against the table's live files at the newest version. The
     /// table is a view named after it; Hive partition columns (`y`, `m`,
-    /// ...) are columns too.
+    /// ...) are columns too. Files the `WHERE` rules out are not read
+    /// (see [`crate::plan`]), and `count(*)`, `min` and `max` without a
+    /// filter are answered from the log when its statistics are exact.
     pub async fn query(&self, sql: &str, options: &QueryOptions) -> Result<QueryResult> {
         let started = Instant::now();
         let head = self.meta().sync().await?;
         let snapshot = self.meta().snapshot()?;
-        let (version, candidates, total) = match options.version {
+        let (version, candidates, partitions, total) = match options.version {
             None => (
                 head,
                 snapshot.files(&options.partitions)?,
+                snapshot
+                    .partitions(&PartitionFilter::All)?
+                    .into_iter()
+                    .map(|p| p.partition)
+                    .collect::<Vec<_>>(),
                 snapshot.file_count()? as usize,
             ),
             Some(version) => {
                 let files = snapshot
-                    .files_at(version, &options.partitions)?
+                    .files_at(version, &PartitionFilter::All)?
                     .ok_or_else(|| TableError::VersionNotReadable {
                         version,
                         oldest: snapshot.oldest_readable_version().unwrap_or(1),
                         head,
                     })?;
-                let total = snapshot
-                    .files_at(version, &PartitionFilter::All)?
-                    .map_or(0, |f| f.len());
-                (version, files, total)
+                let mut partitions: Vec<String> =
+                    files.iter().map(|f| f.partition.clone()).collect();
+                partitions.dedup();
+                let total = files.len();
+                let files = files
+                    .into_iter()
+                    .filter(|f| options.partitions.matches(&f.partition))
+                    .collect();
+                (version, files, partitions, total)
             }
         };
-        let files: Vec<DataFile> = candidates
-            .into_iter()
-            .filter(|file| options.ranges.iter().all(|range| may_match(file, range)))
-            .collect();
         let schema = snapshot.schema()?;
         drop(snapshot);
+        let hive = hive_types(partitions.iter().map(String::as_str));
+        let candidates: Vec<(DataFile, String)> = candidates
+            .into_iter()
+            .filter(|file| options.ranges.iter().all(|range| may_match(file, range)))
+            .map(|file| {
+                let url = self.query_engine.url(&file.path);
+                (file, url)
+            })
+            .collect();
 
-        let view = if files.is_empty() {
-            let columns: Vec<String> = if schema.is_empty() {
-                vec!["NULL AS \"_empty\"".to_owned()]
-            } else {
-                schema
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "CAST(NULL AS {}) AS {}",
-                            sql_type(c.column_type),
-                            quote_ident(&c.name)
-                        )
-                    })
-                    .collect()
-            };
-            format!("SELECT {} WHERE false", columns.join(", "))
-        } else {
-            format!(
-                "SELECT * FROM {}",
-                self.query_engine.read_parquet(&files, true)
-            )
-        };
         let (connection, credential) = self
             .query_engine
             .connection_of(&self.query_engine.user)
             .await?;
-        let name = quote_ident(self.name());
+        let name = self.name().to_owned();
         let sql = sql.to_owned();
         let interrupt = connection.interrupt_handle();
-        let (max_rows, max_bytes) = (options.max_rows, options.max_bytes);
-        let mut task =
-            tokio::task::spawn_blocking(move || -> Result<(SchemaRef, Vec<RecordBatch>)> {
-                check_select(&connection, &sql)?;
+        let limits = (options.max_rows, options.max_bytes);
+        let mut task = tokio::task::spawn_blocking(move || -> Result<Answer> {
+            let parsed = check_select(&connection, &sql)?;
+            let plan = Plan::of(&parsed, &name);
+            let filter = plan.filter(&schema, &hive, &mut |literal| {
+                let (text, to) = timestamp_text(literal)?;
                 connection
-                    .execute_batch(&format!("CREATE OR REPLACE TEMP VIEW {name} AS {view}"))
-                    .map_err(duck)?;
-                let mut statement = connection.prepare(&sql).map_err(duck)?;
-                let arrow = statement.query_arrow([]).map_err(duck)?;
-                let schema = arrow.get_schema();
-                let mut batches = Vec::new();
-                let (mut rows, mut bytes) = (0, 0);
-                for batch in arrow {
-                    rows += batch.num_rows();
-                    bytes += batch.get_array_memory_size();
-                    if let Some(limit) = max_rows
-                        && rows > limit
-                    {
-                        return Err(TableError::ResultTooLarge { limit });
-                    }
-                    if let Some(limit) = max_bytes
-                        && bytes > limit
-                    {
-                        return Err(TableError::ResultTooManyBytes { limit });
-                    }
-                    batches.push(batch);
-                }
-                Ok((schema, batches))
+                    .query_row(
+                        &format!("SELECT epoch_us(CAST(CAST(? AS {to}) AS TIMESTAMPTZ))"),
+                        [text],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .ok()
             });
+            let (files, urls): (Vec<DataFile>, Vec<String>) = candidates
+                .into_iter()
+                .filter(|(file, _)| filter.may_match(file))
+                .unzip();
+            if let Some(answer) =
+                metadata_answer(&connection, &name, &sql, &plan, &schema, &files, limits)?
+            {
+                return Ok(answer);
+            }
+            let view = view_sql(&schema, &hive, &files, &urls);
+            run_user_query(&connection, &name, &view, &sql, files.len(), limits)
+        });
         let finished = match options.timeout {
             None => (&mut task).await,
             Some(limit) => match tokio::time::timeout(limit, &mut task).await {
@@ -543,16 +536,214 @@ impl Table {
                 }
             },
         };
-        let (schema, batches) = finished
+        let answer = finished
             .expect("queries do not panic")
             .map_err(|e| scrub_error(e, credential.as_deref()))?;
         Ok(QueryResult {
-            schema,
-            batches,
+            schema: answer.schema,
+            batches: answer.batches,
             version,
-            files_scanned: files.len(),
-            files_pruned: total - files.len(),
+            files_scanned: answer.files_scanned,
+            files_pruned: total - answer.files_scanned,
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// What a user query returned, and how many files it read.
+struct Answer {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    files_scanned: usize,
+}
+
+/// The view over `files`: the table's Hive columns typed for the whole
+/// version, and every column of the table even when the files left after
+/// pruning lack some (so pruning never changes what `*` or a name means).
+fn view_sql(
+    schema: &[ColumnDef],
+    hive: &[(String, HiveType)],
+    files: &[DataFile],
+    urls: &[String],
+) -> String {
+    let null_of =
+        |name: &str, sql_type: &str| format!("CAST(NULL AS {sql_type}) AS {}", quote_ident(name));
+    let typed_nulls = |columns: &[&ColumnDef]| -> Vec<String> {
+        columns
+            .iter()
+            .map(|c| null_of(&c.name, sql_type(c.column_type)))
+            .collect()
+    };
+    let hive_columns = || {
+        hive.iter()
+            .filter(|(key, _)| !schema.iter().any(|c| c.name.eq_ignore_ascii_case(key)))
+    };
+    if files.is_empty() {
+        let mut columns = typed_nulls(&schema.iter().collect::<Vec<_>>());
+        columns.extend(hive_columns().map(|(key, kind)| null_of(key, kind.sql())));
+        if columns.is_empty() {
+            columns.push("NULL AS \"_empty\"".to_owned());
+        }
+        return format!("SELECT {} WHERE false", columns.join(", "));
+    }
+    let list: Vec<String> = urls.iter().map(|u| quote_literal(u)).collect();
+    let hive_types = if hive.is_empty() {
+        String::new()
+    } else {
+        let types: Vec<String> = hive
+            .iter()
+            .map(|(key, kind)| format!("{}: {}", quote_literal(key), quote_literal(kind.sql())))
+            .collect();
+        format!(", hive_types = {{{}}}", types.join(", "))
+    };
+    let scan = format!(
+        "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = true{hive_types})",
+        list.join(", ")
+    );
+    // Files written before statistics were kept name no columns: assume
+    // they hold them all.
+    let missing: Vec<&ColumnDef> = if files.iter().any(|f| f.columns.is_empty()) {
+        Vec::new()
+    } else {
+        schema
+            .iter()
+            .filter(|c| !files.iter().any(|f| f.columns.contains_key(&c.name)))
+            .collect()
+    };
+    let scan = if missing.is_empty() {
+        scan
+    } else {
+        format!(
+            "{scan} UNION ALL BY NAME SELECT {} WHERE false",
+            typed_nulls(&missing).join(", ")
+        )
+    };
+    if schema.is_empty() {
+        return scan;
+    }
+    // Columns in the table's order, then the partition columns, whichever
+    // files are left.
+    let mut columns: Vec<String> = schema.iter().map(|c| quote_ident(&c.name)).collect();
+    columns.extend(hive_columns().map(|(key, _)| quote_ident(key)));
+    format!("SELECT {} FROM ({scan})", columns.join(", "))
+}
+
+/// Runs the user's statement over `view` (the table's name), holding at
+/// most `limits` (rows, bytes) of result.
+fn run_user_query(
+    connection: &Connection,
+    name: &str,
+    view: &str,
+    sql: &str,
+    files_scanned: usize,
+    (max_rows, max_bytes): (Option<usize>, Option<usize>),
+) -> Result<Answer> {
+    connection
+        .execute_batch(&format!(
+            "CREATE OR REPLACE TEMP VIEW {} AS {view}",
+            quote_ident(name)
+        ))
+        .map_err(duck)?;
+    let mut statement = connection.prepare(sql).map_err(duck)?;
+    let arrow = statement.query_arrow([]).map_err(duck)?;
+    let schema = arrow.get_schema();
+    let mut batches = Vec::new();
+    let (mut rows, mut bytes) = (0, 0);
+    for batch in arrow {
+        rows += batch.num_rows();
+        bytes += batch.get_array_memory_size();
+        if let Some(limit) = max_rows
+            && rows > limit
+        {
+            return Err(TableError::ResultTooLarge { limit });
+        }
+        if let Some(limit) = max_bytes
+            && bytes > limit
+        {
+            return Err(TableError::ResultTooManyBytes { limit });
+        }
+        batches.push(batch);
+    }
+    Ok(Answer {
+        schema,
+        batches,
+        files_scanned,
+    })
+}
+
+/// `count(*)`, `min(c)`, `max(c)` (and only those, without a filter)
+/// answered from the files' row counts and statistics. DuckDB runs the
+/// statement over an empty view of the table's columns first, so the
+/// answer has exactly the names and types DuckDB would give; the log's
+/// values then replace its single row.
+fn metadata_answer(
+    connection: &Connection,
+    name: &str,
+    sql: &str,
+    plan: &Plan,
+    schema: &[ColumnDef],
+    files: &[DataFile],
+    limits: (Option<usize>, Option<usize>),
+) -> Result<Option<Answer>> {
+    let Some(aggregates) = plan.aggregates() else {
+        return Ok(None);
+    };
+    let mut values = Vec::with_capacity(aggregates.len());
+    for aggregate in aggregates {
+        let value = match aggregate {
+            Aggregate::CountStar => Some(StatValue::Int(
+                files.iter().map(|f| f.rows as i64).sum::<i64>(),
+            )),
+            Aggregate::Min(column) | Aggregate::Max(column) => {
+                let Some(def) = schema.iter().find(|c| c.name.eq_ignore_ascii_case(column)) else {
+                    return Ok(None);
+                };
+                let max = matches!(aggregate, Aggregate::Max(_));
+                match extreme(files, def, max) {
+                    Some(value) => value,
+                    None => return Ok(None),
+                }
+            }
+        };
+        values.push(value);
+    }
+    let empty = run_user_query(
+        connection,
+        name,
+        &view_sql(schema, &[], &[], &[]),
+        sql,
+        0,
+        limits,
+    )?;
+    let fields = empty.schema.fields();
+    if fields.len() != values.len()
+        || empty
+            .batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            != 1
+    {
+        return Ok(None);
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len());
+    for (field, value) in fields.iter().zip(values) {
+        let array: ArrayRef = match value {
+            None => new_null_array(field.data_type(), 1),
+            Some(StatValue::Int(n)) => Arc::new(Int64Array::from(vec![n])),
+            Some(StatValue::Text(text)) => Arc::new(StringArray::from(vec![text])),
+            Some(StatValue::Boolean(b)) => Arc::new(BooleanArray::from(vec![b])),
+            Some(StatValue::Float(_)) => return Ok(None),
+        };
+        let Ok(array) = arrow::compute::cast(&array, field.data_type()) else {
+            return Ok(None);
+        };
+        columns.push(array);
+    }
+    let batch = RecordBatch::try_new(empty.schema.clone(), columns)?;
+    Ok(Some(Answer {
+        schema: empty.schema,
+        batches: vec![batch],
+        files_scanned: 0,
+    }))
 }
