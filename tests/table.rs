@@ -205,6 +205,13 @@ async fn queries_prune_files_by_partition_and_statistics() {
             .await
             .unwrap();
         assert_eq!(scalar_of(&result), expected);
+        // The log answers count(*): no file is opened.
+        assert_eq!((result.files_scanned, result.files_pruned), (0, 29));
+        let result = table
+            .query("SELECT count(DISTINCT id) FROM events", &by_partition)
+            .await
+            .unwrap();
+        assert_eq!(scalar_of(&result), expected);
         assert_eq!((result.files_scanned, result.files_pruned), (1, 29));
 
         let day_start = 1_791_158_400_000_000; // 2026-10-05T00:00:00Z in µs

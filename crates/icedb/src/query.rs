@@ -2,6 +2,7 @@
 //! over its live files (union by name, Hive partition columns), after the
 //! planner pruned files by partition and by per-file min/max statistics.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +53,9 @@ pub struct QueryResult {
     pub batches: Vec<RecordBatch>,
     /// The table version the query read.
     pub version: u64,
+    /// Files DuckDB read: 0 when the log answered (`count(*)`, `min`, `max`).
     pub files_scanned: usize,
+    /// Files planning ruled out (by partition or statistics) unread.
     pub files_pruned: usize,
     pub elapsed: Duration,
 }
@@ -206,6 +209,16 @@ impl EngineSettings {
                 ))
             })?;
         }
+        // Data files are immutable (a new name for every write), so what
+        // DuckDB learns about one never goes stale: a long-running process
+        // (the host) re-reads a file with no request at all (measured in
+        // docs/ARCHITECTURE.md, "Requests per scanned file").
+        db.execute_batch(if self.s3.is_some() {
+            "SET GLOBAL parquet_metadata_cache = true; SET GLOBAL enable_http_metadata_cache = true;"
+        } else {
+            "SET GLOBAL parquet_metadata_cache = true;"
+        })
+        .map_err(duck)?;
         if sandboxed {
             let mut sql = String::new();
             if let Some(limit) = &self.memory_limit {
@@ -521,7 +534,7 @@ impl Table {
             {
                 return Ok(answer);
             }
-            let view = view_sql(&schema, &hive, &files, &urls);
+            let view = view_sql(&connection, &schema, &hive, &files, &urls)?;
             run_user_query(&connection, &name, &view, &sql, files.len(), limits)
         });
         let finished = match options.timeout {
@@ -544,28 +557,37 @@ impl Table {
             batches: answer.batches,
             version,
             files_scanned: answer.files_scanned,
-            files_pruned: total - answer.files_scanned,
+            files_pruned: total - answer.files_kept,
             elapsed: started.elapsed(),
         })
     }
 }
 
-/// What a user query returned, and how many files it read.
+/// What a user query returned, how many files planning kept and how many
+/// of them DuckDB read (none for an answer from the log).
 struct Answer {
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
+    files_kept: usize,
     files_scanned: usize,
 }
 
 /// The view over `files`: the table's Hive columns typed for the whole
 /// version, and every column of the table even when the files left after
 /// pruning lack some (so pruning never changes what `*` or a name means).
+///
+/// The file list does not go into the SQL text: the URLs are appended to a
+/// temporary table of the query's own connection and handed to
+/// `read_parquet` as variables, one per set of columns the files hold (the
+/// log knows each file's columns), so DuckDB reads one footer per file
+/// instead of every footer at every bind (`union_by_name`).
 fn view_sql(
+    connection: &Connection,
     schema: &[ColumnDef],
     hive: &[(String, HiveType)],
     files: &[DataFile],
     urls: &[String],
-) -> String {
+) -> Result<String> {
     let null_of =
         |name: &str, sql_type: &str| format!("CAST(NULL AS {sql_type}) AS {}", quote_ident(name));
     let typed_nulls = |columns: &[&ColumnDef]| -> Vec<String> {
@@ -584,9 +606,32 @@ fn view_sql(
         if columns.is_empty() {
             columns.push("NULL AS \"_empty\"".to_owned());
         }
-        return format!("SELECT {} WHERE false", columns.join(", "));
+        return Ok(format!("SELECT {} WHERE false", columns.join(", ")));
     }
-    let list: Vec<String> = urls.iter().map(|u| quote_literal(u)).collect();
+    // Files by the columns they hold; `None`: a file written before the
+    // log kept statistics, read with union_by_name.
+    let mut groups: BTreeMap<Option<Vec<&str>>, Vec<usize>> = BTreeMap::new();
+    for (at, file) in files.iter().enumerate() {
+        let columns = (!file.columns.is_empty())
+            .then(|| file.columns.keys().map(String::as_str).collect::<Vec<_>>());
+        groups.entry(columns).or_default().push(at);
+    }
+    connection
+        .execute_batch("CREATE OR REPLACE TEMP TABLE icedb_files (grp INTEGER, url VARCHAR)")
+        .map_err(duck)?;
+    {
+        let mut appender = connection
+            .appender_to_catalog_and_db("icedb_files", "temp", "main")
+            .map_err(duck)?;
+        for (group, members) in groups.values().enumerate() {
+            for &at in members {
+                appender
+                    .append_row(duckdb::params![group as i32, urls[at]])
+                    .map_err(duck)?;
+            }
+        }
+        appender.flush().map_err(duck)?;
+    }
     let hive_types = if hive.is_empty() {
         String::new()
     } else {
@@ -596,13 +641,21 @@ fn view_sql(
             .collect();
         format!(", hive_types = {{{}}}", types.join(", "))
     };
-    let scan = format!(
-        "SELECT * FROM read_parquet([{}], union_by_name = true, hive_partitioning = true{hive_types})",
-        list.join(", ")
-    );
-    // Files written before statistics were kept name no columns: assume
-    // they hold them all.
-    let missing: Vec<&ColumnDef> = if files.iter().any(|f| f.columns.is_empty()) {
+    let mut scans = Vec::with_capacity(groups.len());
+    for (group, columns) in groups.keys().enumerate() {
+        connection
+            .execute_batch(&format!(
+                "SET VARIABLE icedb_files_{group} = (SELECT list(url) FROM icedb_files WHERE grp = {group})"
+            ))
+            .map_err(duck)?;
+        scans.push(format!(
+            "SELECT * FROM read_parquet(getvariable('icedb_files_{group}'), hive_partitioning = true, \
+             union_by_name = {}{hive_types})",
+            columns.is_none()
+        ));
+    }
+    let mut scan = scans.join(" UNION ALL BY NAME ");
+    let missing: Vec<&ColumnDef> = if groups.contains_key(&None) {
         Vec::new()
     } else {
         schema
@@ -610,22 +663,20 @@ fn view_sql(
             .filter(|c| !files.iter().any(|f| f.columns.contains_key(&c.name)))
             .collect()
     };
-    let scan = if missing.is_empty() {
-        scan
-    } else {
-        format!(
+    if !missing.is_empty() {
+        scan = format!(
             "{scan} UNION ALL BY NAME SELECT {} WHERE false",
             typed_nulls(&missing).join(", ")
-        )
-    };
+        );
+    }
     if schema.is_empty() {
-        return scan;
+        return Ok(scan);
     }
     // Columns in the table's order, then the partition columns, whichever
     // files are left.
     let mut columns: Vec<String> = schema.iter().map(|c| quote_ident(&c.name)).collect();
     columns.extend(hive_columns().map(|(key, _)| quote_ident(key)));
-    format!("SELECT {} FROM ({scan})", columns.join(", "))
+    Ok(format!("SELECT {} FROM ({scan})", columns.join(", ")))
 }
 
 /// Runs the user's statement over `view` (the table's name), holding at
@@ -667,6 +718,7 @@ fn run_user_query(
     Ok(Answer {
         schema,
         batches,
+        files_kept: files_scanned,
         files_scanned,
     })
 }
@@ -710,7 +762,7 @@ fn metadata_answer(
     let empty = run_user_query(
         connection,
         name,
-        &view_sql(schema, &[], &[], &[]),
+        &view_sql(connection, schema, &[], &[], &[])?,
         sql,
         0,
         limits,
@@ -744,6 +796,7 @@ fn metadata_answer(
     Ok(Some(Answer {
         schema: empty.schema,
         batches: vec![batch],
+        files_kept: files.len(),
         files_scanned: 0,
     }))
 }
