@@ -89,8 +89,8 @@ async fn insert_then_query(backend: Backend) {
     // Partition columns are visible and agree with the event times.
     let result = table
         .query(
-            "SELECT concat(y, '-', m, '-', d) AS day, count(*) AS n,
-                    count(*) FILTER (WHERE strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d') <> concat(y, '-', m, '-', d)) AS misplaced
+            "SELECT strftime(make_date(y, m, d), '%Y-%m-%d') AS day, count(*) AS n,
+                    count(*) FILTER (WHERE (ts AT TIME ZONE 'UTC')::DATE <> make_date(y, m, d)) AS misplaced
              FROM events GROUP BY ALL ORDER BY day",
             &QueryOptions::default(),
         )

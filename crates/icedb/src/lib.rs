@@ -17,6 +17,7 @@ mod cpu;
 mod definition;
 mod error;
 pub mod events;
+mod inputs;
 mod log;
 mod maintenance;
 mod merge;

@@ -21,9 +21,8 @@ use icedb_meta::{
     PartitionFilter,
 };
 use object_store::path::Path;
-use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::ParquetObjectWriter;
-use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
 
 use crate::error::{Result, TableError};
 use crate::schema::arrow_schema;
@@ -300,44 +299,24 @@ impl Table {
         let partition = inputs[0].partition.clone();
         let layout = FileLayout::of(self.config());
         let wanted_order = layout.sort_order.join(",");
-        let mut opened = Vec::with_capacity(inputs.len());
-        for file in &inputs {
-            let reader = ParquetObjectReader::new(store.clone(), Path::from(file.path.as_str()))
-                .with_file_size(file.bytes);
-            let builder = ParquetRecordBatchStreamBuilder::new(reader)
-                .await?
-                .with_batch_size(8192);
-            // Written in the table's current order? Files from before an
-            // `alter` of the sort order (or without the key) are re-sorted.
-            let sorted = builder
-                .metadata()
-                .file_metadata()
-                .key_value_metadata()
-                .into_iter()
-                .flatten()
-                .any(|kv| {
-                    kv.key == write::SORT_ORDER_KEY && kv.value.as_deref() == Some(&wanted_order)
-                });
-            opened.push((builder.schema().clone(), sorted, builder.build()?));
-        }
+        let opened = crate::inputs::open_all(&store, &inputs, &wanted_order).await?;
         // The output has every column any input has, with the table's type.
         let mut present: Vec<ColumnDef> = Vec::new();
         for def in table_schema {
             if opened
                 .iter()
-                .any(|(s, _, _)| s.field_with_name(&def.name).is_ok())
+                .any(|input| input.schema.field_with_name(&def.name).is_ok())
             {
                 present.push(def.clone());
             }
         }
         let schema = arrow_schema(&present);
         let mut streams = Vec::with_capacity(opened.len());
-        for (_, sorted, stream) in opened {
-            let stream = stream.map_err(TableError::from);
-            streams.push(if sorted {
-                stream.boxed()
+        for input in opened {
+            streams.push(if input.sorted {
+                input.batches
             } else {
-                resorted(stream, &schema, &layout.sort_order).await?
+                resorted(input.batches, &schema, &layout.sort_order).await?
             });
         }
         let path = FileLayout::new_path(&partition);

@@ -72,9 +72,13 @@ pub(crate) fn hive_values(partition: &str) -> impl Iterator<Item = (&str, &str)>
 }
 
 /// The type of every partition column over `partitions` (keys in first-seen
-/// order).
+/// order). `integer_keys` are keys the table's definition makes integers
+/// (the built-in time partitioning's zero-padded `y`, `m`, `d`, `h`): they
+/// are BIGINT whenever every value is digits, so `m` does not turn from
+/// BIGINT to VARCHAR the day `m=09` appears.
 pub(crate) fn hive_types<'a>(
     partitions: impl IntoIterator<Item = &'a str>,
+    integer_keys: &[&str],
 ) -> Vec<(String, HiveType)> {
     // Per key: whether every value so far is a BIGINT, a DATE.
     let mut seen: Vec<(String, bool, bool)> = Vec::new();
@@ -88,7 +92,11 @@ pub(crate) fn hive_types<'a>(
                 }
             };
             let (_, bigint, date) = &mut seen[at];
-            *bigint &= HiveType::BigInt.fits(value);
+            *bigint &= if integer_keys.contains(&key) {
+                !value.is_empty() && value.len() <= 18 && value.bytes().all(|b| b.is_ascii_digit())
+            } else {
+                HiveType::BigInt.fits(value)
+            };
             *date &= HiveType::Date.fits(value);
         }
     }
@@ -220,8 +228,7 @@ impl Plan {
         };
         let filter =
             (!node["where_clause"].is_null()).then(|| parse_expr(&node["where_clause"], qualifier));
-        let aggregates = (node["where_clause"].is_null()
-            && empty_array(&node["modifiers"])
+        let aggregates = (empty_array(&node["modifiers"])
             && empty_array(&node["group_expressions"])
             && empty_array(&node["group_sets"])
             && node["having"].is_null()
@@ -241,7 +248,8 @@ impl Plan {
     }
 
     /// Aggregates the log can answer, in select-list order, if the whole
-    /// select list is made of them.
+    /// select list is made of them (and the `WHERE`, if any, is exact: see
+    /// [`Filter::exact`]).
     pub(crate) fn aggregates(&self) -> Option<&[Aggregate]> {
         self.aggregates.as_deref()
     }
@@ -657,6 +665,21 @@ pub(crate) fn timestamp_text(literal: &Literal) -> Option<(&str, &str)> {
 pub(crate) struct Filter(Option<Bound>);
 
 impl Filter {
+    /// Whether `may_match` is exact: every row of a kept file satisfies the
+    /// `WHERE`. True without a `WHERE`, and for one that only compares
+    /// partition columns (constant within a file) in ways bound exactly.
+    pub(crate) fn exact(&self) -> bool {
+        fn exact(bound: &Bound) -> bool {
+            match bound {
+                Bound::And(list) | Bound::Or(list) => list.iter().all(exact),
+                Bound::Compare { source, .. } => matches!(source, Source::Partition(..)),
+                Bound::Never => true,
+                Bound::IsNull { .. } | Bound::Unknown => false,
+            }
+        }
+        self.0.as_ref().is_none_or(exact)
+    }
+
     /// False only when no row of `file` can satisfy the `WHERE`.
     pub(crate) fn may_match(&self, file: &DataFile) -> bool {
         self.0.as_ref().is_none_or(|bound| may_match(bound, file))
@@ -780,7 +803,10 @@ mod tests {
 
     #[test]
     fn partition_columns_are_typed_over_every_partition() {
-        let types = hive_types(["y=2026/m=10/d=2026-11-01", "y=2025/m=09/d=2026-10-31"]);
+        let types = hive_types(
+            ["y=2026/m=10/d=2026-11-01", "y=2025/m=09/d=2026-10-31"],
+            &[],
+        );
         assert_eq!(
             types,
             vec![
@@ -789,8 +815,14 @@ mod tests {
                 ("d".to_owned(), HiveType::Date),
             ]
         );
-        assert_eq!(hive_types(["k=1", "k=x"])[0].1, HiveType::Varchar);
-        assert_eq!(hive_types(["k=x", "k=1"])[0].1, HiveType::Varchar);
-        assert_eq!(hive_types(["k=1", "k=2026-01-01"])[0].1, HiveType::Varchar);
+        assert_eq!(hive_types(["k=1", "k=x"], &[])[0].1, HiveType::Varchar);
+        assert_eq!(hive_types(["k=x", "k=1"], &[])[0].1, HiveType::Varchar);
+        assert_eq!(
+            hive_types(["k=1", "k=2026-01-01"], &[])[0].1,
+            HiveType::Varchar
+        );
+        // Zero-padded values of a key the definition makes an integer.
+        assert_eq!(hive_types(["y=2026/m=09"], &["m"])[1].1, HiveType::BigInt);
+        assert_eq!(hive_types(["k=09"], &[])[0].1, HiveType::Varchar);
     }
 }

@@ -15,7 +15,7 @@ use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
-use crate::plan::{Aggregate, HiveType, Plan, extreme, hive_types, timestamp_text};
+use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme, hive_types, timestamp_text};
 use crate::schema::sql_type;
 use crate::table::Table;
 
@@ -494,7 +494,10 @@ impl Table {
         };
         let schema = snapshot.schema()?;
         drop(snapshot);
-        let hive = hive_types(partitions.iter().map(String::as_str));
+        let hive = hive_types(
+            partitions.iter().map(String::as_str),
+            self.integer_partition_keys(),
+        );
         let candidates: Vec<(DataFile, String)> = candidates
             .into_iter()
             .filter(|file| options.ranges.iter().all(|range| may_match(file, range)))
@@ -529,9 +532,15 @@ impl Table {
                 .into_iter()
                 .filter(|(file, _)| filter.may_match(file))
                 .unzip();
-            if let Some(answer) =
-                metadata_answer(&connection, &name, &sql, &plan, &schema, &files, limits)?
-            {
+            if let Some(answer) = metadata_answer(
+                &connection,
+                &name,
+                &sql,
+                (&plan, &filter),
+                (&schema, &hive),
+                &files,
+                limits,
+            )? {
                 return Ok(answer);
             }
             let view = view_sql(&connection, &schema, &hive, &files, &urls)?;
@@ -723,8 +732,9 @@ fn run_user_query(
     })
 }
 
-/// `count(*)`, `min(c)`, `max(c)` (and only those, without a filter)
-/// answered from the files' row counts and statistics. DuckDB runs the
+/// `count(*)`, `min(c)`, `max(c)` (and only those, without a filter or
+/// with one on partition columns only) answered from the files' row counts
+/// and statistics. DuckDB runs the
 /// statement over an empty view of the table's columns first, so the
 /// answer has exactly the names and types DuckDB would give; the log's
 /// values then replace its single row.
@@ -732,14 +742,17 @@ fn metadata_answer(
     connection: &Connection,
     name: &str,
     sql: &str,
-    plan: &Plan,
-    schema: &[ColumnDef],
+    (plan, filter): (&Plan, &Filter),
+    (schema, hive): (&[ColumnDef], &[(String, HiveType)]),
     files: &[DataFile],
     limits: (Option<usize>, Option<usize>),
 ) -> Result<Option<Answer>> {
     let Some(aggregates) = plan.aggregates() else {
         return Ok(None);
     };
+    if !filter.exact() {
+        return Ok(None);
+    }
     let mut values = Vec::with_capacity(aggregates.len());
     for aggregate in aggregates {
         let value = match aggregate {
@@ -762,7 +775,7 @@ fn metadata_answer(
     let empty = run_user_query(
         connection,
         name,
-        &view_sql(connection, schema, &[], &[], &[])?,
+        &view_sql(connection, schema, hive, &[], &[])?,
         sql,
         0,
         limits,

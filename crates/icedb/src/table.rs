@@ -173,6 +173,15 @@ impl Table {
         &self.config.name
     }
 
+    /// Partition keys the definition makes integers: the built-in time
+    /// partitioning's `y`, `m`, `d`, `h` (zero-padded in paths).
+    pub(crate) fn integer_partition_keys(&self) -> &'static [&'static str] {
+        match self.partitioner {
+            Partitioner::Time { .. } => &["y", "m", "d", "h"],
+            _ => &[],
+        }
+    }
+
     pub fn config(&self) -> &TableConfig {
         &self.config
     }
