@@ -28,6 +28,7 @@ mod query;
 pub mod rows;
 mod schema;
 mod table;
+mod view;
 mod write;
 
 pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};

@@ -1,23 +1,24 @@
 //! Queries with DuckDB: the table appears to SQL as a view named after it
-//! over its live files (union by name, Hive partition columns), after the
-//! planner pruned files by partition and by per-file min/max statistics.
+//! over its live files and Hive partition columns (built in `view.rs`),
+//! after planning (`plan/`) pruned files by the query's own `WHERE`, by
+//! partition and by per-file statistics; DuckDB's databases (user queries
+//! sandboxed, IceDB's own SQL apart) and their S3 credentials.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, new_null_array};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use duckdb::Connection;
-use icedb_meta::{ColumnDef, DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
+use icedb_meta::{DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
 use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
-use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme, hive_types, timestamp_text};
-use crate::schema::sql_type;
+use crate::plan::{Plan, hive_types, timestamp_text};
 use crate::table::Table;
+use crate::view::{Answer, metadata_answer, run_user_query, view_sql};
 
 /// An inclusive range a column's values must overlap for a file to be read.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,15 +101,15 @@ enum FileUrls {
     S3 { bucket: String, prefix: String },
 }
 
-fn duck(e: duckdb::Error) -> TableError {
+pub(crate) fn duck(e: duckdb::Error) -> TableError {
     TableError::DuckDb(e.to_string())
 }
 
-fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-fn quote_ident(text: &str) -> String {
+pub(crate) fn quote_ident(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
@@ -570,246 +571,4 @@ impl Table {
             elapsed: started.elapsed(),
         })
     }
-}
-
-/// What a user query returned, how many files planning kept and how many
-/// of them DuckDB read (none for an answer from the log).
-struct Answer {
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-    files_kept: usize,
-    files_scanned: usize,
-}
-
-/// The view over `files`: the table's Hive columns typed for the whole
-/// version, and every column of the table even when the files left after
-/// pruning lack some (so pruning never changes what `*` or a name means).
-///
-/// The file list does not go into the SQL text: the URLs are appended to a
-/// temporary table of the query's own connection and handed to
-/// `read_parquet` as variables, one per set of columns the files hold (the
-/// log knows each file's columns), so DuckDB reads one footer per file
-/// instead of every footer at every bind (`union_by_name`).
-fn view_sql(
-    connection: &Connection,
-    schema: &[ColumnDef],
-    hive: &[(String, HiveType)],
-    files: &[DataFile],
-    urls: &[String],
-) -> Result<String> {
-    let null_of =
-        |name: &str, sql_type: &str| format!("CAST(NULL AS {sql_type}) AS {}", quote_ident(name));
-    let typed_nulls = |columns: &[&ColumnDef]| -> Vec<String> {
-        columns
-            .iter()
-            .map(|c| null_of(&c.name, sql_type(c.column_type)))
-            .collect()
-    };
-    let hive_columns = || {
-        hive.iter()
-            .filter(|(key, _)| !schema.iter().any(|c| c.name.eq_ignore_ascii_case(key)))
-    };
-    if files.is_empty() {
-        let mut columns = typed_nulls(&schema.iter().collect::<Vec<_>>());
-        columns.extend(hive_columns().map(|(key, kind)| null_of(key, kind.sql())));
-        if columns.is_empty() {
-            columns.push("NULL AS \"_empty\"".to_owned());
-        }
-        return Ok(format!("SELECT {} WHERE false", columns.join(", ")));
-    }
-    // Files by the columns they hold; `None`: a file written before the
-    // log kept statistics, read with union_by_name.
-    let mut groups: BTreeMap<Option<Vec<&str>>, Vec<usize>> = BTreeMap::new();
-    for (at, file) in files.iter().enumerate() {
-        let columns = (!file.columns.is_empty())
-            .then(|| file.columns.keys().map(String::as_str).collect::<Vec<_>>());
-        groups.entry(columns).or_default().push(at);
-    }
-    connection
-        .execute_batch("CREATE OR REPLACE TEMP TABLE icedb_files (grp INTEGER, url VARCHAR)")
-        .map_err(duck)?;
-    {
-        let mut appender = connection
-            .appender_to_catalog_and_db("icedb_files", "temp", "main")
-            .map_err(duck)?;
-        for (group, members) in groups.values().enumerate() {
-            for &at in members {
-                appender
-                    .append_row(duckdb::params![group as i32, urls[at]])
-                    .map_err(duck)?;
-            }
-        }
-        appender.flush().map_err(duck)?;
-    }
-    let hive_types = if hive.is_empty() {
-        String::new()
-    } else {
-        let types: Vec<String> = hive
-            .iter()
-            .map(|(key, kind)| format!("{}: {}", quote_literal(key), quote_literal(kind.sql())))
-            .collect();
-        format!(", hive_types = {{{}}}", types.join(", "))
-    };
-    let mut scans = Vec::with_capacity(groups.len());
-    for (group, columns) in groups.keys().enumerate() {
-        connection
-            .execute_batch(&format!(
-                "SET VARIABLE icedb_files_{group} = (SELECT list(url) FROM icedb_files WHERE grp = {group})"
-            ))
-            .map_err(duck)?;
-        scans.push(format!(
-            "SELECT * FROM read_parquet(getvariable('icedb_files_{group}'), hive_partitioning = true, \
-             union_by_name = {}{hive_types})",
-            columns.is_none()
-        ));
-    }
-    let mut scan = scans.join(" UNION ALL BY NAME ");
-    let missing: Vec<&ColumnDef> = if groups.contains_key(&None) {
-        Vec::new()
-    } else {
-        schema
-            .iter()
-            .filter(|c| !files.iter().any(|f| f.columns.contains_key(&c.name)))
-            .collect()
-    };
-    if !missing.is_empty() {
-        scan = format!(
-            "{scan} UNION ALL BY NAME SELECT {} WHERE false",
-            typed_nulls(&missing).join(", ")
-        );
-    }
-    if schema.is_empty() {
-        return Ok(scan);
-    }
-    // Columns in the table's order, then the partition columns, whichever
-    // files are left.
-    let mut columns: Vec<String> = schema.iter().map(|c| quote_ident(&c.name)).collect();
-    columns.extend(hive_columns().map(|(key, _)| quote_ident(key)));
-    Ok(format!("SELECT {} FROM ({scan})", columns.join(", ")))
-}
-
-/// Runs the user's statement over `view` (the table's name), holding at
-/// most `limits` (rows, bytes) of result.
-fn run_user_query(
-    connection: &Connection,
-    name: &str,
-    view: &str,
-    sql: &str,
-    files_scanned: usize,
-    (max_rows, max_bytes): (Option<usize>, Option<usize>),
-) -> Result<Answer> {
-    connection
-        .execute_batch(&format!(
-            "CREATE OR REPLACE TEMP VIEW {} AS {view}",
-            quote_ident(name)
-        ))
-        .map_err(duck)?;
-    let mut statement = connection.prepare(sql).map_err(duck)?;
-    let arrow = statement.query_arrow([]).map_err(duck)?;
-    let schema = arrow.get_schema();
-    let mut batches = Vec::new();
-    let (mut rows, mut bytes) = (0, 0);
-    for batch in arrow {
-        rows += batch.num_rows();
-        bytes += batch.get_array_memory_size();
-        if let Some(limit) = max_rows
-            && rows > limit
-        {
-            return Err(TableError::ResultTooLarge { limit });
-        }
-        if let Some(limit) = max_bytes
-            && bytes > limit
-        {
-            return Err(TableError::ResultTooManyBytes { limit });
-        }
-        batches.push(batch);
-    }
-    Ok(Answer {
-        schema,
-        batches,
-        files_kept: files_scanned,
-        files_scanned,
-    })
-}
-
-/// `count(*)`, `min(c)`, `max(c)` (and only those, without a filter or
-/// with one on partition columns only) answered from the files' row counts
-/// and statistics. DuckDB runs the
-/// statement over an empty view of the table's columns first, so the
-/// answer has exactly the names and types DuckDB would give; the log's
-/// values then replace its single row.
-fn metadata_answer(
-    connection: &Connection,
-    name: &str,
-    sql: &str,
-    (plan, filter): (&Plan, &Filter),
-    (schema, hive): (&[ColumnDef], &[(String, HiveType)]),
-    files: &[DataFile],
-    limits: (Option<usize>, Option<usize>),
-) -> Result<Option<Answer>> {
-    let Some(aggregates) = plan.aggregates() else {
-        return Ok(None);
-    };
-    if !filter.exact() {
-        return Ok(None);
-    }
-    let mut values = Vec::with_capacity(aggregates.len());
-    for aggregate in aggregates {
-        let value = match aggregate {
-            Aggregate::CountStar => Some(StatValue::Int(
-                files.iter().map(|f| f.rows as i64).sum::<i64>(),
-            )),
-            Aggregate::Min(column) | Aggregate::Max(column) => {
-                let Some(def) = schema.iter().find(|c| c.name.eq_ignore_ascii_case(column)) else {
-                    return Ok(None);
-                };
-                let max = matches!(aggregate, Aggregate::Max(_));
-                match extreme(files, def, max) {
-                    Some(value) => value,
-                    None => return Ok(None),
-                }
-            }
-        };
-        values.push(value);
-    }
-    let empty = run_user_query(
-        connection,
-        name,
-        &view_sql(connection, schema, hive, &[], &[])?,
-        sql,
-        0,
-        limits,
-    )?;
-    let fields = empty.schema.fields();
-    if fields.len() != values.len()
-        || empty
-            .batches
-            .iter()
-            .map(RecordBatch::num_rows)
-            .sum::<usize>()
-            != 1
-    {
-        return Ok(None);
-    }
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(values.len());
-    for (field, value) in fields.iter().zip(values) {
-        let array: ArrayRef = match value {
-            None => new_null_array(field.data_type(), 1),
-            Some(StatValue::Int(n)) => Arc::new(Int64Array::from(vec![n])),
-            Some(StatValue::Text(text)) => Arc::new(StringArray::from(vec![text])),
-            Some(StatValue::Boolean(b)) => Arc::new(BooleanArray::from(vec![b])),
-            Some(StatValue::Float(_)) => return Ok(None),
-        };
-        let Ok(array) = arrow::compute::cast(&array, field.data_type()) else {
-            return Ok(None);
-        };
-        columns.push(array);
-    }
-    let batch = RecordBatch::try_new(empty.schema.clone(), columns)?;
-    Ok(Some(Answer {
-        schema: empty.schema,
-        batches: vec![batch],
-        files_kept: files.len(),
-        files_scanned: 0,
-    }))
 }
