@@ -432,3 +432,72 @@ async fn partition_field_routes_rows() {
         .unwrap_err();
     assert!(error.to_string().contains("`.` or `..` segment"), "{error}");
 }
+
+/// The codecs of a table's live files, from their Parquet footers.
+async fn codecs(table: &Table) -> std::collections::BTreeSet<String> {
+    let store = table.meta().object_store();
+    let mut codecs = std::collections::BTreeSet::new();
+    for file in table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .files(&PartitionFilter::All)
+        .unwrap()
+    {
+        let bytes = store
+            .get(&object_store::path::Path::from(file.path.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                codecs.insert(
+                    format!("{:?}", column.compression())
+                        .split('(')
+                        .next()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    codecs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_insert_files_use_snappy_and_merges_write_the_tables_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = Table::open(config(Backend::Local, dir.path(), "codec"), &plugins())
+        .await
+        .unwrap();
+    let events = EventGenerator::new(9).batch(600);
+    for chunk in events.chunks(100) {
+        table.insert_rows(chunk.to_vec()).await.unwrap();
+    }
+    assert_eq!(codecs(&table).await, ["SNAPPY".to_owned()].into());
+    table
+        .merge_until_quiescent(&icedb::MergePolicy::hot())
+        .await
+        .unwrap();
+    assert_eq!(codecs(&table).await, ["ZSTD".to_owned()].into());
+    assert_eq!(
+        scalar(&table, "SELECT count(DISTINCT id) FROM events").await,
+        600
+    );
+
+    // A table asking for Snappy (this used to panic: parquet's `snap`
+    // feature was off).
+    let mut snappy = config(Backend::Local, dir.path(), "snappy");
+    snappy.compression = icedb::Compression::Snappy;
+    let table = Table::open(snappy, &plugins()).await.unwrap();
+    table.insert_rows(events.clone()).await.unwrap();
+    assert_eq!(codecs(&table).await, ["SNAPPY".to_owned()].into());
+    assert_eq!(
+        scalar(&table, "SELECT count(DISTINCT id) FROM events").await,
+        600
+    );
+}

@@ -386,7 +386,7 @@ impl Table {
                 let (partition, layout) = (partition.to_owned(), FileLayout::of(&self.config));
                 encoders.push(crate::cpu::on_cpu(move || {
                     let record = write::record_batch(&batch, &chunk, &columns)?;
-                    layout.encode(record, &partition, now.timestamp_millis())
+                    layout.encode_insert(record, &partition, now.timestamp_millis())
                 }));
             }
         }
