@@ -24,25 +24,8 @@ async fn counts(table: &Table) -> (i64, i64) {
 /// Reads every live file back with the parquet crate: each is sorted by
 /// (event, ts) and its recorded statistics match its contents.
 async fn check_files(table: &Table) {
-    let store = table.meta().object_store();
-    for file in table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .files(&PartitionFilter::All)
-        .unwrap()
-    {
-        let bytes = store
-            .get(&object_store::path::Path::from(file.path.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap();
+    for (file, reader) in icedb_e2e::live_file_readers(table).await {
+        let reader = reader.build().unwrap();
         let mut previous: Option<(String, i64)> = None;
         let (mut rows, mut min_ts, mut max_ts) = (0u64, i64::MAX, i64::MIN);
         for batch in reader {

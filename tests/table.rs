@@ -435,33 +435,12 @@ async fn partition_field_routes_rows() {
 
 /// The codecs of a table's live files, from their Parquet footers.
 async fn codecs(table: &Table) -> std::collections::BTreeSet<String> {
-    let store = table.meta().object_store();
     let mut codecs = std::collections::BTreeSet::new();
-    for file in table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .files(&PartitionFilter::All)
-        .unwrap()
-    {
-        let bytes = store
-            .get(&object_store::path::Path::from(file.path.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    for (_, reader) in icedb_e2e::live_file_readers(table).await {
         for group in reader.metadata().row_groups() {
             for column in group.columns() {
-                codecs.insert(
-                    format!("{:?}", column.compression())
-                        .split('(')
-                        .next()
-                        .unwrap()
-                        .to_owned(),
-                );
+                let codec = format!("{:?}", column.compression());
+                codecs.insert(codec.split('(').next().unwrap().to_owned());
             }
         }
     }

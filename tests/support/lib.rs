@@ -379,6 +379,37 @@ pub fn gen_events(rows: usize, seed: u64) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// A live file of `table` with its Parquet reader (read whole from the
+/// table's store, with the parquet crate rather than DuckDB), in log order.
+pub async fn live_file_readers(
+    table: &icedb::Table,
+) -> Vec<(
+    icedb_meta::DataFile,
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<bytes::Bytes>,
+)> {
+    let store = table.meta().object_store();
+    let files = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .files(&icedb_meta::PartitionFilter::All)
+        .unwrap();
+    let mut readers = Vec::with_capacity(files.len());
+    for file in files {
+        let bytes = store
+            .get(&object_store::path::Path::from(file.path.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        readers.push((file, reader));
+    }
+    readers
+}
+
 /// Every object under the table's `data/`, sorted (committed or not).
 pub async fn data_objects(table: &icedb::Table) -> Vec<String> {
     let mut paths: Vec<String> = table
