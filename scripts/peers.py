@@ -11,6 +11,8 @@ the test venv and starts moto). Environment:
                           as 100-row inserts)
   ICEDB_PEERS_BIG_ROWS    rows of the big-insert workload (default 100 000,
                           as 10 000-row inserts)
+  ICEDB_PEERS_TRACE_AFTER print every thread's stack and stop after this many
+                          seconds (debugging a stuck run; default: never)
 
 IceDB ingests, merges and vacuums with its CLI (`icedb-host insert/merge/
 vacuum`, one process per phase: process start and table open included) and
