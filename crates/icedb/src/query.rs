@@ -16,7 +16,7 @@ use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
-use crate::plan::{Plan, hive_types, timestamp_text};
+use crate::plan::{Filter, Plan, hive_types, timestamp_text};
 use crate::table::Table;
 use crate::view::{Answer, metadata_answer, run_user_query, view_sql};
 
@@ -433,26 +433,6 @@ fn check_select(connection: &Connection, sql: &str) -> Result<serde_json::Value>
     Ok(parsed)
 }
 
-/// Whether a file's statistics allow a value within `range`.
-fn may_match(file: &DataFile, range: &ColumnRange) -> bool {
-    let Some(stats) = file.columns.get(&range.column) else {
-        return true;
-    };
-    let below =
-        |a: &StatValue, b: &StatValue| crate::write::compare(a, b).is_some_and(|o| o.is_lt());
-    if let (Some(file_max), Some(min)) = (&stats.max, &range.min)
-        && below(file_max, min)
-    {
-        return false;
-    }
-    if let (Some(file_min), Some(max)) = (&stats.min, &range.max)
-        && below(max, file_min)
-    {
-        return false;
-    }
-    true
-}
-
 impl Table {
     /// Runs `sql` against the table's live files at the newest version. The
     /// table is a view named after it; Hive partition columns (`y`, `m`,
@@ -499,9 +479,10 @@ impl Table {
             partitions.iter().map(String::as_str),
             self.integer_partition_keys(),
         );
+        let ranges = Filter::of_ranges(&options.ranges);
         let candidates: Vec<(DataFile, String)> = candidates
             .into_iter()
-            .filter(|file| options.ranges.iter().all(|range| may_match(file, range)))
+            .filter(|file| ranges.may_match(file))
             .map(|file| {
                 let url = self.query_engine.url(&file.path);
                 (file, url)

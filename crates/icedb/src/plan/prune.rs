@@ -8,6 +8,7 @@ use icedb_meta::{ColumnDef, ColumnType, DataFile, StatValue};
 
 use super::hive::{HiveType, hive_values, is_iso_date};
 use super::{Expr, Literal, Op};
+use crate::query::ColumnRange;
 use crate::write::compare;
 
 /// Where a column's values come from.
@@ -219,6 +220,26 @@ pub(crate) fn timestamp_text(literal: &Literal) -> Option<(&str, &str)> {
 pub(crate) struct Filter(pub(super) Option<Bound>);
 
 impl Filter {
+    /// The filter a query's explicit ranges make (each an inclusive range
+    /// of a data column; `QueryOptions::ranges`), judged like a `WHERE`.
+    pub(crate) fn of_ranges(ranges: &[ColumnRange]) -> Filter {
+        let bounds = ranges.iter().flat_map(|range| {
+            let source = Source::Data(range.column.clone());
+            let low = range.min.clone().map(|value| Bound::Compare {
+                source: source.clone(),
+                op: Op::Ge,
+                value,
+            });
+            let high = range.max.clone().map(|value| Bound::Compare {
+                source,
+                op: Op::Le,
+                value,
+            });
+            low.into_iter().chain(high)
+        });
+        Filter(Some(Bound::And(bounds.collect())))
+    }
+
     /// Whether `may_match` is exact: every row of a kept file satisfies the
     /// `WHERE`. True without a `WHERE`, and for one that only compares
     /// partition columns (constant within a file) in ways bound exactly.
