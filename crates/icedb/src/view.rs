@@ -113,7 +113,12 @@ pub(crate) fn view_sql(
     } else {
         schema
             .iter()
-            .filter(|c| !files.iter().any(|f| f.columns.contains_key(&c.name)))
+            .filter(|c| {
+                !groups
+                    .keys()
+                    .flatten()
+                    .any(|columns| columns.contains(&c.name.as_str()))
+            })
             .collect()
     };
     if !missing.is_empty() {
