@@ -28,13 +28,17 @@ fn count_rows(dir: &Path, root: &str) -> u64 {
         .unwrap_or_else(|| panic!("{csv}"))
 }
 
+/// These tests look at the files inserts write: rows go to files at once,
+/// not into commits (inlined commits have their own tests, `inline.rs`).
+const NO_INLINE: &str = "[tables.inline]\nmax_rows = 0\n";
+
 /// Writes `dir/file`: a config with one table `events` at `root`, then
 /// `rest` (more keys of that table, or sections).
 fn events_config(dir: &Path, file: &str, root: &str, rest: &str) -> PathBuf {
     let config = dir.join(file);
     std::fs::write(
         &config,
-        format!("[[tables]]\nname = \"events\"\nroot = \"{root}\"\n{rest}"),
+        format!("[[tables]]\nname = \"events\"\nroot = \"{root}\"\n{rest}\n{NO_INLINE}"),
     )
     .unwrap();
     config
@@ -120,7 +124,14 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     std::fs::write(&rows, gen_events(400, 2)).unwrap();
     succeeded(&icedb_host(
         dir.path(),
-        &["insert", "--table", &root_arg, &rows_arg],
+        &[
+            "insert",
+            "--inline-max-rows",
+            "0",
+            "--table",
+            &root_arg,
+            &rows_arg,
+        ],
     ));
     let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
     assert!(status.contains("sort order user_id, ts"), "{status}");
@@ -157,6 +168,8 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
         dir.path(),
         &[
             "insert",
+            "--inline-max-rows",
+            "0",
             "--table",
             &root_arg,
             "--sort-order",
@@ -191,6 +204,8 @@ fn a_plugin_with_other_bytes_may_not_write() {
         dir.path(),
         &[
             "insert",
+            "--inline-max-rows",
+            "0",
             "--table",
             &root_arg,
             "--format-plugin",
@@ -204,6 +219,8 @@ fn a_plugin_with_other_bytes_may_not_write() {
         dir.path(),
         &[
             "insert",
+            "--inline-max-rows",
+            "0",
             "--table",
             &root_arg,
             "--format-plugin",
@@ -222,7 +239,14 @@ fn a_plugin_with_other_bytes_may_not_write() {
     // Without the plugin: may read, may not write.
     let error = failed(icedb_host(
         dir.path(),
-        &["insert", "--table", &root_arg, &rows_arg],
+        &[
+            "insert",
+            "--inline-max-rows",
+            "0",
+            "--table",
+            &root_arg,
+            &rows_arg,
+        ],
     ));
     assert!(error.contains("flatten-json.wasm"), "{error}");
     assert_eq!(count_rows(dir.path(), &root_arg), 100);
@@ -236,7 +260,14 @@ fn a_second_host_with_another_definition_refuses_to_start() {
     std::fs::write(&rows, gen_events(50, 4)).unwrap();
     succeeded(&icedb_host(
         dir.path(),
-        &["insert", "--table", &root_arg, &rows.display().to_string()],
+        &[
+            "insert",
+            "--inline-max-rows",
+            "0",
+            "--table",
+            &root_arg,
+            &rows.display().to_string(),
+        ],
     ));
     let config = events_config(
         dir.path(),
@@ -268,7 +299,14 @@ fn alter_is_logged_and_merges_resort_files_of_the_older_order() {
     // Created with the default order (event, ts).
     succeeded(&icedb_host(
         dir.path(),
-        &["insert", "--table", &root_arg, &rows_arg],
+        &[
+            "insert",
+            "--inline-max-rows",
+            "0",
+            "--table",
+            &root_arg,
+            &rows_arg,
+        ],
     ));
     let before = parquet_files(&root.join("data"));
     assert!(before.iter().all(|f| file_sort(f).0 == "event,ts"));
@@ -314,7 +352,14 @@ fn alter_is_logged_and_merges_resort_files_of_the_older_order() {
     std::fs::write(&rows, gen_events(400, 2)).unwrap();
     succeeded(&icedb_host(
         dir.path(),
-        &["insert", "--table", &root_arg, &rows_arg],
+        &[
+            "insert",
+            "--inline-max-rows",
+            "0",
+            "--table",
+            &root_arg,
+            &rows_arg,
+        ],
     ));
     let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
     assert!(status.contains("sort order user_id, ts"), "{status}");

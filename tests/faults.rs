@@ -297,6 +297,9 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
 fn faulty_table_config(root: &str, replica: std::path::PathBuf) -> icedb::TableConfig {
     let mut config = table_config(root, replica);
     config.meta.outcome_budget = Duration::from_secs(30);
+    // These tests fault data-file uploads: every insert writes files.
+    // Inlined commits under faults: tests/inline.rs.
+    config.inline.max_rows = 0;
     config
 }
 

@@ -4,19 +4,24 @@ use std::time::Duration;
 
 use arrow::array::AsArray;
 use icedb::events::EventGenerator;
-use icedb::{MergePolicy, PartitionFilter, QueryOptions, Table, VacuumOptions};
+use icedb::{MergePolicy, PartitionFilter, PluginHost, QueryOptions, Table, VacuumOptions};
 use icedb_e2e::{
-    Backend, assert_no_partition_columns, data_objects, live_paths, open_table, scalar,
+    Backend, assert_no_partition_columns, data_objects, live_paths, scalar, table_config,
 };
 use object_store::PutPayload;
 use object_store::path::Path;
 
+/// A table whose inserts write files at once: these tests count objects
+/// (inline parts under vacuum, drop and rewrite: tests/inline.rs).
 async fn open(backend: Backend, dir: &std::path::Path, label: &str) -> Table {
-    open_table(
+    let mut config = table_config(
         &backend.new_table(dir, label),
         dir.join(format!("replica-{label}")),
-    )
-    .await
+    );
+    config.inline.max_rows = 0;
+    Table::open(config, &PluginHost::new(Default::default()).unwrap())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,11 +13,15 @@ use icedb::{
 };
 use icedb_e2e::{Backend, first_row, plugin, scalar, scalar_of, table_config};
 
+/// A table whose inserts write files at once (these tests read them back;
+/// inlined commits: tests/inline.rs).
 fn config(backend: Backend, dir: &std::path::Path, label: &str) -> TableConfig {
-    table_config(
+    let mut config = table_config(
         &backend.new_table(dir, label),
         dir.join(format!("replica-{label}")),
-    )
+    );
+    config.inline.max_rows = 0;
+    config
 }
 
 fn plugins() -> PluginHost {

@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             rows: 10,
             created_ms: 0,
             columns: Default::default(),
+            inline: None,
         });
         meta.commit(draft).await?;
     }

@@ -211,7 +211,8 @@ pub fn scalar_of(result: &icedb::QueryResult) -> i64 {
     first_row_of(result)[0] as i64
 }
 
-/// The paths of the live files the meta store lists, sorted.
+/// The paths of the live files the meta store lists that are objects on the
+/// store (inline parts are not), sorted.
 pub fn live_paths(meta: &icedb_meta::MetaStore) -> Vec<String> {
     let mut paths: Vec<String> = meta
         .snapshot()
@@ -219,6 +220,7 @@ pub fn live_paths(meta: &icedb_meta::MetaStore) -> Vec<String> {
         .files(&icedb_meta::PartitionFilter::All)
         .unwrap()
         .into_iter()
+        .filter(|f| !f.is_inline())
         .map(|f| f.path)
         .collect();
     paths.sort();
@@ -396,13 +398,16 @@ pub async fn live_file_readers(
         .unwrap();
     let mut readers = Vec::with_capacity(files.len());
     for file in files {
-        let bytes = store
-            .get(&object_store::path::Path::from(file.path.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = match &file.inline {
+            Some(data) => data.0.clone(),
+            None => store
+                .get(&object_store::path::Path::from(file.path.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        };
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         readers.push((file, reader));
@@ -432,6 +437,7 @@ pub fn data_file(partition: &str, name: &str, rows: u64) -> icedb_meta::DataFile
         rows,
         created_ms: 1_000,
         columns: Default::default(),
+        inline: None,
     }
 }
 

@@ -238,10 +238,18 @@ pub async fn status(args: StatusArgs) -> Result<()> {
     let icedb::Totals { files, rows, bytes } = icedb::Totals::of(&partitions);
     println!("table      {} at {}", table.name(), table.config().root);
     println!("version    {}", snapshot.version());
+    let inline = snapshot.inline_totals()?;
     println!(
-        "totals     {rows} rows, {files} files, {} KiB, {} partitions",
+        "totals     {rows} rows, {} files, {} KiB, {} partitions",
+        files - inline.files,
         bytes >> 10,
         partitions.len()
+    );
+    println!(
+        "inline     {} rows in {} parts, {} KiB (in the log until the next merge)",
+        inline.rows,
+        inline.files,
+        inline.bytes >> 10
     );
     println!("tombstones {}", snapshot.tombstones()?.len());
     let schema: Vec<String> = snapshot

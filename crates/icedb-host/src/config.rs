@@ -200,6 +200,7 @@ pub struct TableSection {
     pub merge: MergeSection,
     pub vacuum: VacuumSection,
     pub checkpoint: CheckpointSection,
+    pub inline: InlineSection,
 }
 
 impl Default for TableSection {
@@ -214,6 +215,7 @@ impl Default for TableSection {
             merge: MergeSection::default(),
             vacuum: VacuumSection::default(),
             checkpoint: CheckpointSection::default(),
+            inline: InlineSection::default(),
         }
     }
 }
@@ -421,6 +423,29 @@ impl Default for CheckpointSection {
         CheckpointSection {
             every_versions: 100,
             check_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Inlined commits (see [`icedb::InlineSettings`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InlineSection {
+    pub max_rows: usize,
+    pub max_part_bytes: u64,
+    pub limit_bytes: u64,
+    #[serde(with = "humantime_serde")]
+    pub keep_flushed: Duration,
+}
+
+impl Default for InlineSection {
+    fn default() -> Self {
+        let defaults = icedb::InlineSettings::default();
+        InlineSection {
+            max_rows: defaults.max_rows,
+            max_part_bytes: defaults.max_part_bytes,
+            limit_bytes: defaults.limit_bytes,
+            keep_flushed: defaults.keep_flushed,
         }
     }
 }
@@ -677,6 +702,12 @@ impl HostConfig {
         config.row_group_rows = parquet.row_group_rows;
         config.target_file_bytes = parquet.target_file_bytes;
         config.max_rows_per_file = parquet.max_rows_per_file;
+        config.inline = icedb::InlineSettings {
+            max_rows: section.inline.max_rows,
+            max_part_bytes: section.inline.max_part_bytes,
+            limit_bytes: section.inline.limit_bytes,
+            keep_flushed: section.inline.keep_flushed,
+        };
         config.meta = MetaOptions {
             replica_dir: self.storage.replica_dir.as_ref().map(|dir| {
                 use std::hash::{Hash, Hasher};

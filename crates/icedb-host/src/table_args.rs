@@ -65,6 +65,11 @@ pub struct TableArgs {
     /// DuckDB's extension directory (httpfs for S3 tables).
     #[arg(long, env = "ICEDB_DUCKDB_EXTENSION_DIR")]
     pub duckdb_extension_dir: Option<PathBuf>,
+    /// Keep a partition's rows of an insert in the commit (until a merge
+    /// writes them to a file) when at most this many; 0: always write
+    /// files. Default: the config's `[tables.inline] max_rows`, else 1000.
+    #[arg(long, env = "ICEDB_INLINE_MAX_ROWS")]
+    pub inline_max_rows: Option<usize>,
 }
 
 impl TableArgs {
@@ -75,6 +80,9 @@ impl TableArgs {
             let mut config = host.table_config(section);
             if self.duckdb_extension_dir.is_some() {
                 config.duckdb_extension_dir = self.duckdb_extension_dir.clone();
+            }
+            if let Some(rows) = self.inline_max_rows {
+                config.inline.max_rows = rows;
             }
             return Ok(config);
         }
@@ -134,6 +142,9 @@ impl TableArgs {
             },
         };
         config.meta = MetaOptions::default();
+        if let Some(rows) = self.inline_max_rows {
+            config.inline.max_rows = rows;
+        }
         if self.duckdb_extension_dir.is_some() {
             config.duckdb_extension_dir = self.duckdb_extension_dir.clone();
         }

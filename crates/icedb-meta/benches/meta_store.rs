@@ -63,6 +63,7 @@ fn data_file(version: u64, index: u64, with_stats: bool) -> DataFile {
         rows: 10_000,
         created_ms: 1_790_812_800_000 + version as i64,
         columns,
+        inline: None,
     }
 }
 

@@ -24,7 +24,7 @@ use rand::Rng;
 use crate::error::{CommitError, MetaError, NotCommitted, Result};
 use crate::log::log_path;
 use crate::meta::MetaStore;
-use crate::model::{COMMIT_FORMAT, Commit, CommitDraft, Operation};
+use crate::model::{COMMIT_FORMAT, Commit, CommitDraft, Operation, PLAIN_COMMIT_FORMAT};
 
 /// A successful commit.
 #[derive(Debug, Clone)]
@@ -331,8 +331,13 @@ impl<'a> PreparedCommit<'a> {
         .await
         .map_err(|e| MetaError::replica_io(&path, e))??;
         let version = head + 1;
+        let inline = self.draft.added.iter().any(|f| f.inline.is_some());
         Ok(Commit {
-            format: COMMIT_FORMAT,
+            format: if inline {
+                COMMIT_FORMAT
+            } else {
+                PLAIN_COMMIT_FORMAT
+            },
             version,
             id: self.id.clone(),
             // The first commit names the table after itself.

@@ -19,6 +19,13 @@ pub enum Conflict {
         "the table is defined as {recorded}, but this writer assumed {assumed} (it was defined or altered by another process: reopen the table to follow it)"
     )]
     Definition { recorded: String, assumed: String },
+    /// Inline parts would exceed the writer's bound on the inline bytes the
+    /// table holds (live, and flushed but not yet purged): write the rows
+    /// as files instead.
+    #[error(
+        "the table holds {held} bytes of inline rows; adding {adding} would pass the limit of {limit}"
+    )]
+    InlineFull { held: u64, adding: u64, limit: u64 },
     #[error("column `{column}` is {existing} in the table but this commit writes {proposed}")]
     Schema {
         column: String,

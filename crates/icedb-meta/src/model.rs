@@ -5,8 +5,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The commit format this build writes and the newest it reads.
-pub const COMMIT_FORMAT: u32 = 1;
+/// The newest commit format this build reads. A commit carrying inline
+/// rows is written in format 2 (a build that reads only format 1 would take
+/// an inline part for a missing object); every other commit in format 1,
+/// so older builds still read tables that never inline.
+pub const COMMIT_FORMAT: u32 = 2;
+
+/// The format of a commit without inline rows.
+pub(crate) const PLAIN_COMMIT_FORMAT: u32 = 1;
+
+/// Where inline parts are named (never an object on the store): a data
+/// file whose path starts with this holds its Parquet bytes in the log.
+pub const INLINE_PREFIX: &str = "inline/";
 
 /// A column type. Nested values never reach Parquet (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,6 +100,51 @@ pub struct DataFile {
     pub created_ms: i64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, ColumnStats>,
+    /// For an inline part (path under [`INLINE_PREFIX`]): the file's
+    /// Parquet bytes, kept in the commit (base64 in JSON) and the replica
+    /// instead of on the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<InlineData>,
+}
+
+impl DataFile {
+    /// Whether the file is an inline part (its bytes live in the log).
+    pub fn is_inline(&self) -> bool {
+        is_inline_path(&self.path)
+    }
+}
+
+/// Whether `path` names an inline part.
+pub fn is_inline_path(path: &str) -> bool {
+    path.starts_with(INLINE_PREFIX)
+}
+
+/// The bytes of an inline part: a Parquet file, base64 in the log's JSON.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InlineData(pub bytes::Bytes);
+
+impl std::fmt::Debug for InlineData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InlineData({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for InlineData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(|bytes| InlineData(bytes.into()))
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A live file a commit tombstones.
@@ -207,6 +262,10 @@ pub struct CommitDraft {
     /// For [`Operation::Alter`]: the definition being replaced, which must
     /// still be the recorded one (two racing alters: the second conflicts).
     pub replaces: Option<serde_json::Value>,
+    /// The most bytes of inline parts the table may hold live after this
+    /// commit; over it the commit conflicts ([`crate::Conflict::InlineFull`])
+    /// and nothing is committed. `None`: no check.
+    pub inline_limit: Option<u64>,
 }
 
 impl CommitDraft {

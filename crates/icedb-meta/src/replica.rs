@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Conflict, MetaError, Result};
 use crate::model::{
-    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, Operation,
-    PartitionStats, Tombstone,
+    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, InlineData,
+    Operation, PartitionStats, Tombstone, Totals,
 };
 
 /// `version` → head version; `format` → replica format.
@@ -42,6 +42,18 @@ const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
 const RETIRED: TableDefinition<&str, u64> = TableDefinition::new("retired");
 /// `table_id` → the table's identity (the id of its first commit).
 const INFO: TableDefinition<&str, &str> = TableDefinition::new("info");
+/// (partition, path) → Parquet bytes of an inline part, live or
+/// tombstoned (until purged). Replicas and checkpoints written before
+/// inline parts existed lack the table: read as empty.
+const INLINE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inline");
+/// The inline parts as a snapshot reads them.
+type InlineTable = redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
+/// META keys: totals of the live inline parts, and the bytes of every
+/// inline part held (live or tombstoned, until purged).
+const INLINE_FILES: &str = "inline_files";
+const INLINE_ROWS: &str = "inline_rows";
+const INLINE_BYTES: &str = "inline_bytes";
+const INLINE_HELD: &str = "inline_held_bytes";
 
 /// Bumped when the replica's tables change shape; older replicas are rebuilt.
 const REPLICA_FORMAT: u64 = 2;
@@ -188,6 +200,7 @@ impl Replica {
             txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
             txn.open_table(INFO).map_err(|e| err(e.into()))?;
+            txn.open_table(INLINE).map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(())
@@ -248,6 +261,20 @@ impl Replica {
             let mut summaries = txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             let mut retired = txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
             let mut info = txn.open_table(INFO).map_err(|e| err(e.into()))?;
+            let mut inline = txn.open_table(INLINE).map_err(|e| err(e.into()))?;
+            let counter = |meta: &redb::Table<&str, u64>, key: &str| -> Result<u64> {
+                Ok(meta
+                    .get(key)
+                    .map_err(|e| err(e.into()))?
+                    .map_or(0, |v| v.value()))
+            };
+            // Totals of live inline parts: (files, rows, bytes).
+            let mut inline_totals = (
+                counter(&meta, INLINE_FILES)?,
+                counter(&meta, INLINE_ROWS)?,
+                counter(&meta, INLINE_BYTES)?,
+            );
+            let mut inline_held = counter(&meta, INLINE_HELD)?;
             let mut table_id = info
                 .get("table_id")
                 .map_err(|e| err(e.into()))?
@@ -340,6 +367,18 @@ impl Replica {
                             encode(&stored).as_slice(),
                         )
                         .map_err(|e| err(e.into()))?;
+                    if let Some(data) = &file.inline {
+                        inline
+                            .insert(
+                                (file.partition.as_str(), file.path.as_str()),
+                                data.0.as_ref(),
+                            )
+                            .map_err(|e| err(e.into()))?;
+                        inline_totals.0 += 1;
+                        inline_totals.1 += file.rows;
+                        inline_totals.2 += file.bytes;
+                        inline_held += data.0.len() as u64;
+                    }
                     load_totals(&partitions, &file.partition, &mut totals)?;
                     let stats = totals.get_mut(&file.partition).expect("loaded");
                     stats.files += 1;
@@ -358,6 +397,11 @@ impl Replica {
                     };
                     let stored: StoredFile = decode(path, entry.value())?;
                     drop(entry);
+                    if crate::model::is_inline_path(&removed.path) {
+                        inline_totals.0 = inline_totals.0.saturating_sub(1);
+                        inline_totals.1 = inline_totals.1.saturating_sub(stored.rows);
+                        inline_totals.2 = inline_totals.2.saturating_sub(stored.bytes);
+                    }
                     load_totals(&partitions, &removed.partition, &mut totals)?;
                     let stats = totals.get_mut(&removed.partition).expect("loaded");
                     stats.files = stats.files.saturating_sub(1);
@@ -398,6 +442,12 @@ impl Replica {
                     retired
                         .insert(purged.path.as_str(), added_in)
                         .map_err(|e| err(e.into()))?;
+                    if let Some(data) = inline
+                        .remove((purged.partition.as_str(), purged.path.as_str()))
+                        .map_err(|e| err(e.into()))?
+                    {
+                        inline_held = inline_held.saturating_sub(data.value().len() as u64);
+                    }
                 }
                 if !commit.schema_changes.is_empty() {
                     let mut positions: BTreeMap<String, u32> = BTreeMap::new();
@@ -440,6 +490,14 @@ impl Replica {
                 }
             }
             meta.insert("version", head).map_err(|e| err(e.into()))?;
+            meta.insert(INLINE_FILES, inline_totals.0)
+                .map_err(|e| err(e.into()))?;
+            meta.insert(INLINE_ROWS, inline_totals.1)
+                .map_err(|e| err(e.into()))?;
+            meta.insert(INLINE_BYTES, inline_totals.2)
+                .map_err(|e| err(e.into()))?;
+            meta.insert(INLINE_HELD, inline_held)
+                .map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(head)
@@ -479,6 +537,23 @@ impl Replica {
                     },
                 };
                 return Err(conflict.into());
+            }
+        }
+        if let Some(limit) = draft.inline_limit {
+            let held = snapshot.inline_held_bytes()?;
+            let adding: u64 = draft
+                .added
+                .iter()
+                .filter_map(|f| f.inline.as_ref())
+                .map(|data| data.0.len() as u64)
+                .sum();
+            if adding > 0 && held + adding > limit {
+                return Err(Conflict::InlineFull {
+                    held,
+                    adding,
+                    limit,
+                }
+                .into());
             }
         }
         let retired = txn
@@ -795,6 +870,7 @@ impl Snapshot {
         mut visit: impl FnMut(DataFile, u64),
     ) -> Result<()> {
         let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
+        let inline = self.inline_table()?;
         for entry in table
             .range((filter.scan_start(), "")..)
             .map_err(|e| self.err(e))?
@@ -815,6 +891,7 @@ impl Snapshot {
                 rows: stored.rows,
                 created_ms: stored.created_ms,
                 columns: stored.columns.into_iter().collect(),
+                inline: self.inline_data(inline.as_ref(), partition, path)?,
             };
             visit(file, stored.added_in);
         }
@@ -848,11 +925,14 @@ impl Snapshot {
                 files.push(file);
             }
         })?;
+        let inline = self.inline_table()?;
         for tombstone in self.tombstones()? {
             if filter.matches(&tombstone.partition)
                 && tombstone.added_in <= version
                 && version < tombstone.removed_in
             {
+                let data =
+                    self.inline_data(inline.as_ref(), &tombstone.partition, &tombstone.path)?;
                 files.push(DataFile {
                     path: tombstone.path,
                     partition: tombstone.partition,
@@ -860,10 +940,93 @@ impl Snapshot {
                     rows: tombstone.rows,
                     created_ms: 0,
                     columns: Default::default(),
+                    inline: data,
                 });
             }
         }
         Ok(Some(files))
+    }
+
+    /// The replica's inline parts, if it has the table (older replicas
+    /// and checkpoints do not, and hold none).
+    fn inline_table(&self) -> Result<Option<InlineTable>> {
+        match self.txn.open_table(INLINE) {
+            Ok(table) => Ok(Some(table)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    fn inline_data(
+        &self,
+        table: Option<&InlineTable>,
+        partition: &str,
+        path: &str,
+    ) -> Result<Option<InlineData>> {
+        let (Some(table), true) = (table, crate::model::is_inline_path(path)) else {
+            return Ok(None);
+        };
+        let value = table.get((partition, path)).map_err(|e| self.err(e))?;
+        match value {
+            Some(bytes) => Ok(Some(InlineData(bytes::Bytes::copy_from_slice(
+                bytes.value(),
+            )))),
+            None => Err(MetaError::Replica {
+                path: self.path.display().to_string(),
+                reason: format!("inline part {path} has no data"),
+            }),
+        }
+    }
+
+    /// Totals of the live inline parts (rows kept in the log, not yet
+    /// flushed to files by a merge).
+    pub fn inline_totals(&self) -> Result<Totals> {
+        let meta = self.txn.open_table(META).map_err(|e| self.err(e))?;
+        let get = |key: &str| -> Result<u64> {
+            Ok(meta
+                .get(key)
+                .map_err(|e| self.err(e))?
+                .map_or(0, |v| v.value()))
+        };
+        Ok(Totals {
+            files: get(INLINE_FILES)?,
+            rows: get(INLINE_ROWS)?,
+            bytes: get(INLINE_BYTES)?,
+        })
+    }
+
+    /// Bytes of every inline part the state holds: live ones and flushed
+    /// ones not yet purged (what a writer's inline bound counts).
+    pub fn inline_held_bytes(&self) -> Result<u64> {
+        let meta = self.txn.open_table(META).map_err(|e| self.err(e))?;
+        Ok(meta
+            .get(INLINE_HELD)
+            .map_err(|e| self.err(e))?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// Partitions holding live inline parts, in partition order.
+    pub fn inline_partitions(&self) -> Result<Vec<String>> {
+        let Some(inline) = self.inline_table()? else {
+            return Ok(Vec::new());
+        };
+        let files = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
+        let mut partitions: Vec<String> = Vec::new();
+        for entry in inline.iter().map_err(|e| self.err(e))? {
+            let (key, _) = entry.map_err(|e| self.err(e))?;
+            let (partition, path) = key.value();
+            if partitions.last().is_some_and(|p| p == partition) {
+                continue;
+            }
+            if files
+                .get((partition, path))
+                .map_err(|e| self.err(e))?
+                .is_some()
+            {
+                partitions.push(partition.to_owned());
+            }
+        }
+        Ok(partitions)
     }
 
     /// Number of live files.

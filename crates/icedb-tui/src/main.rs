@@ -61,7 +61,7 @@ struct Cli {
 
 /// Results of background work, back to the event loop.
 enum Update {
-    Dashboard(Result<Dashboard, String>),
+    Dashboard(Box<Result<Dashboard, String>>),
     Files(String, Result<Vec<FileRow>, String>),
     Query(Result<QueryOutcome, String>),
     Merge(Result<String, String>),
@@ -142,7 +142,7 @@ async fn run(
             Some(update) = updates.recv() => {
                 match update {
                     Update::Dashboard(d) => {
-                        app.on_dashboard(d, chrono::Utc::now().timestamp_millis());
+                        app.on_dashboard(*d, chrono::Utc::now().timestamp_millis());
                         Action::None
                     }
                     Update::Files(p, f) => {
@@ -171,7 +171,7 @@ async fn run(
                     app.refreshing = true;
                     tokio::spawn(async move {
                         let d = source.dashboard().await.map_err(|e| format!("{e:#}"));
-                        let _ = tx.send(Update::Dashboard(d));
+                        let _ = tx.send(Update::Dashboard(Box::new(d)));
                     });
                 }
             }

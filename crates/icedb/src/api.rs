@@ -35,6 +35,10 @@ pub struct TableSummary {
     pub bytes: u64,
     pub partitions: usize,
     pub newest_write_ms: Option<i64>,
+    /// Of `files`, `rows` and `bytes`: the inline parts (rows the log holds
+    /// until a merge flushes them into files).
+    #[serde(default)]
+    pub inline: Totals,
 }
 
 impl TableSummary {
@@ -51,6 +55,7 @@ impl TableSummary {
             bytes: totals.bytes,
             partitions: partitions.len(),
             newest_write_ms: partitions.iter().map(|p| p.newest_write_ms).max(),
+            inline: snapshot.inline_totals()?,
         })
     }
 }
@@ -145,8 +150,12 @@ pub struct FileList {
 pub struct FileInfo {
     /// Relative to the table root.
     pub path: String,
-    /// Where other engines read it (`file:///…`, `s3://…`).
+    /// Where other engines read it (`file:///…`, `s3://…`); empty for an
+    /// inline part, which has no object until a merge flushes it.
     pub url: String,
+    /// Whether the file is an inline part (its bytes are in the log).
+    #[serde(default)]
+    pub inline: bool,
     pub partition: String,
     pub bytes: u64,
     pub rows: u64,
@@ -156,8 +165,14 @@ pub struct FileInfo {
 impl FileInfo {
     /// A live file, with the URL `table` gives it.
     pub fn new(table: &crate::Table, file: icedb_meta::DataFile) -> Self {
+        let inline = file.is_inline();
         FileInfo {
-            url: table.file_url(&file.path),
+            url: if inline {
+                String::new()
+            } else {
+                table.file_url(&file.path)
+            },
+            inline,
             path: file.path,
             partition: file.partition,
             bytes: file.bytes,

@@ -104,6 +104,8 @@ pub struct TableConfig {
     pub target_file_bytes: u64,
     /// An insert splits a partition's rows into files of at most this many rows.
     pub max_rows_per_file: usize,
+    /// When an insert keeps a partition's rows in its commit instead of a file.
+    pub inline: InlineSettings,
     pub meta: MetaOptions,
     /// DuckDB's extension directory, holding httpfs for S3 tables.
     pub duckdb_extension_dir: Option<PathBuf>,
@@ -136,12 +138,49 @@ impl TableConfig {
             compression: Compression::Zstd { level: 3 },
             target_file_bytes: 128 << 20,
             max_rows_per_file: 1_000_000,
+            inline: InlineSettings::default(),
             meta: MetaOptions::default(),
             duckdb_extension_dir: None,
             sandbox_queries: true,
             query_memory_limit: None,
             query_threads: None,
             explicit: crate::definition::Explicit::default(),
+        }
+    }
+}
+
+/// Inlined commits: an insert's rows for a partition, when few, go into the
+/// commit itself (a small Parquet file, base64 in the log entry) instead of
+/// a file on the store, until a merge flushes them into a file. A writer's
+/// setting, not part of the table's definition: it changes where rows wait,
+/// never what a query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineSettings {
+    /// A partition's part of an insert is inlined when it has at most this
+    /// many rows (0: never inline)...
+    pub max_rows: usize,
+    /// ...and its Parquet encoding is at most this many bytes.
+    pub max_part_bytes: u64,
+    /// The most bytes of inline parts the table's state holds (live, and
+    /// flushed ones kept for time travel); a commit that would pass it
+    /// writes files instead (checked against the log at commit time, so
+    /// concurrent writers cannot pass it either). Replicas and checkpoints
+    /// grow by at most this.
+    pub limit_bytes: u64,
+    /// Flushed inline parts stay readable (time travel to before the
+    /// flush) this long, then merges purge them. No in-flight query needs
+    /// them: a query holds the bytes it read in memory.
+    pub keep_flushed: std::time::Duration,
+}
+
+impl Default for InlineSettings {
+    /// Chosen by measurement: see docs/ARCHITECTURE.md, "Inlined commits".
+    fn default() -> Self {
+        InlineSettings {
+            max_rows: 1_000,
+            max_part_bytes: 256 << 10,
+            limit_bytes: 16 << 20,
+            keep_flushed: std::time::Duration::from_secs(300),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! to combine small files), so a file up to [`WHOLE_FILE_BYTES`] is fetched
 //! whole in one request and decoded from memory; larger ones are streamed
 //! (footer, then row groups as the merge needs them). Inputs open
-//! concurrently, [`OPEN_AT_ONCE`] at a time, in the job's order.
+//! concurrently, [`OPEN_AT_ONCE`] at a time, in the job's order. An inline
+//! part's bytes come from the log: no request at all.
 
 use std::sync::Arc;
 
@@ -50,12 +51,15 @@ pub(crate) async fn open_all(
     // makes the merge future not `Send` for every lifetime.
     let wanted: Arc<str> = wanted_order.into();
     let store = store.clone();
-    let files: Vec<(Path, u64)> = files
+    let files: Vec<(Path, u64, Option<bytes::Bytes>)> = files
         .iter()
-        .map(|f| (Path::from(f.path.as_str()), f.bytes))
+        .map(|f| {
+            let inline = f.inline.as_ref().map(|data| data.0.clone());
+            (Path::from(f.path.as_str()), f.bytes, inline)
+        })
         .collect();
     futures::stream::iter(files)
-        .map(move |(path, bytes)| open(store.clone(), path, bytes, wanted.clone()))
+        .map(move |(path, bytes, inline)| open(store.clone(), path, bytes, inline, wanted.clone()))
         .buffered(OPEN_AT_ONCE)
         .try_collect()
         .await
@@ -65,16 +69,20 @@ async fn open(
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+    inline: Option<bytes::Bytes>,
     wanted_order: Arc<str>,
 ) -> Result<Input> {
-    if size <= WHOLE_FILE_BYTES {
-        let bytes = store
-            .get(&path)
-            .await
-            .map_err(|e| TableError::store(&path, e))?
-            .bytes()
-            .await
-            .map_err(|e| TableError::store(&path, e))?;
+    if inline.is_some() || size <= WHOLE_FILE_BYTES {
+        let bytes = match inline {
+            Some(bytes) => bytes,
+            None => store
+                .get(&path)
+                .await
+                .map_err(|e| TableError::store(&path, e))?
+                .bytes()
+                .await
+                .map_err(|e| TableError::store(&path, e))?,
+        };
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(BATCH_ROWS);
         let sorted = sorted_by(builder.metadata(), &wanted_order);
         let schema = builder.schema().clone();

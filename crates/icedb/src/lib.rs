@@ -31,7 +31,9 @@ mod table;
 mod view;
 mod write;
 
-pub use config::{Compression, FormatSpec, Granularity, PartitionSpec, TableConfig};
+pub use config::{
+    Compression, FormatSpec, Granularity, InlineSettings, PartitionSpec, TableConfig,
+};
 pub use cpu::on_cpu;
 pub use definition::{
     AlterReport, Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition,

@@ -7,6 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use icedb_meta::{
     CommitDraft, CommitError, DataFile, ExpirePolicy, FileRef, Operation, PartitionFilter,
+    Tombstone, is_inline_path,
 };
 use object_store::path::Path;
 
@@ -105,19 +106,31 @@ impl Table {
         let mut report = VacuumReport::default();
         let expired: Vec<_> = tombstones
             .into_iter()
-            .filter(|t| t.removed_ms <= now_ms - grace_ms)
+            .filter(|t| t.removed_ms <= now_ms - grace_ms || self.inline_expired(t, now_ms))
             .collect();
         // Delete first, then record: a crash in between leaves tombstones
         // whose objects are gone, and the next vacuum finishes the job.
-        self.delete_objects(expired.iter().map(|t| t.path.clone()).collect())
-            .await?;
+        // Inline parts have no object: purging one just drops its bytes
+        // from the log's state.
+        self.delete_objects(
+            expired
+                .iter()
+                .filter(|t| !is_inline_path(&t.path))
+                .map(|t| t.path.clone())
+                .collect(),
+        )
+        .await?;
         if !expired.is_empty() {
             let mut draft = CommitDraft::new(Operation::Vacuum);
             draft.purged = expired.iter().map(FileRef::from).collect();
             let receipt = self.meta().commit(draft).await?;
             report.version = Some(receipt.version);
             report.purged = receipt.commit.purged.len();
-            report.bytes_freed += expired.iter().map(|t| t.bytes).sum::<u64>();
+            report.bytes_freed += expired
+                .iter()
+                .filter(|t| !is_inline_path(&t.path))
+                .map(|t| t.bytes)
+                .sum::<u64>();
         }
 
         // Orphans: data objects no commit references (crash leftovers).
@@ -152,6 +165,37 @@ impl Table {
         }
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Whether a tombstone is a flushed inline part past the table's
+    /// `keep_flushed`: no object to delete, and no query in flight needs it
+    /// (a query holds the inline bytes it read), so no retention floor.
+    fn inline_expired(&self, tombstone: &Tombstone, now_ms: i64) -> bool {
+        let keep_ms = self.config().inline.keep_flushed.as_millis() as i64;
+        is_inline_path(&tombstone.path) && tombstone.removed_ms <= now_ms - keep_ms
+    }
+
+    /// Records flushed inline parts past `keep_flushed` as purged (one
+    /// commit, no store request besides it); returns how many. Merges call
+    /// it after each round, so the inline bytes the table holds stay
+    /// within its bound without waiting for vacuum.
+    pub(crate) async fn purge_flushed_inline(&self) -> Result<usize> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let expired: Vec<FileRef> = self
+            .meta()
+            .snapshot()?
+            .tombstones()?
+            .iter()
+            .filter(|t| self.inline_expired(t, now_ms))
+            .map(FileRef::from)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut draft = CommitDraft::new(Operation::Vacuum);
+        draft.purged = expired;
+        let receipt = self.meta().commit(draft).await?;
+        Ok(receipt.commit.purged.len())
     }
 
     /// Deletes objects (already-missing ones count as deleted); returns how
@@ -211,11 +255,13 @@ impl Table {
         }
         let present: Vec<_> = table_schema.clone();
         let schema = arrow_schema(&present);
-        let sql = format!(
-            "SELECT * FROM {} WHERE ({keep}) IS TRUE",
-            self.query_engine.read_parquet(&files, false)
-        );
-        let batches = self.query_engine.run(sql).await?;
+        let filter = keep.to_owned();
+        let batches = self
+            .query_engine
+            .run_over(files.clone(), table_schema.clone(), move |source| {
+                format!("SELECT * FROM {source} WHERE ({filter}) IS TRUE")
+            })
+            .await?;
         let conformed: Vec<RecordBatch> = batches
             .iter()
             .map(|b| crate::merge::conform_to(b, &schema))

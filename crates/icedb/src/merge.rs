@@ -7,7 +7,7 @@
 //! Just over 600 lines: the planner, the job runner and the k-way merge are
 //! one protocol (a job's inputs, its output and its commit) read together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use arrow::array::{RecordBatch, new_null_array};
@@ -145,8 +145,10 @@ impl MergeReport {
     }
 }
 
-/// Groups of files to merge, one partition each.
+/// Groups of files to merge, one partition each. A group needs two files,
+/// or one inline part (flushing it into a file is the point).
 fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<Vec<DataFile>> {
+    let worth = |group: &[DataFile]| group.len() >= 2 || group.iter().any(DataFile::is_inline);
     let mut jobs = Vec::new();
     for (_, mut files) in partitions {
         files.retain(|f| f.bytes < policy.max_input_bytes);
@@ -164,7 +166,7 @@ fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<V
             if group.len() >= policy.max_files_per_merge.max(2)
                 || bytes >= policy.target_output_bytes
             {
-                if group.len() >= 2 {
+                if worth(&group) {
                     jobs.push(std::mem::take(&mut group));
                 } else {
                     group.clear();
@@ -172,7 +174,7 @@ fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<V
                 bytes = 0;
             }
         }
-        if group.len() >= 2 {
+        if worth(&group) {
             jobs.push(group);
         }
     }
@@ -193,18 +195,29 @@ impl Table {
         if policy.order == PartitionOrder::Descending {
             partitions.reverse();
         }
-        let mut candidates = Vec::new();
-        for stats in partitions
+        // Partitions with inline parts are flushed in every round, beyond
+        // `max_partitions`: a flush reads nothing from the store, and the
+        // table's inline bound frees up only when they become files.
+        let inline: BTreeSet<String> = snapshot
+            .inline_partitions()?
             .into_iter()
-            .filter(|p| p.files >= 2)
+            .filter(|p| filter.matches(p))
+            .collect();
+        let mut chosen: Vec<String> = partitions
+            .into_iter()
+            .filter(|p| p.files >= 2 && !inline.contains(&p.partition))
             .take(policy.max_partitions)
-        {
-            let files = snapshot.files(&PartitionFilter::Prefix(stats.partition.clone()))?;
+            .map(|p| p.partition)
+            .collect();
+        chosen.extend(inline);
+        let mut candidates = Vec::new();
+        for partition in chosen {
+            let files = snapshot.files(&PartitionFilter::Prefix(partition.clone()))?;
             let files = files
                 .into_iter()
-                .filter(|f| f.partition == stats.partition)
+                .filter(|f| f.partition == partition)
                 .collect();
-            candidates.push((stats.partition, files));
+            candidates.push((partition, files));
         }
         let table_schema = snapshot.schema()?;
         drop(snapshot);
@@ -225,6 +238,7 @@ impl Table {
         for outcome in outcomes {
             report.absorb(&outcome?);
         }
+        self.purge_flushed_inline().await?;
         report.elapsed = started.elapsed();
         Ok(report)
     }
@@ -243,7 +257,9 @@ impl Table {
             })
             .collect();
         let mut backlogs = vec![BTreeMap::<String, usize>::new(); policies.len()];
-        for file in self.meta().snapshot()?.files(&PartitionFilter::All)? {
+        let snapshot = self.meta().snapshot()?;
+        let inline: BTreeSet<String> = snapshot.inline_partitions()?.into_iter().collect();
+        for file in snapshot.files(&PartitionFilter::All)? {
             for ((policy, filter), backlog) in policies.iter().zip(&filters).zip(&mut backlogs) {
                 if file.bytes < policy.max_input_bytes && filter.matches(&file.partition) {
                     *backlog.entry(file.partition.clone()).or_default() += 1;
@@ -251,7 +267,7 @@ impl Table {
             }
         }
         for backlog in &mut backlogs {
-            backlog.retain(|_, files| *files >= 2);
+            backlog.retain(|partition, files| *files >= 2 || inline.contains(partition));
         }
         Ok(backlogs)
     }
@@ -293,7 +309,7 @@ impl Table {
         query: Option<&str>,
     ) -> Result<MergeReport> {
         if let Some(query) = query {
-            return self.merge_with_query(inputs, query).await;
+            return self.merge_with_query(inputs, table_schema, query).await;
         }
         let store = self.meta().object_store();
         let partition = inputs[0].partition.clone();
@@ -358,19 +374,27 @@ impl Table {
             rows,
             created_ms: chrono::Utc::now().timestamp_millis(),
             columns: stats,
+            inline: None,
         };
         self.commit_merge(inputs, output, present, None).await
     }
 
     /// Runs a merge query over the job's inputs in DuckDB and writes its
     /// (sorted) result as the job's output.
-    async fn merge_with_query(&self, inputs: Vec<DataFile>, query: &str) -> Result<MergeReport> {
+    async fn merge_with_query(
+        &self,
+        inputs: Vec<DataFile>,
+        table_schema: &[ColumnDef],
+        query: &str,
+    ) -> Result<MergeReport> {
         let partition = inputs[0].partition.clone();
-        let sql = format!(
-            "WITH source AS (SELECT * FROM {}) {query}",
-            self.query_engine.read_parquet(&inputs, false)
-        );
-        let batches = self.query_engine.run(sql).await?;
+        let text = query.to_owned();
+        let batches = self
+            .query_engine
+            .run_over(inputs.clone(), table_schema.to_vec(), move |source| {
+                format!("WITH source AS (SELECT * FROM {source}) {text}")
+            })
+            .await?;
         let Some(first) = batches.first() else {
             return Err(TableError::MergeQueryEmpty);
         };

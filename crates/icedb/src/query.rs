@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use duckdb::Connection;
-use icedb_meta::{DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
+use icedb_meta::{ColumnDef, DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
 use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
@@ -305,20 +305,6 @@ impl QueryEngine {
         })
     }
 
-    /// A DuckDB `read_parquet` over `files` (union by name). With
-    /// `partition_columns`, the Hive path segments become columns; merges and
-    /// rewrites turn that off so partition values never become data.
-    pub(crate) fn read_parquet(&self, files: &[DataFile], partition_columns: bool) -> String {
-        let list: Vec<String> = files
-            .iter()
-            .map(|f| quote_literal(&self.url(&f.path)))
-            .collect();
-        format!(
-            "read_parquet([{}], union_by_name = true, hive_partitioning = {partition_columns})",
-            list.join(", ")
-        )
-    }
-
     pub(crate) fn url(&self, path: &str) -> String {
         match &self.files {
             FileUrls::Local(root) => root.join(path).display().to_string(),
@@ -365,11 +351,21 @@ impl QueryEngine {
         Ok((connection.try_clone().map_err(duck)?, credential))
     }
 
-    /// Runs IceDB's own SQL (merge queries, rewrites) on a fresh connection
-    /// of the internal database and collects the result.
-    pub(crate) async fn run(&self, sql: String) -> Result<Vec<RecordBatch>> {
+    /// Runs IceDB's own SQL (merge queries, rewrites) over `files` (inline
+    /// parts included, no partition columns) on a fresh connection of the
+    /// internal database and collects the result. `sql` is given the
+    /// relation holding the files' rows, with the columns of `schema`.
+    pub(crate) async fn run_over(
+        &self,
+        files: Vec<DataFile>,
+        schema: Vec<ColumnDef>,
+        sql: impl FnOnce(&str) -> String + Send + 'static,
+    ) -> Result<Vec<RecordBatch>> {
+        let urls: Vec<String> = files.iter().map(|f| self.url(&f.path)).collect();
         let (connection, credential) = self.connection_of(&self.internal).await?;
         tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+            let view = view_sql(&connection, &schema, None, &files, &urls)?;
+            let sql = sql(&format!("({view})"));
             let mut statement = connection.prepare(&sql).map_err(duck)?;
             Ok(statement.query_arrow([]).map_err(duck)?.collect())
         })
@@ -525,7 +521,7 @@ impl Table {
             )? {
                 return Ok(answer);
             }
-            let view = view_sql(&connection, &schema, &hive, &files, &urls)?;
+            let view = view_sql(&connection, &schema, Some(&hive), &files, &urls)?;
             run_user_query(&connection, &name, &view, &sql, files.len(), limits)
         });
         let finished = match options.timeout {

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
-use icedb_meta::{ColumnDef, CommitDraft, DataFile, MetaStore, Operation, TableLocation};
+use icedb_meta::{
+    ColumnDef, CommitDraft, CommitError, Conflict, DataFile, InlineData, MetaStore, Operation,
+    TableLocation,
+};
 use icedb_plugin::{FormatPlugin, PluginHost};
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -391,17 +394,54 @@ impl Table {
             }
         }
         let encoded = futures::future::try_join_all(encoders).await?;
-
-        let uploaded: Vec<DataFile> = self.upload(encoded).await?;
+        let (inline, to_upload) = self.split_inline(encoded)?;
+        let mut uploaded: Vec<DataFile> = self.upload(to_upload).await?;
         let mut draft = CommitDraft::new(Operation::Insert);
         draft.definition = Some(self.definition_json.clone());
         draft.columns = columns.as_ref().clone();
-        draft.added = uploaded.clone();
-        match self.meta.commit(draft).await {
+        if !inline.is_empty() {
+            draft.inline_limit = Some(self.config.inline.limit_bytes);
+        }
+        draft.added = uploaded
+            .iter()
+            .cloned()
+            .chain(inline.iter().cloned())
+            .collect();
+        let mut outcome = self.meta.commit(draft.clone()).await;
+        if let Err(CommitError::Conflict(Conflict::InlineFull { .. })) = &outcome {
+            // Other writers filled the table's inline bound first: the
+            // parts become files (nothing of this insert was committed).
+            let as_files = inline.into_iter().map(|file| {
+                let bytes = file.inline.clone().expect("inline parts carry bytes").0;
+                let file = DataFile {
+                    path: FileLayout::new_path(&file.partition),
+                    inline: None,
+                    ..file
+                };
+                (file, bytes.to_vec())
+            });
+            match self.upload(as_files.collect()).await {
+                Ok(more) => uploaded.extend(more),
+                Err(error) => {
+                    self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
+                        .await;
+                    return Err(error);
+                }
+            }
+            draft.inline_limit = None;
+            draft.added = uploaded.clone();
+            outcome = self.meta.commit(draft).await;
+        }
+        match outcome {
             Ok(receipt) => Ok(InsertReceipt {
                 version: receipt.version,
-                files: uploaded.iter().map(|f| f.path.clone()).collect(),
-                rows: uploaded.iter().map(|f| f.rows).sum(),
+                files: receipt
+                    .commit
+                    .added
+                    .iter()
+                    .map(|f| f.path.clone())
+                    .collect(),
+                rows: receipt.commit.added.iter().map(|f| f.rows).sum(),
                 partitions,
             }),
             Err(error) => {
@@ -410,6 +450,35 @@ impl Table {
                 Err(error.into())
             }
         }
+    }
+
+    /// Splits an insert's encoded parts into those kept in the commit
+    /// (small enough, and the table's inline bound not reached as of the
+    /// last sync) and those uploaded as files.
+    #[allow(clippy::type_complexity)]
+    fn split_inline(
+        &self,
+        encoded: Vec<(DataFile, Vec<u8>)>,
+    ) -> Result<(Vec<DataFile>, Vec<(DataFile, Vec<u8>)>)> {
+        let settings = self.config.inline;
+        let small = |(file, bytes): &(DataFile, Vec<u8>)| {
+            file.rows as usize <= settings.max_rows && bytes.len() as u64 <= settings.max_part_bytes
+        };
+        let (small_parts, files): (Vec<_>, Vec<_>) = encoded.into_iter().partition(small);
+        let adding: u64 = small_parts.iter().map(|(_, b)| b.len() as u64).sum();
+        let held = self.meta.snapshot()?.inline_held_bytes()?;
+        if small_parts.is_empty() || held + adding > settings.limit_bytes {
+            return Ok((Vec::new(), small_parts.into_iter().chain(files).collect()));
+        }
+        let inline = small_parts
+            .into_iter()
+            .map(|(file, bytes)| DataFile {
+                path: FileLayout::new_inline_path(&file.partition),
+                inline: Some(InlineData(bytes.into())),
+                ..file
+            })
+            .collect();
+        Ok((inline, files))
     }
 
     /// After a commit failed: deletes the files it uploaded if it certainly

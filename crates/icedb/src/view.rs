@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, new_null_array};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use duckdb::Connection;
 use icedb_meta::{ColumnDef, DataFile, StatValue};
 
 use crate::error::{Result, TableError};
-use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme};
+use crate::merge::conform_to;
+use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme, hive_values};
 use crate::query::{duck, quote_ident, quote_literal};
-use crate::schema::sql_type;
+use crate::schema::{arrow_schema, sql_type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// What a user query returned, how many files planning kept and how many
 /// of them DuckDB read (none for an answer from the log).
@@ -33,14 +35,22 @@ pub(crate) struct Answer {
 /// temporary table of the query's own connection and handed to
 /// `read_parquet` as variables, one per set of columns the files hold (the
 /// log knows each file's columns), so DuckDB reads one footer per file
-/// instead of every footer at every bind (`union_by_name`).
+/// instead of every footer at every bind (`union_by_name`). Inline parts
+/// (rows the log holds) are decoded here and appended to a temporary table
+/// unioned with the files.
+///
+/// `hive`: the partition columns and their types; `None` reads no
+/// partition column at all (merges and rewrites, where a partition value
+/// must never become data).
 pub(crate) fn view_sql(
     connection: &Connection,
     schema: &[ColumnDef],
-    hive: &[(String, HiveType)],
+    hive: Option<&[(String, HiveType)]>,
     files: &[DataFile],
     urls: &[String],
 ) -> Result<String> {
+    let hive_partitioning = hive.is_some();
+    let hive = hive.unwrap_or(&[]);
     let null_of =
         |name: &str, sql_type: &str| format!("CAST(NULL AS {sql_type}) AS {}", quote_ident(name));
     let typed_nulls = |columns: &[&ColumnDef]| -> Vec<String> {
@@ -53,6 +63,13 @@ pub(crate) fn view_sql(
         hive.iter()
             .filter(|(key, _)| !schema.iter().any(|c| c.name.eq_ignore_ascii_case(key)))
     };
+    let (inline, objects): (Vec<&DataFile>, Vec<(&DataFile, &String)>) = {
+        let (inline, objects): (Vec<_>, Vec<_>) = files
+            .iter()
+            .zip(urls)
+            .partition(|(f, _)| f.inline.is_some());
+        (inline.into_iter().map(|(f, _)| f).collect(), objects)
+    };
     if files.is_empty() {
         let mut columns = typed_nulls(&schema.iter().collect::<Vec<_>>());
         columns.extend(hive_columns().map(|(key, kind)| null_of(key, kind.sql())));
@@ -64,7 +81,7 @@ pub(crate) fn view_sql(
     // Files by the columns they hold; `None`: a file written before the
     // log kept statistics, read with union_by_name.
     let mut groups: BTreeMap<Option<Vec<&str>>, Vec<usize>> = BTreeMap::new();
-    for (at, file) in files.iter().enumerate() {
+    for (at, (file, _)) in objects.iter().enumerate() {
         let columns = (!file.columns.is_empty())
             .then(|| file.columns.keys().map(String::as_str).collect::<Vec<_>>());
         groups.entry(columns).or_default().push(at);
@@ -79,13 +96,13 @@ pub(crate) fn view_sql(
         for (group, members) in groups.values().enumerate() {
             for &at in members {
                 appender
-                    .append_row(duckdb::params![group as i32, urls[at]])
+                    .append_row(duckdb::params![group as i32, objects[at].1])
                     .map_err(duck)?;
             }
         }
         appender.flush().map_err(duck)?;
     }
-    let hive_types = if hive.is_empty() {
+    let hive_types = if !hive_partitioning || hive.is_empty() {
         String::new()
     } else {
         let types: Vec<String> = hive
@@ -102,13 +119,17 @@ pub(crate) fn view_sql(
             ))
             .map_err(duck)?;
         scans.push(format!(
-            "SELECT * FROM read_parquet(getvariable('icedb_files_{group}'), hive_partitioning = true, \
-             union_by_name = {}{hive_types})",
+            "SELECT * FROM read_parquet(getvariable('icedb_files_{group}'), \
+             hive_partitioning = {hive_partitioning}, union_by_name = {}{hive_types})",
             columns.is_none()
         ));
     }
+    if !inline.is_empty() {
+        let hive: Vec<(String, HiveType)> = hive_columns().cloned().collect();
+        scans.push(register_inline(connection, schema, &hive, &inline)?);
+    }
     let mut scan = scans.join(" UNION ALL BY NAME ");
-    let missing: Vec<&ColumnDef> = if groups.contains_key(&None) {
+    let missing: Vec<&ColumnDef> = if groups.contains_key(&None) || !inline.is_empty() {
         Vec::new()
     } else {
         schema
@@ -135,6 +156,65 @@ pub(crate) fn view_sql(
     let mut columns: Vec<String> = schema.iter().map(|c| quote_ident(&c.name)).collect();
     columns.extend(hive_columns().map(|(key, _)| quote_ident(key)));
     Ok(format!("SELECT {} FROM ({scan})", columns.join(", ")))
+}
+
+/// Appends the rows of inline parts to the temporary table `icedb_inline`
+/// (every column of the table, then `hive`'s partition columns with the
+/// values of each part's partition) and returns the SQL reading it.
+fn register_inline(
+    connection: &Connection,
+    schema: &[ColumnDef],
+    hive: &[(String, HiveType)],
+    parts: &[&DataFile],
+) -> Result<String> {
+    let mut definitions: Vec<String> = schema
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), sql_type(c.column_type)))
+        .collect();
+    definitions.extend(
+        hive.iter()
+            .map(|(key, kind)| format!("{} {}", quote_ident(key), kind.sql())),
+    );
+    connection
+        .execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE icedb_inline ({})",
+            definitions.join(", ")
+        ))
+        .map_err(duck)?;
+    let data = arrow_schema(schema);
+    let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(
+        hive.iter()
+            .map(|(key, kind)| Field::new(key, kind.arrow_type(), true)),
+    );
+    let full = Arc::new(Schema::new(fields));
+    let mut appender = connection
+        .appender_to_catalog_and_db("icedb_inline", "temp", "main")
+        .map_err(duck)?;
+    for part in parts {
+        let bytes = part
+            .inline
+            .as_ref()
+            .expect("inline parts carry bytes")
+            .0
+            .clone();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let values: Vec<(&str, &str)> = hive_values(&part.partition).collect();
+        for batch in reader {
+            let batch = conform_to(&batch?, &data)?;
+            let rows = batch.num_rows();
+            let mut columns = batch.columns().to_vec();
+            for (key, kind) in hive {
+                let value = values.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+                columns.push(kind.array(value, rows));
+            }
+            appender
+                .append_record_batch(RecordBatch::try_new(full.clone(), columns)?)
+                .map_err(duck)?;
+        }
+    }
+    appender.flush().map_err(duck)?;
+    Ok("SELECT * FROM temp.icedb_inline".to_owned())
 }
 
 /// Runs the user's statement over `view` (the table's name), holding at
@@ -224,7 +304,7 @@ pub(crate) fn metadata_answer(
     let empty = run_user_query(
         connection,
         name,
-        &view_sql(connection, schema, hive, &[], &[])?,
+        &view_sql(connection, schema, Some(hive), &[], &[])?,
         sql,
         0,
         limits,

@@ -294,6 +294,16 @@ impl FileLayout {
         format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7())
     }
 
+    /// A new, unique name for an inline part of `partition` (never an
+    /// object: its bytes live in the commit).
+    pub(crate) fn new_inline_path(partition: &str) -> String {
+        format!(
+            "{}{partition}/{}.parquet",
+            icedb_meta::INLINE_PREFIX,
+            uuid::Uuid::now_v7()
+        )
+    }
+
     pub(crate) fn properties(&self) -> WriterProperties {
         writer_properties(self.compression, self.row_group_rows, &self.sort_order)
     }
@@ -348,6 +358,7 @@ impl FileLayout {
             rows: record.num_rows() as u64,
             created_ms,
             columns: column_stats(&record),
+            inline: None,
         };
         Ok((file, bytes))
     }

@@ -8,7 +8,7 @@ pub(super) fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
     }
     let Some(data) = &app.data else { return };
     let (o, totals) = (&data.overview, &data.overview.summary);
-    let [top, commits] = Layout::vertical([Constraint::Length(15), Constraint::Min(3)]).areas(area);
+    let [top, commits] = Layout::vertical([Constraint::Length(16), Constraint::Min(3)]).areas(area);
     let [stats, rate] =
         Layout::horizontal([Constraint::Length(62), Constraint::Min(10)]).areas(top);
     let backlog: Vec<String> = data
@@ -28,6 +28,19 @@ pub(super) fn draw_overview(frame: &mut Frame, app: &App, area: Rect) {
         field("version", totals.version.to_string()),
         field("rows", human_count(totals.rows)),
         field("files", human_count(totals.files)),
+        field(
+            "inline",
+            if totals.inline.files == 0 {
+                "-".into()
+            } else {
+                format!(
+                    "{} rows in {} parts, {} (until merged)",
+                    human_count(totals.inline.rows),
+                    human_count(totals.inline.files),
+                    human_bytes(totals.inline.bytes)
+                )
+            },
+        ),
         field("bytes", human_bytes(totals.bytes)),
         field(
             "avg file",

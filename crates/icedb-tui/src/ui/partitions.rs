@@ -79,7 +79,14 @@ pub(super) fn draw_files(frame: &mut Frame, app: &App, popup: &crate::app::Files
         .iter()
         .map(|f| {
             Row::new(vec![
-                Cell::from(f.path.rsplit('/').next().unwrap_or(&f.path).to_owned()),
+                Cell::from({
+                    let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+                    if f.inline {
+                        format!("inline · {name}")
+                    } else {
+                        name.to_owned()
+                    }
+                }),
                 Cell::from(human_count(f.rows)),
                 Cell::from(human_bytes(f.bytes)),
                 Cell::from(timestamp(f.created_ms)),

@@ -110,6 +110,11 @@ fn fixture() -> Dashboard {
                 bytes: 4_500_000,
                 partitions: 5,
                 newest_write_ms: None,
+                inline: icedb::Totals {
+                    files: 2,
+                    rows: 40,
+                    bytes: 6_000,
+                },
             },
             tombstones: 3,
             ..Overview::default()

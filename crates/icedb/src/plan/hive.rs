@@ -21,6 +21,37 @@ impl HiveType {
         }
     }
 
+    pub(crate) fn arrow_type(self) -> arrow::datatypes::DataType {
+        use arrow::datatypes::DataType;
+        match self {
+            HiveType::BigInt => DataType::Int64,
+            HiveType::Date => DataType::Date32,
+            HiveType::Varchar => DataType::Utf8,
+        }
+    }
+
+    /// `rows` copies of a partition value as DuckDB reads it from a path
+    /// (`None`, empty or `NULL`: null; a value that does not convert: null).
+    pub(crate) fn array(self, value: Option<&str>, rows: usize) -> arrow::array::ArrayRef {
+        use std::sync::Arc;
+
+        use arrow::array::{Date32Array, Int64Array, StringArray};
+        let value = value.filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("NULL"));
+        match self {
+            HiveType::BigInt => {
+                let n = value.and_then(|v| v.parse::<i64>().ok());
+                Arc::new(Int64Array::from(vec![n; rows]))
+            }
+            HiveType::Date => {
+                let days = value
+                    .and_then(|v| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+                    .map(|d| (d - chrono::NaiveDate::default()).num_days() as i32);
+                Arc::new(Date32Array::from(vec![days; rows]))
+            }
+            HiveType::Varchar => Arc::new(StringArray::from(vec![value; rows])),
+        }
+    }
+
     fn fits(self, value: &str) -> bool {
         match self {
             HiveType::BigInt => value.parse::<i64>().is_ok_and(|n| n.to_string() == value),

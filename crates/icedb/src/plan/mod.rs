@@ -23,7 +23,7 @@ use serde_json::Value;
 mod hive;
 mod prune;
 
-pub(crate) use hive::{HiveType, hive_types};
+pub(crate) use hive::{HiveType, hive_types, hive_values};
 pub(crate) use prune::{Filter, extreme, timestamp_text};
 
 use icedb_meta::ColumnDef;

@@ -1,0 +1,353 @@
+//! Inlined commits: a small insert's rows live in its commit (no data
+//! object) until a merge flushes them into a file. Queries see them at once
+//! and exactly once after the flush; checkpoints, time travel, rewrite,
+//! drop and vacuum account for them; the table's inline bound holds; faults
+//! on the log and during the flush lose and duplicate nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use icedb::{
+    CommitError, Conflict, MergePolicy, PartitionFilter, PluginHost, QueryOptions, Table,
+    TableConfig, VacuumOptions,
+};
+use icedb_e2e::faults::{Fault, FaultyStore, Kind};
+use icedb_e2e::{Backend, data_objects, gen_events, live_paths, scalar, table_config};
+use icedb_meta::TableLocation;
+
+fn config(backend: Backend, dir: &std::path::Path, label: &str) -> (String, TableConfig) {
+    let root = backend.new_table(dir, label);
+    let config = table_config(&root, dir.join(format!("replica-{label}")));
+    (root, config)
+}
+
+async fn open(config: TableConfig) -> Table {
+    Table::open(config, &PluginHost::new(Default::default()).unwrap())
+        .await
+        .unwrap()
+}
+
+/// `(count(*), count(DISTINCT id))` through DuckDB, optionally at `version`.
+async fn counts(table: &Table, version: Option<u64>) -> (i64, i64) {
+    let options = QueryOptions {
+        version,
+        ..QueryOptions::default()
+    };
+    // `count(id)` keeps the planner from answering from the log: DuckDB
+    // reads every row.
+    let result = table
+        .query(
+            "SELECT count(id) AS n, count(DISTINCT id) AS d FROM events",
+            &options,
+        )
+        .await
+        .unwrap();
+    let row = icedb_e2e::first_row_of(&result);
+    (row[0] as i64, row[1] as i64)
+}
+
+/// Inserts `batches` NDJSON bodies of `rows` events (distinct ids).
+async fn insert_small(table: &Table, batches: u64, rows: usize) {
+    for seed in 0..batches {
+        let body = gen_events(rows, 1_000 + seed);
+        let receipt = table.insert_ndjson(body.as_bytes()).await.unwrap();
+        assert!(
+            receipt.files.iter().all(|p| p.starts_with("inline/")),
+            "a small insert writes no object: {:?}",
+            receipt.files
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_rows_are_seen_at_once_and_exactly_once_after_the_flush() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, config) = config(backend, dir.path(), "seen");
+        let table = open(config.clone()).await;
+        insert_small(&table, 5, 100).await;
+
+        // Nothing on the store but the log; every row visible, once.
+        assert!(data_objects(&table).await.is_empty(), "{backend:?}");
+        let inline = table.meta().snapshot().unwrap().inline_totals().unwrap();
+        assert_eq!(inline.rows, 500);
+        assert!(inline.files >= 5 * 25, "one part per partition per insert");
+        assert_eq!(counts(&table, None).await, (500, 500), "{backend:?}");
+        assert_eq!(scalar(&table, "SELECT count(*) FROM events").await, 500);
+        // Partition columns and pruning work over inline rows.
+        let by_day = scalar(&table, "SELECT count(*) FROM events WHERE d <= 15").await;
+        let by_day_scan = scalar(
+            &table,
+            "SELECT count(id) FROM events WHERE d <= 15 AND y > 2000",
+        )
+        .await;
+        assert_eq!(by_day, by_day_scan);
+        assert!(by_day > 0);
+        let star = table
+            .query(
+                "SELECT * FROM events ORDER BY id LIMIT 3",
+                &QueryOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(star.row_count(), 3);
+        assert!(star.schema.field_with_name("y").is_ok());
+        let before_flush = table.meta().sync().await.unwrap();
+
+        // A checkpoint holds the inline rows: a new replica bootstrapped
+        // from it sees them.
+        table.meta().checkpoint().await.unwrap();
+        let mut fresh = config.clone();
+        fresh.meta.replica_dir = Some(dir.path().join("replica-fresh"));
+        let reader = open(fresh).await;
+        assert_eq!(counts(&reader, None).await, (500, 500), "{backend:?}");
+
+        // The flush: one file per partition, exactly once.
+        let report = table
+            .merge_until_quiescent(&MergePolicy::hot())
+            .await
+            .unwrap();
+        assert!(report.files_out > 0);
+        let snapshot = table.meta().snapshot().unwrap();
+        assert_eq!(snapshot.inline_totals().unwrap().files, 0);
+        let partitions = snapshot.partitions(&PartitionFilter::All).unwrap();
+        assert!(partitions.iter().all(|p| p.files == 1), "{partitions:?}");
+        drop(snapshot);
+        assert_eq!(data_objects(&table).await, live_paths(table.meta()));
+        assert_eq!(counts(&table, None).await, (500, 500), "{backend:?}");
+        assert_eq!(counts(&reader, None).await, (500, 500), "{backend:?}");
+
+        // Time travel to before the flush reads the (tombstoned) inline
+        // parts, still held for `keep_flushed`.
+        assert_eq!(counts(&table, Some(before_flush)).await, (500, 500));
+        assert_eq!(counts(&table, Some(1)).await, (100, 100));
+        drop(root);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_drop_and_vacuum_account_for_inline_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut config) = config(Backend::Local, dir.path(), "maint");
+    config.inline.keep_flushed = Duration::ZERO;
+    let table = open(config).await;
+    insert_small(&table, 3, 100).await;
+    let partition = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .partitions(&PartitionFilter::All)
+        .unwrap()[3]
+        .partition
+        .clone();
+    let in_partition = |table: &Table| {
+        let files = table
+            .meta()
+            .snapshot()
+            .unwrap()
+            .files(&PartitionFilter::Prefix(partition.clone()))
+            .unwrap();
+        (
+            files.iter().map(|f| f.rows).sum::<u64>(),
+            files.iter().filter(|f| f.is_inline()).count(),
+        )
+    };
+    let (rows, parts) = in_partition(&table);
+    assert!(rows > 0 && parts > 0);
+
+    // Rewrite reads the inline rows and keeps those matching.
+    let report = table
+        .rewrite_partition(&partition, "event <> 'page_view'")
+        .await
+        .unwrap();
+    assert_eq!(report.rows_before, rows);
+    let views = report.rows_before - report.rows_after;
+    assert_eq!(
+        scalar(&table, "SELECT count(*) FROM events").await,
+        300 - views as i64
+    );
+    assert_eq!(in_partition(&table).1, 0, "rewritten into a file");
+
+    // Drop tombstones inline parts like files.
+    insert_small(&table, 1, 100).await;
+    let total = scalar(&table, "SELECT count(*) FROM events").await;
+    let dropped = table
+        .drop_partitions(&PartitionFilter::Prefix(partition.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&table, "SELECT count(*) FROM events").await,
+        total - dropped.rows_before as i64
+    );
+
+    // Vacuum purges flushed/dropped inline parts without touching the
+    // store for them; the held inline bytes go down to the live ones.
+    let held = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .inline_held_bytes()
+        .unwrap();
+    let live = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .inline_totals()
+        .unwrap()
+        .bytes;
+    assert!(held > live);
+    table
+        .vacuum(&VacuumOptions {
+            grace: Duration::ZERO,
+            force: true,
+            expire: None,
+        })
+        .await
+        .unwrap();
+    let snapshot = table.meta().snapshot().unwrap();
+    assert_eq!(snapshot.inline_held_bytes().unwrap(), live);
+    assert_eq!(data_objects(&table).await, live_paths(table.meta()));
+    drop(snapshot);
+    assert_eq!(
+        scalar(&table, "SELECT count(*) FROM events").await,
+        total - dropped.rows_before as i64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inline_bound_holds_and_big_parts_become_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut config) = config(Backend::Local, dir.path(), "bound");
+    config.inline.limit_bytes = 200 << 10;
+    config.inline.max_rows = 50;
+    let table = open(config.clone()).await;
+    // 3 000 rows over ~30 days: ~100 per partition, over max_rows: files.
+    let receipt = table
+        .insert_ndjson(gen_events(3_000, 1).as_bytes())
+        .await
+        .unwrap();
+    assert!(receipt.files.iter().all(|p| p.starts_with("data/")));
+    // Small inserts inline until the bound, then write files.
+    let mut inlined = 0;
+    let mut as_files = 0;
+    for seed in 0..40 {
+        let receipt = table
+            .insert_ndjson(gen_events(60, 100 + seed).as_bytes())
+            .await
+            .unwrap();
+        if receipt.files.iter().all(|p| p.starts_with("inline/")) {
+            inlined += 1;
+        } else {
+            as_files += 1;
+        }
+        let held = table
+            .meta()
+            .snapshot()
+            .unwrap()
+            .inline_held_bytes()
+            .unwrap();
+        assert!(held <= config.inline.limit_bytes, "{held}");
+    }
+    assert!(inlined > 0 && as_files > 0, "{inlined} {as_files}");
+    assert_eq!(counts(&table, None).await, (5_400, 5_400));
+
+    // The bound is checked at commit time too (a writer whose view of the
+    // log is stale): the commit conflicts and nothing is committed.
+    let file = {
+        let snapshot = table.meta().snapshot().unwrap();
+        let files = snapshot.files(&PartitionFilter::All).unwrap();
+        files.into_iter().find(|f| f.is_inline()).unwrap()
+    };
+    let mut twin = file.clone();
+    twin.path = format!("inline/{}/twin.parquet", twin.partition);
+    let mut draft = icedb_meta::CommitDraft::new(icedb::Operation::Insert);
+    draft.added = vec![twin];
+    draft.inline_limit = Some(
+        table
+            .meta()
+            .snapshot()
+            .unwrap()
+            .inline_held_bytes()
+            .unwrap(),
+    );
+    let before = table.meta().sync().await.unwrap();
+    let error = table.meta().commit(draft).await.unwrap_err();
+    assert!(
+        matches!(error, CommitError::Conflict(Conflict::InlineFull { .. })),
+        "{error}"
+    );
+    assert!(error.certainly_not_committed());
+    assert_eq!(table.meta().sync().await.unwrap(), before);
+}
+
+/// The faults harness: commits of inline inserts and of flushes whose
+/// answers are lost (applied or not), and a flush whose output upload
+/// fails: every acknowledged row once, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_inline_commits_and_flushes_lose_and_duplicate_nothing() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, mut config) = config(backend, dir.path(), "faults");
+        config.meta.outcome_budget = Duration::from_secs(30);
+        let location = TableLocation::parse(&root, &config.s3).unwrap();
+        let faults = FaultyStore::new(location.open_store().unwrap(), 17);
+        let table = Table::open_on(
+            config.clone(),
+            faults.clone() as Arc<dyn object_store::ObjectStore>,
+            &PluginHost::new(Default::default()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut acknowledged = 0;
+        for (seed, fault) in [
+            (1, Some(Fault::ApplyThenFail)),
+            (2, Some(Fault::FailBefore)),
+            (3, None),
+            (4, Some(Fault::ApplyThenFail)),
+        ] {
+            if let Some(fault) = fault {
+                faults.script(Kind::LogPut, fault);
+            }
+            let body = gen_events(100, 500 + seed);
+            // An insert either acknowledges or fails; a failed one is
+            // retried whole, as a client would.
+            loop {
+                match table.insert_ndjson(body.as_bytes()).await {
+                    Ok(_) => break,
+                    Err(error) => eprintln!("retrying the insert: {error}"),
+                }
+            }
+            acknowledged += 100;
+        }
+        assert_eq!(counts(&table, None).await, (acknowledged, acknowledged));
+
+        // A flush whose first output upload fails, and one whose commit
+        // answer is lost after it landed.
+        faults.script(Kind::DataPut, Fault::ApplyThenFail);
+        let _ = table.merge_once(&MergePolicy::hot()).await;
+        assert_eq!(counts(&table, None).await, (acknowledged, acknowledged));
+        faults.script(Kind::LogPut, Fault::ApplyThenFail);
+        table
+            .merge_until_quiescent(&MergePolicy::hot())
+            .await
+            .unwrap();
+        faults.heal();
+        assert_eq!(
+            table
+                .meta()
+                .snapshot()
+                .unwrap()
+                .inline_totals()
+                .unwrap()
+                .files,
+            0
+        );
+        assert_eq!(counts(&table, None).await, (acknowledged, acknowledged));
+        // A reader that never saw this process's replica agrees.
+        let mut fresh = config.clone();
+        fresh.meta.replica_dir = Some(dir.path().join("replica-reader"));
+        let reader = open(fresh).await;
+        assert_eq!(counts(&reader, None).await, (acknowledged, acknowledged));
+        assert!(faults.injected_total() >= 4, "{:?}", faults.injected());
+    }
+}
