@@ -1,7 +1,8 @@
 //! HTTP ingest through the real `icedb-host run`: 8 concurrent clients post
 //! the standard workload as 100-row NDJSON requests to a local-directory
-//! table (the embedded default), once with group commit on and once off,
-//! side by side in one run. Reports rows/s, commits, files, and p50/p99
+//! table (the embedded table's settings), with group commit on and off and
+//! with inlined commits on (the default) and off, side by side in one run.
+//! Reports rows/s, commits, files and inline parts left, and p50/p99
 //! acknowledgement latency (request sent → receipt received, which happens
 //! only after the commit).
 //!
@@ -22,17 +23,29 @@ struct Outcome {
     retries: usize,
     commits: u64,
     files: u64,
+    inline_parts: u64,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn run(group_commit: bool, events: usize) -> Outcome {
+fn run(group_commit: bool, inline: bool, events: usize) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("icedb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tables]]\nname = \"events\"\nroot = \"{}\"\n[tables.inline]\nmax_rows = {}\n",
+            dir.path().join("icedb-data/events").display(),
+            if inline { 1_000 } else { 0 }
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
     let host = HostProcess::start(
         dir.path(),
-        &["--listen", "127.0.0.1:0"],
+        &["--config", &config, "--listen", "127.0.0.1:0"],
         &[
             ("ICEDB__INGEST__GROUP_COMMIT", group_commit.to_string()),
             (
@@ -130,7 +143,8 @@ fn run(group_commit: bool, events: usize) -> Outcome {
         latencies,
         retries,
         commits,
-        files: info["files"].as_u64().unwrap_or(0),
+        files: info["files"].as_u64().unwrap_or(0) - info["inline"]["files"].as_u64().unwrap_or(0),
+        inline_parts: info["inline"]["files"].as_u64().unwrap_or(0),
     }
 }
 
@@ -143,22 +157,23 @@ fn main() {
         "HTTP ingest: {events} standard events per mode, {CLIENTS} clients, {ROWS_PER_REQUEST}-row NDJSON requests, local directory, built-in formatter, daily partitions"
     );
     println!(
-        "{:<18} {:>11} {:>9} {:>9} {:>8} {:>9} {:>9} {:>8}",
-        "mode", "rows/s", "requests", "commits", "files", "p50 ms", "p99 ms", "429s"
+        "{:<30} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
+        "mode", "rows/s", "requests", "commits", "files", "inline", "p50 ms", "p99 ms", "429s"
     );
-    for group_commit in [true, false] {
-        let outcome = run(group_commit, events);
+    for (group_commit, inline) in [(true, true), (true, false), (false, true)] {
+        let outcome = run(group_commit, inline, events);
         println!(
-            "{:<18} {:>11.0} {:>9} {:>9} {:>8} {:>9.1} {:>9.1} {:>8}",
-            if group_commit {
-                "group commit on"
-            } else {
-                "group commit off"
-            },
+            "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",
+            format!(
+                "group commit {}, inline {}",
+                if group_commit { "on" } else { "off" },
+                if inline { "on" } else { "off" }
+            ),
             outcome.rows as f64 / outcome.took.as_secs_f64(),
             outcome.latencies.len(),
             outcome.commits,
             outcome.files,
+            outcome.inline_parts,
             percentile(&outcome.latencies, 0.5).as_secs_f64() * 1e3,
             percentile(&outcome.latencies, 0.99).as_secs_f64() * 1e3,
             outcome.retries,

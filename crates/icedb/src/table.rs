@@ -369,8 +369,11 @@ impl Table {
             .partitioner
             .partition(&batch, now.timestamp_micros())
             .await?;
-        // Check the schema before anything is uploaded.
-        self.meta.sync().await?;
+        // Check the schema before anything is uploaded, against the
+        // replica as it is: the commit syncs before it plans, and checks
+        // the columns again against the log's head (a column another
+        // writer added meanwhile widens or conflicts there), so a sync here
+        // would only add a request to every insert.
         let table_schema = self.meta.snapshot()?.schema()?;
         let columns = schema::resolve(&batch, &table_schema, self.partitioner.routing_column())?;
         check_partition_names(&batch, &paths, self.partitioner.routing_column())?;
