@@ -112,6 +112,14 @@ async fn inline_rows_are_seen_at_once_and_exactly_once_after_the_flush() {
         assert_eq!(snapshot.inline_totals().unwrap().files, 0);
         let partitions = snapshot.partitions(&PartitionFilter::All).unwrap();
         assert!(partitions.iter().all(|p| p.files == 1), "{partitions:?}");
+        // One log entry for the whole flush, and every size the log
+        // records is the object's.
+        assert_eq!(snapshot.version(), before_flush + 1);
+        let store = table.meta().object_store();
+        for file in snapshot.files(&PartitionFilter::All).unwrap() {
+            let path = object_store::path::Path::from(file.path.as_str());
+            assert_eq!(store.head(&path).await.unwrap().size, file.bytes);
+        }
         drop(snapshot);
         assert_eq!(data_objects(&table).await, live_paths(table.meta()));
         assert_eq!(counts(&table, None).await, (500, 500), "{backend:?}");

@@ -180,7 +180,7 @@ impl Default for InlineSettings {
             max_rows: 1_000,
             max_part_bytes: 256 << 10,
             limit_bytes: 16 << 20,
-            keep_flushed: std::time::Duration::from_secs(300),
+            keep_flushed: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -229,14 +229,30 @@ impl Table {
             ..policy.clone()
         };
         let jobs = plan(candidates, &capped);
-        let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
-            .map(|inputs| self.merge_files(inputs, &table_schema, policy.query.as_deref()))
-            .buffer_unordered(policy.concurrency.max(1))
-            .collect()
-            .await;
         let mut report = MergeReport::default();
-        for outcome in outcomes {
-            report.absorb(&outcome?);
+        if let Some(query) = policy.query.as_deref() {
+            let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
+                .map(|inputs| self.merge_with_query(inputs, &table_schema, query))
+                .buffer_unordered(policy.concurrency.max(1))
+                .collect()
+                .await;
+            for outcome in outcomes {
+                report.absorb(&outcome?);
+            }
+        } else {
+            let written: Vec<Result<Written>> = futures::stream::iter(jobs)
+                .map(|inputs| self.write_merged(inputs, &table_schema))
+                .buffer_unordered(policy.concurrency.max(1))
+                .collect()
+                .await;
+            let (ok, failed): (Vec<_>, Vec<_>) = written.into_iter().partition(Result::is_ok);
+            let written: Vec<Written> = ok.into_iter().map(Result::unwrap).collect();
+            if let Some(Err(error)) = failed.into_iter().next() {
+                self.delete_files(written.iter().map(|w| w.output.path.as_str()))
+                    .await;
+                return Err(error);
+            }
+            report = self.commit_round(written).await?;
         }
         self.purge_flushed_inline().await?;
         report.elapsed = started.elapsed();
@@ -301,16 +317,60 @@ impl Table {
         Ok(total)
     }
 
-    /// Merges `inputs` (one partition, each file sorted) into one file.
-    async fn merge_files(
+    /// Commits a round's merged files in one commit: a flush of inline
+    /// parts over 30 partitions is one log entry, not 30. If a concurrent
+    /// commit removed some input first, each job commits on its own
+    /// instead, so only the jobs that lost are dropped.
+    async fn commit_round(&self, written: Vec<Written>) -> Result<MergeReport> {
+        if written.is_empty() {
+            return Ok(MergeReport::default());
+        }
+        let mut draft = CommitDraft::new(Operation::Merge);
+        for job in &written {
+            draft.removed.extend(job.inputs.iter().map(FileRef::from));
+            draft.added.push(job.output.clone());
+            for column in &job.columns {
+                if !draft.columns.iter().any(|c| c.name == column.name) {
+                    draft.columns.push(column.clone());
+                }
+            }
+        }
+        match self.meta().commit(draft).await {
+            Ok(_) => {
+                let mut report = MergeReport::default();
+                for job in &written {
+                    report.absorb(&job.report());
+                }
+                Ok(report)
+            }
+            Err(CommitError::Conflict(
+                Conflict::FileAlreadyRemoved { .. } | Conflict::FileNotLive { .. },
+            )) => {
+                let mut report = MergeReport::default();
+                for job in written {
+                    report.absorb(
+                        &self
+                            .commit_merge(job.inputs, job.output, job.columns, None)
+                            .await?,
+                    );
+                }
+                Ok(report)
+            }
+            Err(error) => {
+                self.discard_uncommitted(&error, written.iter().map(|w| w.output.path.as_str()))
+                    .await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Merges `inputs` (one partition, each file sorted) into one new file,
+    /// not yet committed.
+    async fn write_merged(
         &self,
         inputs: Vec<DataFile>,
         table_schema: &[ColumnDef],
-        query: Option<&str>,
-    ) -> Result<MergeReport> {
-        if let Some(query) = query {
-            return self.merge_with_query(inputs, table_schema, query).await;
-        }
+    ) -> Result<Written> {
         let store = self.meta().object_store();
         let partition = inputs[0].partition.clone();
         let layout = FileLayout::of(self.config());
@@ -350,23 +410,22 @@ impl Table {
             let mut writer = writer;
             let done = merge_sorted(streams, &schema, &sort_order, &mut writer).await;
             match done {
-                Ok(done) => writer.close().await.map(|_| done).map_err(TableError::from),
+                Ok((rows, stats)) => {
+                    writer.finish().await?;
+                    // Every byte of the file went through the writer.
+                    Ok((rows, stats, writer.bytes_written() as u64))
+                }
                 Err(error) => Err(error),
             }
         })
         .await;
-        let (rows, stats) = match written {
+        let (rows, stats, bytes) = match written {
             Ok(done) => done,
             Err(error) => {
                 self.delete_files(std::iter::once(path.as_str())).await;
                 return Err(error);
             }
         };
-        let bytes = store
-            .head(&object)
-            .await
-            .map_err(|e| TableError::store(&object, e))?
-            .size;
         let output = DataFile {
             path,
             partition,
@@ -376,7 +435,11 @@ impl Table {
             columns: stats,
             inline: None,
         };
-        self.commit_merge(inputs, output, present, None).await
+        Ok(Written {
+            inputs,
+            output,
+            columns: present,
+        })
     }
 
     /// Runs a merge query over the job's inputs in DuckDB and writes its
@@ -455,6 +518,28 @@ impl Table {
                     .await;
                 Err(error.into())
             }
+        }
+    }
+}
+
+/// A merge job's output, on the store and not yet committed.
+struct Written {
+    inputs: Vec<DataFile>,
+    output: DataFile,
+    /// The output's columns, with the table's types.
+    columns: Vec<ColumnDef>,
+}
+
+impl Written {
+    fn report(&self) -> MergeReport {
+        MergeReport {
+            jobs: 1,
+            files_in: self.inputs.len(),
+            files_out: 1,
+            bytes_in: self.inputs.iter().map(|f| f.bytes).sum(),
+            bytes_out: self.output.bytes,
+            rows: self.output.rows,
+            ..MergeReport::default()
         }
     }
 }
