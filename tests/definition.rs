@@ -32,6 +32,13 @@ fn count_rows(dir: &Path, root: &str) -> u64 {
 /// not into commits (inlined commits have their own tests, `inline.rs`).
 const NO_INLINE: &str = "[tables.inline]\nmax_rows = 0\n";
 
+/// `icedb-host insert ARGS` writing files at once (see [`NO_INLINE`]).
+fn insert(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["insert", "--inline-max-rows", "0"];
+    all.extend_from_slice(args);
+    icedb_host(dir, &all)
+}
+
 /// Writes `dir/file`: a config with one table `events` at `root`, then
 /// `rest` (more keys of that table, or sections).
 fn events_config(dir: &Path, file: &str, root: &str, rest: &str) -> PathBuf {
@@ -122,17 +129,7 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     ));
     // Later: bare flags, nothing about the definition.
     std::fs::write(&rows, gen_events(400, 2)).unwrap();
-    succeeded(&icedb_host(
-        dir.path(),
-        &[
-            "insert",
-            "--inline-max-rows",
-            "0",
-            "--table",
-            &root_arg,
-            &rows_arg,
-        ],
-    ));
+    succeeded(&insert(dir.path(), &["--table", &root_arg, &rows_arg]));
     let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
     assert!(status.contains("sort order user_id, ts"), "{status}");
     assert!(status.contains("\"granularity\":\"hour\""), "{status}");
@@ -164,18 +161,9 @@ fn later_inserts_and_merges_follow_the_recorded_definition() {
     assert_eq!(count_rows(dir.path(), &root_arg), 800);
 
     // A contradicting flag fails, naming both values, and writes nothing.
-    let error = failed(icedb_host(
+    let error = failed(insert(
         dir.path(),
-        &[
-            "insert",
-            "--inline-max-rows",
-            "0",
-            "--table",
-            &root_arg,
-            "--sort-order",
-            "event,ts",
-            &rows_arg,
-        ],
+        &["--table", &root_arg, "--sort-order", "event,ts", &rows_arg],
     ));
     assert!(error.contains("sort order"), "{error}");
     assert!(
@@ -200,12 +188,9 @@ fn a_plugin_with_other_bytes_may_not_write() {
     let rows_arg = rows.display().to_string();
     let flatten = plugin("flatten-json");
     let flatten_arg = flatten.display().to_string();
-    succeeded(&icedb_host(
+    succeeded(&insert(
         dir.path(),
         &[
-            "insert",
-            "--inline-max-rows",
-            "0",
             "--table",
             &root_arg,
             "--format-plugin",
@@ -215,12 +200,9 @@ fn a_plugin_with_other_bytes_may_not_write() {
     ));
     let other = dir.path().join("flatten-json.wasm");
     with_other_bytes(&flatten, &other);
-    let error = failed(icedb_host(
+    let error = failed(insert(
         dir.path(),
         &[
-            "insert",
-            "--inline-max-rows",
-            "0",
             "--table",
             &root_arg,
             "--format-plugin",
@@ -237,17 +219,7 @@ fn a_plugin_with_other_bytes_may_not_write() {
         .unwrap_or_else(|| panic!("{status}"));
     assert!(error.contains(recorded), "names the recorded hash: {error}");
     // Without the plugin: may read, may not write.
-    let error = failed(icedb_host(
-        dir.path(),
-        &[
-            "insert",
-            "--inline-max-rows",
-            "0",
-            "--table",
-            &root_arg,
-            &rows_arg,
-        ],
-    ));
+    let error = failed(insert(dir.path(), &["--table", &root_arg, &rows_arg]));
     assert!(error.contains("flatten-json.wasm"), "{error}");
     assert_eq!(count_rows(dir.path(), &root_arg), 100);
 }
@@ -258,16 +230,9 @@ fn a_second_host_with_another_definition_refuses_to_start() {
     let root_arg = dir.path().join("table").display().to_string();
     let rows = dir.path().join("rows.ndjson");
     std::fs::write(&rows, gen_events(50, 4)).unwrap();
-    succeeded(&icedb_host(
+    succeeded(&insert(
         dir.path(),
-        &[
-            "insert",
-            "--inline-max-rows",
-            "0",
-            "--table",
-            &root_arg,
-            &rows.display().to_string(),
-        ],
+        &["--table", &root_arg, &rows.display().to_string()],
     ));
     let config = events_config(
         dir.path(),
@@ -297,17 +262,7 @@ fn alter_is_logged_and_merges_resort_files_of_the_older_order() {
     std::fs::write(&rows, gen_events(400, 1)).unwrap();
     let rows_arg = rows.display().to_string();
     // Created with the default order (event, ts).
-    succeeded(&icedb_host(
-        dir.path(),
-        &[
-            "insert",
-            "--inline-max-rows",
-            "0",
-            "--table",
-            &root_arg,
-            &rows_arg,
-        ],
-    ));
+    succeeded(&insert(dir.path(), &["--table", &root_arg, &rows_arg]));
     let before = parquet_files(&root.join("data"));
     assert!(before.iter().all(|f| file_sort(f).0 == "event,ts"));
 
@@ -350,17 +305,7 @@ fn alter_is_logged_and_merges_resort_files_of_the_older_order() {
 
     // Later inserts follow the new order; the log records the alter.
     std::fs::write(&rows, gen_events(400, 2)).unwrap();
-    succeeded(&icedb_host(
-        dir.path(),
-        &[
-            "insert",
-            "--inline-max-rows",
-            "0",
-            "--table",
-            &root_arg,
-            &rows_arg,
-        ],
-    ));
+    succeeded(&insert(dir.path(), &["--table", &root_arg, &rows_arg]));
     let status = succeeded(&icedb_host(dir.path(), &["status", "--table", &root_arg]));
     assert!(status.contains("sort order user_id, ts"), "{status}");
     for file in parquet_files(&root.join("data")) {

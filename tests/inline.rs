@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use icedb::{
     CommitError, Conflict, MergePolicy, PartitionFilter, PluginHost, QueryOptions, Table,
-    TableConfig, VacuumOptions,
+    TableConfig,
 };
 use icedb_e2e::faults::{Fault, FaultyStore, Kind};
 use icedb_e2e::{Backend, data_objects, gen_events, live_paths, scalar, table_config};
@@ -44,6 +44,16 @@ async fn counts(table: &Table, version: Option<u64>) -> (i64, i64) {
         .unwrap();
     let row = icedb_e2e::first_row_of(&result);
     (row[0] as i64, row[1] as i64)
+}
+
+/// The inline bytes the table's state holds (live and flushed).
+fn held(table: &Table) -> u64 {
+    table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .inline_held_bytes()
+        .unwrap()
 }
 
 /// Inserts `batches` NDJSON bodies of `rows` events (distinct ids).
@@ -190,12 +200,7 @@ async fn rewrite_drop_and_vacuum_account_for_inline_parts() {
 
     // Vacuum purges flushed/dropped inline parts without touching the
     // store for them; the held inline bytes go down to the live ones.
-    let held = table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .inline_held_bytes()
-        .unwrap();
+    let held = held(&table);
     let live = table
         .meta()
         .snapshot()
@@ -204,14 +209,7 @@ async fn rewrite_drop_and_vacuum_account_for_inline_parts() {
         .unwrap()
         .bytes;
     assert!(held > live);
-    table
-        .vacuum(&VacuumOptions {
-            grace: Duration::ZERO,
-            force: true,
-            expire: None,
-        })
-        .await
-        .unwrap();
+    table.vacuum(&icedb_e2e::vacuum_now()).await.unwrap();
     let snapshot = table.meta().snapshot().unwrap();
     assert_eq!(snapshot.inline_held_bytes().unwrap(), live);
     assert_eq!(data_objects(&table).await, live_paths(table.meta()));
@@ -248,12 +246,7 @@ async fn the_inline_bound_holds_and_big_parts_become_files() {
         } else {
             as_files += 1;
         }
-        let held = table
-            .meta()
-            .snapshot()
-            .unwrap()
-            .inline_held_bytes()
-            .unwrap();
+        let held = held(&table);
         assert!(held <= config.inline.limit_bytes, "{held}");
     }
     assert!(inlined > 0 && as_files > 0, "{inlined} {as_files}");
@@ -270,14 +263,7 @@ async fn the_inline_bound_holds_and_big_parts_become_files() {
     twin.path = format!("inline/{}/twin.parquet", twin.partition);
     let mut draft = icedb_meta::CommitDraft::new(icedb::Operation::Insert);
     draft.added = vec![twin];
-    draft.inline_limit = Some(
-        table
-            .meta()
-            .snapshot()
-            .unwrap()
-            .inline_held_bytes()
-            .unwrap(),
-    );
+    draft.inline_limit = Some(held(&table));
     let before = table.meta().sync().await.unwrap();
     let error = table.meta().commit(draft).await.unwrap_err();
     assert!(

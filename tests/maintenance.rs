@@ -62,11 +62,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
             (0, 0, None)
         );
 
-        let now = VacuumOptions {
-            grace: Duration::ZERO,
-            force: true,
-            expire: None,
-        };
+        let now = icedb_e2e::vacuum_now();
         let report = table.vacuum(&now).await.unwrap();
         assert_eq!(report.purged, tombstones, "{backend:?}");
         assert_eq!(report.orphans_deleted, 1);
@@ -120,14 +116,7 @@ async fn drop_partitions_then_vacuum() {
         scalar(&table, "SELECT count(*) FROM events WHERE d = '01'").await,
         0
     );
-    let vacuum = table
-        .vacuum(&VacuumOptions {
-            grace: Duration::ZERO,
-            force: true,
-            expire: None,
-        })
-        .await
-        .unwrap();
+    let vacuum = table.vacuum(&icedb_e2e::vacuum_now()).await.unwrap();
     assert_eq!(vacuum.purged, 1);
     assert_eq!(data_objects(&table).await, live_paths(table.meta()));
 }

@@ -415,6 +415,16 @@ pub async fn live_file_readers(
     readers
 }
 
+/// Vacuum everything dead now (no grace, forced below the retention floor;
+/// tests only: no writer is in flight).
+pub fn vacuum_now() -> icedb::VacuumOptions {
+    icedb::VacuumOptions {
+        grace: std::time::Duration::ZERO,
+        force: true,
+        expire: None,
+    }
+}
+
 /// Every object under the table's `data/`, sorted (committed or not).
 pub async fn data_objects(table: &icedb::Table) -> Vec<String> {
     let mut paths: Vec<String> = table

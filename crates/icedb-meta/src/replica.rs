@@ -847,11 +847,34 @@ impl Snapshot {
         Ok(partitions)
     }
 
-    /// Live files of the matching partitions, in (partition, path) order.
+    /// Live files of the matching partitions, in (partition, path) order,
+    /// inline parts with their bytes.
     pub fn files(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
         self.for_each_file(filter, |file| files.push(file))?;
         Ok(files)
+    }
+
+    /// [`Self::files`] without the inline parts' bytes (`inline` is `None`
+    /// everywhere): for planning, which needs only counts and statistics.
+    /// [`Self::load_inline`] fills in the bytes of the parts kept.
+    pub fn files_without_bytes(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        self.scan_files(filter, false, |file, _| files.push(file))?;
+        Ok(files)
+    }
+
+    /// Fills in the bytes of the inline parts among `files` (as this
+    /// snapshot holds them).
+    pub fn load_inline(&self, files: &mut [DataFile]) -> Result<()> {
+        let inline = self.inline_table()?;
+        for file in files
+            .iter_mut()
+            .filter(|f| f.is_inline() && f.inline.is_none())
+        {
+            file.inline = self.inline_data(inline.as_ref(), &file.partition, &file.path)?;
+        }
+        Ok(())
     }
 
     /// Visits live files without collecting them.
@@ -860,17 +883,22 @@ impl Snapshot {
         filter: &PartitionFilter,
         mut visit: impl FnMut(DataFile),
     ) -> Result<()> {
-        self.scan_files(filter, |file, _| visit(file))
+        self.scan_files(filter, true, |file, _| visit(file))
     }
 
     /// Visits live files with the version that added each.
     fn scan_files(
         &self,
         filter: &PartitionFilter,
+        with_inline: bool,
         mut visit: impl FnMut(DataFile, u64),
     ) -> Result<()> {
         let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
-        let inline = self.inline_table()?;
+        let inline = if with_inline {
+            self.inline_table()?
+        } else {
+            None
+        };
         for entry in table
             .range((filter.scan_start(), "")..)
             .map_err(|e| self.err(e))?
@@ -920,7 +948,7 @@ impl Snapshot {
             return Ok(None);
         }
         let mut files = Vec::new();
-        self.scan_files(filter, |file, added_in| {
+        self.scan_files(filter, true, |file, added_in| {
             if added_in <= version {
                 files.push(file);
             }

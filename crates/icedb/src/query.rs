@@ -442,7 +442,7 @@ impl Table {
         let (version, candidates, partitions, total) = match options.version {
             None => (
                 head,
-                snapshot.files(&options.partitions)?,
+                snapshot.files_without_bytes(&options.partitions)?,
                 snapshot
                     .partitions(&PartitionFilter::All)?
                     .into_iter()
@@ -470,7 +470,6 @@ impl Table {
             }
         };
         let schema = snapshot.schema()?;
-        drop(snapshot);
         let hive = hive_types(
             partitions.iter().map(String::as_str),
             self.integer_partition_keys(),
@@ -506,7 +505,7 @@ impl Table {
                     )
                     .ok()
             });
-            let (files, urls): (Vec<DataFile>, Vec<String>) = candidates
+            let (mut files, urls): (Vec<DataFile>, Vec<String>) = candidates
                 .into_iter()
                 .filter(|(file, _)| filter.may_match(file))
                 .unzip();
@@ -521,6 +520,10 @@ impl Table {
             )? {
                 return Ok(answer);
             }
+            // Only the inline parts DuckDB reads are copied out of the
+            // replica, from the snapshot the plan was made on.
+            snapshot.load_inline(&mut files)?;
+            drop(snapshot);
             let view = view_sql(&connection, &schema, Some(&hive), &files, &urls)?;
             run_user_query(&connection, &name, &view, &sql, files.len(), limits)
         });
