@@ -345,3 +345,44 @@ async fn faults_on_inline_commits_and_flushes_lose_and_duplicate_nothing() {
         assert!(faults.injected_total() >= 4, "{:?}", faults.injected());
     }
 }
+
+/// A writer whose replica is behind passes its own check of the bound and
+/// meets `InlineFull` at commit time: its insert then lands as files, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_writer_over_the_bound_commits_files_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut config) = config(Backend::Local, dir.path(), "stale");
+    config.inline.limit_bytes = 400 << 10;
+    let a = open(config.clone()).await;
+    let mut other = config.clone();
+    other.meta.replica_dir = Some(dir.path().join("replica-other"));
+    let b = open(other).await;
+    let first = a.insert_ndjson(gen_events(60, 1).as_bytes()).await.unwrap();
+    assert!(first.files.iter().all(|p| p.starts_with("inline/")));
+    // B fills the bound; A does not sync meanwhile.
+    for seed in 2.. {
+        let receipt = b
+            .insert_ndjson(gen_events(60, seed).as_bytes())
+            .await
+            .unwrap();
+        if receipt.files.iter().any(|p| p.starts_with("data/")) {
+            break;
+        }
+        assert!(seed < 100, "the bound never filled");
+    }
+    assert!(held(&a) < config.inline.limit_bytes / 2, "A is behind");
+    // More rows per part than B's inserts: larger than the room B left.
+    let late = a
+        .insert_ndjson(gen_events(200, 1_000).as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        late.files.iter().all(|p| p.starts_with("data/")),
+        "{:?}",
+        late.files
+    );
+    assert!(held(&a) <= config.inline.limit_bytes);
+    let total = scalar(&b, "SELECT count(*) FROM events").await;
+    assert_eq!(counts(&a, None).await, (total, total));
+    assert_eq!(data_objects(&a).await, live_paths(a.meta()));
+}
