@@ -5,9 +5,10 @@
 //! local redb replica kept in sync with the log (and discarded when the
 //! store holds a re-created table), checkpoints
 //! (`_icedb/checkpoints/<version:020>.redb`) for fast bootstrap, conflict
-//! checks, durable (fsynced) local stores, and the store check that refuses
-//! stores without conditional creates. It knows nothing of plugins or of
-//! what is inside data files.
+//! checks, durable (fsynced) local stores, the store check that refuses
+//! stores without conditional creates, and inline parts (small data files
+//! whose bytes the log itself carries, bounded per table). It knows nothing
+//! of plugins or of what is inside data files.
 
 mod checkpoint;
 mod commit;
