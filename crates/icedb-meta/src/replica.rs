@@ -851,7 +851,7 @@ impl Snapshot {
     /// inline parts with their bytes.
     pub fn files(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
-        self.for_each_file(filter, |file| files.push(file))?;
+        self.scan_files(filter, true, |file, _| files.push(file))?;
         Ok(files)
     }
 
@@ -877,13 +877,14 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Visits live files without collecting them.
+    /// Visits live files without collecting them (inline parts without
+    /// their bytes: see [`Self::files_without_bytes`]).
     pub fn for_each_file(
         &self,
         filter: &PartitionFilter,
         mut visit: impl FnMut(DataFile),
     ) -> Result<()> {
-        self.scan_files(filter, true, |file, _| visit(file))
+        self.scan_files(filter, false, |file, _| visit(file))
     }
 
     /// Visits live files with the version that added each.

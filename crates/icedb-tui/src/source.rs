@@ -101,7 +101,7 @@ impl Source {
                 s.table.sync().await?;
                 Ok(s.table
                     .snapshot()?
-                    .files(&PartitionFilter::Prefix(partition.to_owned()))?
+                    .files_without_bytes(&PartitionFilter::Prefix(partition.to_owned()))?
                     .into_iter()
                     .filter(|f| f.partition == partition)
                     .map(|f| FileRow::new(&s.table, f))

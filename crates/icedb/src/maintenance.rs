@@ -210,7 +210,7 @@ impl Table {
     pub async fn drop_partitions(&self, filter: &PartitionFilter) -> Result<RewriteReport> {
         for _ in 0..DROP_ATTEMPTS {
             self.meta().sync().await?;
-            let files = self.meta().snapshot()?.files(filter)?;
+            let files = self.meta().snapshot()?.files_without_bytes(filter)?;
             if files.is_empty() {
                 return Ok(RewriteReport::default());
             }

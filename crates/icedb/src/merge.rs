@@ -275,7 +275,7 @@ impl Table {
         let mut backlogs = vec![BTreeMap::<String, usize>::new(); policies.len()];
         let snapshot = self.meta().snapshot()?;
         let inline: BTreeSet<String> = snapshot.inline_partitions()?.into_iter().collect();
-        for file in snapshot.files(&PartitionFilter::All)? {
+        for file in snapshot.files_without_bytes(&PartitionFilter::All)? {
             for ((policy, filter), backlog) in policies.iter().zip(&filters).zip(&mut backlogs) {
                 if file.bytes < policy.max_input_bytes && filter.matches(&file.partition) {
                     *backlog.entry(file.partition.clone()).or_default() += 1;

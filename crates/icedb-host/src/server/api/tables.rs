@@ -108,7 +108,7 @@ pub async fn files(
 ) -> ApiResult<Json<FileList>> {
     let (served, snapshot, filter) = synced_partitions(&state, &name, filter).await?;
     let files = snapshot
-        .files(&filter)
+        .files_without_bytes(&filter)
         .map_err(internal)?
         .into_iter()
         .map(|f| FileInfo::new(&served.table, f))
