@@ -274,6 +274,98 @@ async fn the_inline_bound_holds_and_big_parts_become_files() {
     assert_eq!(table.meta().sync().await.unwrap(), before);
 }
 
+/// Inserts 60 events of `seed` (ids distinct across seeds), inlined.
+async fn insert_seeded(table: &Table, seed: u64) {
+    let receipt = table
+        .insert_ndjson(gen_events(60, seed).as_bytes())
+        .await
+        .unwrap();
+    assert!(receipt.files.iter().all(|p| p.starts_with("inline/")));
+}
+
+/// Inserts that pile up inline parts ask for a flush; the flush turns only
+/// the inline parts into files (the files already there are not rewritten)
+/// and, with the table over half its bound, purges the oldest flushed parts
+/// even inside `keep_flushed`, so small inserts keep inlining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pressure_asks_for_a_flush_that_leaves_files_alone_and_frees_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut config) = config(Backend::Local, dir.path(), "pressure");
+    config.inline.limit_bytes = 400 << 10;
+    config.inline.keep_flushed = Duration::from_secs(3_600);
+    config.inline.max_rows = 50;
+    let table = Arc::new(open(config.clone()).await);
+    // One file per partition first (3 000 rows: over max_rows).
+    let receipt = table
+        .insert_ndjson(gen_events(3_000, 1).as_bytes())
+        .await
+        .unwrap();
+    assert!(receipt.files.iter().all(|p| p.starts_with("data/")));
+    let files_before: std::collections::BTreeSet<String> =
+        live_paths(table.meta()).into_iter().collect();
+
+    // No pressure yet: nothing asks for a flush.
+    let waiter = table.clone();
+    let wanted = tokio::spawn(async move { waiter.flush_wanted().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!wanted.is_finished(), "no inline parts, no flush wanted");
+    // Small inserts until a quarter of the bound is live: a flush is wanted.
+    let mut seed = 100;
+    while table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .inline_totals()
+        .unwrap()
+        .bytes
+        < config.inline.limit_bytes / 4
+    {
+        insert_seeded(&table, seed).await;
+        seed += 1;
+    }
+    tokio::time::timeout(Duration::from_secs(5), wanted)
+        .await
+        .expect("a flush is wanted once a quarter of the bound is live")
+        .unwrap();
+    let rows = 3_000 + (seed - 100) * 60;
+
+    let report = table.flush_inline().await.unwrap();
+    assert!(report.files_out > 0);
+    let live = table.meta().snapshot().unwrap().inline_totals().unwrap();
+    assert_eq!(live.files, 0, "every inline part flushed");
+    let files_after: std::collections::BTreeSet<String> =
+        live_paths(table.meta()).into_iter().collect();
+    assert!(
+        files_before.is_subset(&files_after),
+        "the flush rewrote no file"
+    );
+    assert_eq!(files_after.len() - files_before.len(), report.files_out);
+    assert_eq!(counts(&table, None).await, (rows as i64, rows as i64));
+
+    // Keep pushing: flushed parts are purged (keep_flushed is an hour) as
+    // soon as the table holds more than half its bound, so the held bytes
+    // stay under it and every small insert inlines.
+    for _ in 0..3 {
+        while table
+            .meta()
+            .snapshot()
+            .unwrap()
+            .inline_totals()
+            .unwrap()
+            .bytes
+            < config.inline.limit_bytes / 4
+        {
+            insert_seeded(&table, seed).await;
+            seed += 1;
+        }
+        table.flush_inline().await.unwrap();
+        let held = held(&table);
+        assert!(held <= config.inline.limit_bytes / 2, "{held}");
+    }
+    let rows = 3_000 + (seed - 100) * 60;
+    assert_eq!(counts(&table, None).await, (rows as i64, rows as i64));
+}
+
 /// The faults harness: commits of inline inserts and of flushes whose
 /// answers are lost (applied or not), and a flush whose output upload
 /// fails: every acknowledged row once, nothing else.

@@ -168,7 +168,8 @@ pub struct InlineSettings {
     /// grow by at most this.
     pub limit_bytes: u64,
     /// Flushed inline parts stay readable (time travel to before the
-    /// flush) this long, then merges purge them. No in-flight query needs
+    /// flush) up to this long, then merges purge them — sooner while the
+    /// table holds over half of `limit_bytes`. No in-flight query needs
     /// them: a query holds the bytes it read in memory.
     pub keep_flushed: std::time::Duration,
 }

@@ -175,25 +175,42 @@ impl Table {
         is_inline_path(&tombstone.path) && tombstone.removed_ms <= now_ms - keep_ms
     }
 
-    /// Records flushed inline parts past `keep_flushed` as purged (one
-    /// commit, no store request besides it); returns how many. Merges call
-    /// it after each round, so the inline bytes the table holds stay
-    /// within its bound without waiting for vacuum.
+    /// Records flushed inline parts as purged (one commit, no store request
+    /// besides it); returns how many. Purged are those past `keep_flushed`,
+    /// and, while the table holds more than half its inline bound, the
+    /// oldest flushed ones until half is free: the bound is what keeps
+    /// small inserts inlining, so it wins over time travel to before a
+    /// flush. Merges call it after each round, so the held bytes stay
+    /// within the bound without waiting for vacuum.
     pub(crate) async fn purge_flushed_inline(&self) -> Result<usize> {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let expired: Vec<FileRef> = self
-            .meta()
-            .snapshot()?
+        let snapshot = self.meta().snapshot()?;
+        let mut over = snapshot
+            .inline_held_bytes()?
+            .saturating_sub(self.config().inline.limit_bytes / 2);
+        let mut flushed: Vec<Tombstone> = snapshot
             .tombstones()?
+            .into_iter()
+            .filter(|t| is_inline_path(&t.path))
+            .collect();
+        drop(snapshot);
+        flushed.sort_by_key(|t| (t.removed_in, t.removed_ms));
+        let purged: Vec<FileRef> = flushed
             .iter()
-            .filter(|t| self.inline_expired(t, now_ms))
+            .filter(|t| {
+                let purge = over > 0 || self.inline_expired(t, now_ms);
+                if purge {
+                    over = over.saturating_sub(t.bytes);
+                }
+                purge
+            })
             .map(FileRef::from)
             .collect();
-        if expired.is_empty() {
+        if purged.is_empty() {
             return Ok(0);
         }
         let mut draft = CommitDraft::new(Operation::Vacuum);
-        draft.purged = expired;
+        draft.purged = purged;
         let receipt = self.meta().commit(draft).await?;
         Ok(receipt.commit.purged.len())
     }

@@ -181,9 +181,36 @@ fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<V
     jobs
 }
 
+/// What a merge round takes in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The policy's partitions and files, plus every inline part.
+    Policy,
+    /// Only inline parts, each partition's into one new file.
+    InlineOnly,
+}
+
 impl Table {
     /// One round of `policy`: plans jobs on the current state and runs them.
     pub async fn merge_once(&self, policy: &MergePolicy) -> Result<MergeReport> {
+        self.merge_round(policy, Scope::Policy).await
+    }
+
+    /// Flushes inline parts only: each partition's parts become one new
+    /// sorted file (files already there are left to the merge policies,
+    /// so a flush never rewrites them), in one commit, then flushed parts
+    /// past their keep are purged. What a host runs when
+    /// [`flush_wanted`](Self::flush_wanted) fires.
+    pub async fn flush_inline(&self) -> Result<MergeReport> {
+        let policy = MergePolicy {
+            name: "flush".into(),
+            max_files_per_merge: usize::MAX,
+            ..MergePolicy::hot()
+        };
+        self.merge_round(&policy, Scope::InlineOnly).await
+    }
+
+    async fn merge_round(&self, policy: &MergePolicy, scope: Scope) -> Result<MergeReport> {
         let started = Instant::now();
         self.meta().sync().await?;
         let snapshot = self.meta().snapshot()?;
@@ -206,6 +233,7 @@ impl Table {
         let mut chosen: Vec<String> = partitions
             .into_iter()
             .filter(|p| p.files >= 2 && !inline.contains(&p.partition))
+            .filter(|_| scope == Scope::Policy)
             .take(policy.max_partitions)
             .map(|p| p.partition)
             .collect();
@@ -216,6 +244,7 @@ impl Table {
             let files = files
                 .into_iter()
                 .filter(|f| f.partition == partition)
+                .filter(|f| scope == Scope::Policy || f.is_inline())
                 .collect();
             candidates.push((partition, files));
         }

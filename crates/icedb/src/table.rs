@@ -90,6 +90,8 @@ pub struct Table {
     formatter: Formatter,
     partitioner: Partitioner,
     pub(crate) query_engine: QueryEngine,
+    /// Signalled when live inline parts pass a quarter of the bound.
+    flush_wanted: tokio::sync::Notify,
 }
 
 impl Table {
@@ -169,11 +171,29 @@ impl Table {
             formatter,
             partitioner,
             query_engine,
+            flush_wanted: tokio::sync::Notify::new(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Completes once inserts have piled up inline parts (a quarter of the
+    /// table's inline bound live, checked after each inlining commit): a
+    /// scheduler runs its hot merge then instead of at its next tick, so
+    /// the bound keeps room and small inserts keep inlining.
+    pub async fn flush_wanted(&self) {
+        self.flush_wanted.notified().await
+    }
+
+    /// Signals [`flush_wanted`](Self::flush_wanted) if live inline parts
+    /// hold a quarter of the bound or more.
+    fn note_inline_pressure(&self) {
+        let live = self.meta.snapshot().and_then(|s| s.inline_totals());
+        if live.is_ok_and(|live| live.bytes >= self.config.inline.limit_bytes / 4) {
+            self.flush_wanted.notify_one();
+        }
     }
 
     /// Partition keys the definition makes integers: the built-in time
@@ -436,17 +456,22 @@ impl Table {
             outcome = self.meta.commit(draft).await;
         }
         match outcome {
-            Ok(receipt) => Ok(InsertReceipt {
-                version: receipt.version,
-                files: receipt
-                    .commit
-                    .added
-                    .iter()
-                    .map(|f| f.path.clone())
-                    .collect(),
-                rows: receipt.commit.added.iter().map(|f| f.rows).sum(),
-                partitions,
-            }),
+            Ok(receipt) => {
+                if receipt.commit.added.iter().any(DataFile::is_inline) {
+                    self.note_inline_pressure();
+                }
+                Ok(InsertReceipt {
+                    version: receipt.version,
+                    files: receipt
+                        .commit
+                        .added
+                        .iter()
+                        .map(|f| f.path.clone())
+                        .collect(),
+                    rows: receipt.commit.added.iter().map(|f| f.rows).sum(),
+                    partitions,
+                })
+            }
             Err(error) => {
                 self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
                     .await;

@@ -44,6 +44,19 @@ pub fn spawn(
         metrics,
         activity,
     };
+    // Inserts that pile up inline parts ask for a flush between ticks: it
+    // keeps the table's inline bound free, so small inserts keep inlining.
+    {
+        let context = context.clone();
+        tasks.spawn(async move {
+            loop {
+                context.table.flush_wanted().await;
+                let _ = flush_now(&context).await;
+                // A flush that keeps failing must not spin.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
     for merge in schedule.merges {
         let context = context.clone();
         tasks.spawn(every(merge.every, move || {
@@ -107,15 +120,29 @@ pub async fn merge_now(
     context: &Context,
     policy: &MergePolicy,
 ) -> Result<icedb::api::MergeAnswer, icedb::TableError> {
+    recorded_merge(context, &policy.name, context.table.merge_once(policy)).await
+}
+
+/// A flush of the table's inline parts (policy name `flush`), recorded
+/// like a merge round.
+async fn flush_now(context: &Context) -> Result<icedb::api::MergeAnswer, icedb::TableError> {
+    recorded_merge(context, "flush", context.table.flush_inline()).await
+}
+
+async fn recorded_merge(
+    context: &Context,
+    policy: &str,
+    round: impl Future<Output = Result<icedb::MergeReport, icedb::TableError>>,
+) -> Result<icedb::api::MergeAnswer, icedb::TableError> {
     let table = context.table.name();
     let running = context
         .activity
-        .start(Kind::Merge, table, format!("{} policy", policy.name));
-    match context.table.merge_once(policy).await {
+        .start(Kind::Merge, table, format!("{policy} policy"));
+    match round.await {
         Ok(report) => {
             let labels = PolicyLabels {
                 table: table.to_owned(),
-                policy: policy.name.clone(),
+                policy: policy.to_owned(),
             };
             let m = &context.metrics;
             m.merge_jobs
@@ -138,7 +165,7 @@ pub async fn merge_now(
             if report.jobs > 0 {
                 tracing::info!(
                     table,
-                    policy = %policy.name,
+                    policy,
                     jobs = report.jobs,
                     files_in = report.files_in,
                     files_out = report.files_out,
@@ -146,8 +173,8 @@ pub async fn merge_now(
                     "merged"
                 );
             }
-            record_run(context, &format!("merge_{}", policy.name), "ok");
-            let answer = icedb::api::MergeAnswer::new(&policy.name, &report);
+            record_run(context, &format!("merge_{policy}"), "ok");
+            let answer = icedb::api::MergeAnswer::new(policy, &report);
             running.finish(
                 status,
                 serde_json::to_value(&answer).expect("a merge answer serializes"),
@@ -155,8 +182,8 @@ pub async fn merge_now(
             Ok(answer)
         }
         Err(e) => {
-            tracing::warn!(table, policy = %policy.name, error = %e, "merge failed; retrying at the next tick");
-            record_run(context, &format!("merge_{}", policy.name), "error");
+            tracing::warn!(table, policy, error = %e, "merge failed; retrying at the next tick");
+            record_run(context, &format!("merge_{policy}"), "error");
             running.fail(&e);
             Err(e)
         }
