@@ -2,7 +2,8 @@
 # Installs everything IceDB's build, run and tests need beyond the Rust toolchain,
 # idempotently, under one cache directory outside the checkout:
 #   $ICEDB_CACHE/target        shared cargo target directory (CARGO_TARGET_DIR)
-#   $ICEDB_CACHE/venv          Python: moto[server], componentize-py, DuckDB's httpfs extension
+#   $ICEDB_CACHE/venv          Python: moto[server], componentize-py, DuckDB's httpfs and delta
+#                              extensions, deltalake + pyarrow (the Delta export's reader tests)
 #   $ICEDB_CACHE/node          componentize-js and the prebuilt libduckdb (npm)
 #   $ICEDB_CACHE/duckdb        libduckdb.so 1.4.4 + extension directory
 # Source it (`. scripts/setup.sh`) to get the environment exported; run it to only install.
@@ -20,6 +21,7 @@ HTTPFS_PYPI="duckdb-ext-httpfs==1.4.4.*"
 COMPONENTIZE_PY="componentize-py==0.25.1"
 COMPONENTIZE_JS="@bytecodealliance/componentize-js@0.23.0"
 MOTO="moto[server]==5.2.5"
+DELTA_READERS=("duckdb-ext-delta==1.4.4.*" "deltalake==1.6.6" "pyarrow==26.*")
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 mkdir -p "$ICEDB_CACHE"
@@ -49,6 +51,11 @@ if [ ! -f "$VENV/.icedb-ready-1" ]; then
     "$MOTO" "$COMPONENTIZE_PY" "$HTTPFS_PYPI" >&2
   touch "$VENV/.icedb-ready-1"
 fi
+if [ ! -f "$VENV/.icedb-ready-2" ]; then
+  log "installing the Delta readers (DuckDB's delta extension, deltalake) in $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${DELTA_READERS[@]}" >&2
+  touch "$VENV/.icedb-ready-2"
+fi
 
 # --- npm tools: componentize-js and the prebuilt libduckdb ---------------------------
 NODE_DIR="$ICEDB_CACHE/node"
@@ -75,6 +82,12 @@ if [ ! -f "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64/httpfs.duckdb_extension" ]; the
   mkdir -p "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64"
   cp "$src" "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64/"
   log "httpfs extension installed in $EXT_DIR"
+fi
+if [ ! -f "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64/delta.duckdb_extension" ]; then
+  src=$(find "$VENV" -path "*v$DUCKDB_VERSION/linux_amd64/delta.duckdb_extension" | head -n 1)
+  [ -n "$src" ] || { log "delta extension not found in duckdb-ext-delta"; exit 1; }
+  cp "$src" "$EXT_DIR/v$DUCKDB_VERSION/linux_amd64/"
+  log "delta extension installed in $EXT_DIR"
 fi
 )
 

@@ -223,6 +223,36 @@ pub async fn vacuum(args: VacuumArgs) -> Result<()> {
 }
 
 #[derive(clap::Args)]
+pub struct ExportDeltaArgs {
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Write a Parquet checkpoint every this many Delta versions (0:
+    /// never) [default: the config's `[tables.delta] checkpoint_every`,
+    /// else 10].
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+}
+
+pub async fn export_delta(args: ExportDeltaArgs) -> Result<()> {
+    let mut config = args.table.config()?;
+    if let Some(every) = args.checkpoint_every {
+        config.delta = Some(icedb::DeltaSettings {
+            checkpoint_every: every,
+        });
+    }
+    let table = args.table.open_config(config).await?;
+    let report = table.export_delta().await?;
+    match (report.delta_version, report.icedb_version) {
+        (Some(delta), Some(icedb)) => println!(
+            "exported {} commits ({} checkpoints; {} already exported by another exporter); Delta version {delta} = IceDB version {icedb}; {:.2?}",
+            report.exported, report.checkpoints, report.raced, report.elapsed
+        ),
+        _ => println!("nothing to export: the table has no data yet"),
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub table: TableArgs,

@@ -201,6 +201,7 @@ pub struct TableSection {
     pub vacuum: VacuumSection,
     pub checkpoint: CheckpointSection,
     pub inline: InlineSection,
+    pub delta: DeltaSection,
 }
 
 impl Default for TableSection {
@@ -216,6 +217,7 @@ impl Default for TableSection {
             vacuum: VacuumSection::default(),
             checkpoint: CheckpointSection::default(),
             inline: InlineSection::default(),
+            delta: DeltaSection::default(),
         }
     }
 }
@@ -427,6 +429,29 @@ impl Default for CheckpointSection {
     }
 }
 
+/// A Delta Lake log kept beside the table's (`<root>/_delta_log/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeltaSection {
+    /// Export after every commit of this host, and catch up on a timer.
+    pub enabled: bool,
+    /// A Parquet checkpoint every this many Delta versions (0: never).
+    pub checkpoint_every: u64,
+    /// How often the catch-up runs (exports commits other processes made).
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+}
+
+impl Default for DeltaSection {
+    fn default() -> Self {
+        DeltaSection {
+            enabled: false,
+            checkpoint_every: icedb::DeltaSettings::default().checkpoint_every,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Inlined commits (see [`icedb::InlineSettings`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -568,6 +593,12 @@ impl HostConfig {
                     );
                 }
             }
+            if table.delta.enabled && table.delta.every.is_zero() {
+                anyhow::bail!(
+                    "invalid configuration: {} must be more than 0",
+                    key("delta.every")
+                );
+            }
             if table.vacuum.every.is_zero() || table.checkpoint.check_every.is_zero() {
                 bail!(
                     "invalid configuration: {} and {} must be longer than 0s",
@@ -708,6 +739,9 @@ impl HostConfig {
             limit_bytes: section.inline.limit_bytes,
             keep_flushed: section.inline.keep_flushed,
         };
+        config.delta = section.delta.enabled.then_some(icedb::DeltaSettings {
+            checkpoint_every: section.delta.checkpoint_every,
+        });
         config.meta = MetaOptions {
             replica_dir: self.storage.replica_dir.as_ref().map(|dir| {
                 use std::hash::{Hash, Hasher};

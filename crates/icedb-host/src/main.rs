@@ -53,6 +53,9 @@ enum Command {
     /// Work with WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Write the table in another format's log, for other engines.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Write standard workload events as NDJSON to standard output.
     ///
     /// The shape every IceDB benchmark uses: 20 event names (skewed), 50 000
@@ -87,6 +90,16 @@ struct InitArgs {
     /// Replace an existing file.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Bring the Delta Lake log (`<root>/_delta_log/`) up to the table's
+    /// version: one Delta commit per IceDB commit not yet exported
+    /// (incremental, idempotent, safe to run from several processes).
+    /// Spark, Trino, DuckDB's delta_scan, Polars and others then read the
+    /// table as a Delta table at the root.
+    Delta(commands::ExportDeltaArgs),
 }
 
 #[derive(Subcommand)]
@@ -130,6 +143,9 @@ fn main() -> Result<()> {
         Command::Alter(args) => runtime.block_on(commands::alter(args)),
         Command::CheckStore(args) => runtime.block_on(commands::check_store(args)),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::check(args),
+        Command::Export(ExportCommand::Delta(args)) => {
+            runtime.block_on(commands::export_delta(args))
+        }
         Command::GenEvents { rows, seed } => gen_events(rows, seed),
     }
 }

@@ -152,7 +152,11 @@ impl TableArgs {
     }
 
     pub async fn open(&self) -> Result<Table> {
-        let config = self.config()?;
+        self.open_config(self.config()?).await
+    }
+
+    /// Opens the table with `config` (this command's [`config`](Self::config), adjusted).
+    pub async fn open_config(&self, config: TableConfig) -> Result<Table> {
         let root = config.root.clone();
         let plugins = PluginHost::new(Default::default())?;
         Table::open(config, &plugins)

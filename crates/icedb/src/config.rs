@@ -106,6 +106,10 @@ pub struct TableConfig {
     pub max_rows_per_file: usize,
     /// When an insert keeps a partition's rows in its commit instead of a file.
     pub inline: InlineSettings,
+    /// Keep a Delta Lake log beside IceDB's (`<root>/_delta_log/`): every
+    /// commit of this process exports after it (best effort). `None`: only
+    /// on demand (`Table::export_delta`).
+    pub delta: Option<icedb_delta::DeltaSettings>,
     pub meta: MetaOptions,
     /// DuckDB's extension directory, holding httpfs for S3 tables.
     pub duckdb_extension_dir: Option<PathBuf>,
@@ -139,6 +143,7 @@ impl TableConfig {
             target_file_bytes: 128 << 20,
             max_rows_per_file: 1_000_000,
             inline: InlineSettings::default(),
+            delta: None,
             meta: MetaOptions::default(),
             duckdb_extension_dir: None,
             sandbox_queries: true,

@@ -371,6 +371,7 @@ impl Table {
             plugins,
         )
         .await?;
+        table.after_commit().await;
         Ok((
             AlterReport {
                 version,

@@ -12,6 +12,8 @@ pub enum TableError {
     /// is in the variant ([`CommitError::certainly_not_committed`]).
     #[error(transparent)]
     Commit(#[from] CommitError),
+    #[error("exporting the Delta log: {0}")]
+    Delta(#[from] icedb_delta::DeltaError),
     /// A vacuum grace below the retention floor without `force`.
     #[error(
         "a vacuum grace of {} is below the retention floor of {}: files that young may belong to a commit still in flight (or a writer whose clock is behind); force it (`vacuum --force`, `VacuumOptions::force`) only when no writer runs",

@@ -45,6 +45,7 @@ pub use icedb_meta::{
     MetaOptions, Operation, PartitionFilter, PartitionStats, RetryOptions, S3Options, Snapshot,
     StatValue, StoreRace, Totals,
 };
+pub use icedb_delta::{DeltaSettings, ExportReport as DeltaExportReport};
 pub use icedb_plugin::PluginStats;
 pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,

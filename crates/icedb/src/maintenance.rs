@@ -163,6 +163,7 @@ impl Table {
             report.log_entries_deleted = expired.log_entries_deleted;
             report.checkpoints_deleted = expired.checkpoints_deleted;
         }
+        self.after_commit().await;
         report.elapsed = started.elapsed();
         Ok(report)
     }
@@ -235,6 +236,7 @@ impl Table {
             draft.removed = files.iter().map(FileRef::from).collect();
             match self.meta().commit(draft).await {
                 Ok(receipt) => {
+                    self.after_commit().await;
                     return Ok(RewriteReport {
                         version: Some(receipt.version),
                         files_removed: files.len(),
@@ -296,13 +298,16 @@ impl Table {
             uploaded = Some(file);
         }
         match self.meta().commit(draft).await {
-            Ok(receipt) => Ok(RewriteReport {
-                version: Some(receipt.version),
-                files_removed: files.len(),
-                files_added: usize::from(uploaded.is_some()),
-                rows_before: files.iter().map(|f| f.rows).sum(),
-                rows_after,
-            }),
+            Ok(receipt) => {
+                self.after_commit().await;
+                Ok(RewriteReport {
+                    version: Some(receipt.version),
+                    files_removed: files.len(),
+                    files_added: usize::from(uploaded.is_some()),
+                    rows_before: files.iter().map(|f| f.rows).sum(),
+                    rows_after,
+                })
+            }
             Err(error) => {
                 self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
                     .await;

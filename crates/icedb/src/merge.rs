@@ -284,6 +284,7 @@ impl Table {
             report = self.commit_round(written).await?;
         }
         self.purge_flushed_inline().await?;
+        self.after_commit().await;
         report.elapsed = started.elapsed();
         Ok(report)
     }

@@ -92,6 +92,9 @@ pub struct Table {
     pub(crate) query_engine: QueryEngine,
     /// Signalled when live inline parts pass a quarter of the bound.
     flush_wanted: tokio::sync::Notify,
+    /// Keeps `_delta_log/` in step (after each commit when
+    /// `config.delta` is set, else on demand).
+    delta: icedb_delta::DeltaExporter,
 }
 
 impl Table {
@@ -160,6 +163,10 @@ impl Table {
         };
         let partitioner = Partitioner::from_spec(&config.partitioning, plugins)?;
         let query_engine = QueryEngine::new(&config, &location)?;
+        let delta = icedb_delta::DeltaExporter::new(
+            config.delta.unwrap_or_default(),
+            integer_keys(&partitioner),
+        );
         Ok(Table {
             config,
             definition_json: definition.to_json(),
@@ -172,6 +179,7 @@ impl Table {
             partitioner,
             query_engine,
             flush_wanted: tokio::sync::Notify::new(),
+            delta,
         })
     }
 
@@ -187,6 +195,24 @@ impl Table {
         self.flush_wanted.notified().await
     }
 
+    /// Brings the table's Delta Lake log (`<root>/_delta_log/`) up to the
+    /// head: one Delta commit per IceDB commit not yet exported (inline
+    /// parts join the Delta table when a flush writes them to a file).
+    pub async fn export_delta(&self) -> Result<icedb_delta::ExportReport> {
+        Ok(self.delta.export(&self.meta).await?)
+    }
+
+    /// After a commit: exports it to the Delta log when the table keeps
+    /// one. Best effort — a failure is logged and the next commit, or the
+    /// host's catch-up, exports what is missing; the commit stands.
+    pub(crate) async fn after_commit(&self) {
+        if self.config.delta.is_some()
+            && let Err(error) = self.delta.export(&self.meta).await
+        {
+            tracing::warn!(table = %self.config.name, %error, "Delta export failed; the next commit or catch-up retries");
+        }
+    }
+
     /// Signals [`flush_wanted`](Self::flush_wanted) if live inline parts
     /// hold a quarter of the bound or more.
     fn note_inline_pressure(&self) {
@@ -199,10 +225,7 @@ impl Table {
     /// Partition keys the definition makes integers: the built-in time
     /// partitioning's `y`, `m`, `d`, `h` (zero-padded in paths).
     pub(crate) fn integer_partition_keys(&self) -> &'static [&'static str] {
-        match self.partitioner {
-            Partitioner::Time { .. } => &["y", "m", "d", "h"],
-            _ => &[],
-        }
+        integer_keys(&self.partitioner)
     }
 
     pub fn config(&self) -> &TableConfig {
@@ -460,6 +483,7 @@ impl Table {
                 if receipt.commit.added.iter().any(DataFile::is_inline) {
                     self.note_inline_pressure();
                 }
+                self.after_commit().await;
                 Ok(InsertReceipt {
                     version: receipt.version,
                     files: receipt
@@ -636,4 +660,13 @@ fn check_partition_names(batch: &Batch, paths: &[String], routing: Option<&str>)
         }
     }
     Ok(())
+}
+
+/// Partition keys a partitioner makes integers: the built-in time
+/// partitioning's `y`, `m`, `d`, `h` (zero-padded in paths).
+fn integer_keys(partitioner: &Partitioner) -> &'static [&'static str] {
+    match partitioner {
+        Partitioner::Time { .. } => &["y", "m", "d", "h"],
+        _ => &[],
+    }
 }

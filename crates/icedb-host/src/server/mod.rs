@@ -107,6 +107,7 @@ pub async fn run(
                     section.checkpoint.check_every,
                     section.checkpoint.every_versions,
                 )),
+                delta: section.delta.enabled.then_some(section.delta.every),
             },
         ));
         tables.insert(

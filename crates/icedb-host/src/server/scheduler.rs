@@ -22,6 +22,8 @@ pub struct Schedule {
     pub vacuum: Option<(Duration, VacuumOptions)>,
     /// (check every, versions between checkpoints)
     pub checkpoint: Option<(Duration, u64)>,
+    /// How often the Delta log catches up, if the table keeps one.
+    pub delta: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -71,6 +73,13 @@ pub fn spawn(
             let context = context.clone();
             let options = options.clone();
             async move { run_vacuum(&context, &options).await }
+        }));
+    }
+    if let Some(interval) = schedule.delta {
+        let context = context.clone();
+        tasks.spawn(every(interval, move || {
+            let context = context.clone();
+            async move { run_delta_export(&context).await }
         }));
     }
     if let Some((interval, versions)) = schedule.checkpoint {
@@ -227,6 +236,33 @@ async fn run_vacuum(context: &Context, options: &VacuumOptions) {
             tracing::warn!(table, error = %e, "vacuum failed; retrying at the next tick");
             record_run(context, "vacuum", "error");
             running.fail(e);
+        }
+    }
+}
+
+/// Exports to the Delta log what other processes committed (this host's
+/// own commits export as they land).
+async fn run_delta_export(context: &Context) {
+    let table = context.table.name();
+    match context.table.export_delta().await {
+        Ok(report) => {
+            record_run(context, "delta_export", "ok");
+            if report.exported > 0 {
+                let running = context.activity.start(Kind::Checkpoint, table, "delta export");
+                running.finish(
+                    Status::Ok,
+                    serde_json::json!({
+                        "exported": report.exported,
+                        "delta_version": report.delta_version,
+                        "icedb_version": report.icedb_version,
+                        "checkpoints": report.checkpoints,
+                    }),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(table, error = %e, "Delta export failed; retrying at the next tick");
+            record_run(context, "delta_export", "error");
         }
     }
 }
