@@ -31,6 +31,8 @@ pub enum Kind {
     LogPut,
     /// A PUT of a data file (`data/…`).
     DataPut,
+    /// A PUT into the Delta log (`_delta_log/…`).
+    DeltaPut,
     /// Any other PUT (checkpoints, markers, store checks).
     OtherPut,
     /// GET, HEAD and LIST.
@@ -45,6 +47,8 @@ impl Kind {
             Kind::LogPut
         } else if key.starts_with("data/") {
             Kind::DataPut
+        } else if key.starts_with("_delta_log/") {
+            Kind::DeltaPut
         } else {
             Kind::OtherPut
         }
@@ -77,6 +81,7 @@ struct State {
     rng: Option<StdRng>,
     single_deletes: u64,
     bulk_deletes: u64,
+    requests: HashMap<Kind, u64>,
 }
 
 /// The wrapper. Clone the `Arc` to keep a handle for scripting faults while
@@ -153,12 +158,18 @@ impl FaultyStore {
         (state.single_deletes, state.bulk_deletes)
     }
 
+    /// How many requests of each kind reached this store (faulty or not).
+    pub fn requests(&self) -> HashMap<Kind, u64> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
     pub fn injected_total(&self) -> u64 {
         self.injected().values().sum()
     }
 
     fn choose(&self, kind: Kind) -> Option<Fault> {
         let mut state = self.state.lock().unwrap();
+        *state.requests.entry(kind).or_default() += 1;
         if kind == Kind::Read
             && let Some(until) = state.outage_until
         {

@@ -97,6 +97,9 @@ pub(crate) struct CommitInfo {
     pub engine_info: String,
     pub icedb_version: u64,
     pub icedb_commit_id: String,
+    /// The Delta version whose `metaData` is in force: an exporter that
+    /// starts cold reads it and the newest commit, nothing in between.
+    pub icedb_metadata_version: u64,
 }
 
 /// Characters a Delta `path` (a relative URI) keeps as they are.
@@ -222,7 +225,9 @@ pub(crate) fn stats(file: &DataFile, columns: &[ColumnDef]) -> String {
         };
         nulls.insert(column.name.clone(), stats.null_count.into());
         let ColumnStats {
-            min: low, max: high, ..
+            min: low,
+            max: high,
+            ..
         } = stats;
         if let (Some(low), Some(high)) = (low, high)
             && let (Some(low), Some(high)) = (
@@ -302,7 +307,10 @@ pub(crate) fn read_commit(path: &str, bytes: &[u8]) -> Result<(CommitInfo, Optio
 }
 
 /// IceDB's columns and partition keys back from a `metaData` IceDB wrote.
-pub(crate) fn columns_of(metadata: &Metadata, path: &str) -> Result<(Vec<ColumnDef>, Vec<PartitionKey>)> {
+pub(crate) fn columns_of(
+    metadata: &Metadata,
+    path: &str,
+) -> Result<(Vec<ColumnDef>, Vec<PartitionKey>)> {
     let corrupt = |reason: String| DeltaError::Corrupt {
         path: path.to_owned(),
         reason,
@@ -335,12 +343,7 @@ pub(crate) fn columns_of(metadata: &Metadata, path: &str) -> Result<(Vec<ColumnD
         columns.push(ColumnDef { name, column_type });
     }
     // Partition columns in the order metaData lists them.
-    keys.sort_by_key(|k| {
-        metadata
-            .partition_columns
-            .iter()
-            .position(|c| *c == k.name)
-    });
+    keys.sort_by_key(|k| metadata.partition_columns.iter().position(|c| *c == k.name));
     Ok((columns, keys))
 }
 

@@ -12,15 +12,21 @@ pub enum DeltaError {
         #[source]
         source: object_store::Error,
     },
-    #[error("IceDB log entry {version} expired before it was exported to the Delta log; delete _delta_log to export the table anew from its current state")]
+    #[error(
+        "IceDB log entry {version} expired before it was exported to the Delta log; delete _delta_log to export the table anew from its current state"
+    )]
     Expired { version: u64 },
-    #[error("partition {partition:?} has keys {found:?}, the Delta table's partition columns are {expected:?}: a Delta table has one set of partition columns")]
+    #[error(
+        "partition {partition:?} has keys {found:?}, the Delta table's partition columns are {expected:?}: a Delta table has one set of partition columns"
+    )]
     PartitionKeys {
         partition: String,
         expected: Vec<String>,
         found: Vec<String>,
     },
-    #[error("column {name:?} cannot be a Delta column (no spaces or any of ,;{{}}()=, tabs or newlines without column mapping)")]
+    #[error(
+        "column {name:?} cannot be a Delta column (no spaces or any of ,;{{}}()=, tabs or newlines without column mapping)"
+    )]
     ColumnName { name: String },
     #[error("delta log: {path} is not what IceDB writes: {reason}")]
     Corrupt { path: String, reason: String },

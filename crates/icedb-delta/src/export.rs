@@ -72,6 +72,8 @@ pub struct ExportReport {
 struct Position {
     delta_version: u64,
     icedb_version: u64,
+    /// The Delta version holding the `metaData` in force.
+    metadata_version: u64,
     table_id: String,
     columns: Vec<ColumnDef>,
     keys: Vec<PartitionKey>,
@@ -167,7 +169,7 @@ impl DeltaExporter {
 
     fn checkpoint_due(&self, delta_version: u64) -> bool {
         let every = self.settings.checkpoint_every;
-        every > 0 && delta_version > 0 && delta_version % every == 0
+        every > 0 && delta_version > 0 && delta_version.is_multiple_of(every)
     }
 
     /// Partition keys of a partition path, typed by the definition.
@@ -219,6 +221,7 @@ impl DeltaExporter {
         let position = Position {
             delta_version: 0,
             icedb_version: commit_for_info.version,
+            metadata_version: 0,
             table_id: if table_id.is_empty() {
                 commit_for_info.id.clone()
             } else {
@@ -234,7 +237,7 @@ impl DeltaExporter {
         for file in files.iter().filter(|f| !f.is_inline()) {
             actions.push(Action::Add(add(file, &position, true)?));
         }
-        actions.push(commit_info(&commit_for_info));
+        actions.push(commit_info(&commit_for_info, &position));
         Ok(Some(Prepared { actions, position }))
     }
 
@@ -245,23 +248,25 @@ impl DeltaExporter {
             .read_commit(version)
             .await?
             .ok_or(DeltaError::Expired { version })?;
-        let position = Position {
+        let mut position = Position {
             delta_version: at.delta_version + 1,
             icedb_version: version,
+            metadata_version: at.metadata_version,
             table_id: at.table_id.clone(),
             columns: apply_schema(at.columns.clone(), &commit),
             keys: at.keys.clone(),
         };
         let mut actions = Vec::new();
-        let schema_changed = position.columns != at.columns || commit.definition.is_some();
-        // Checkpointed versions restate the metadata, so an exporter that
-        // starts cold finds it without replaying the log.
-        if schema_changed || self.checkpoint_due(position.delta_version) {
+        if position.columns != at.columns || commit.definition.is_some() {
+            position.metadata_version = position.delta_version;
             actions.push(Action::MetaData(metadata(&position, commit.timestamp_ms)?));
         }
         // A merge that only compacts files changes no data; one that
         // flushes inline parts brings rows new to the Delta table.
-        let flushes = commit.removed.iter().any(|f| f.path.starts_with(icedb_meta::INLINE_PREFIX));
+        let flushes = commit
+            .removed
+            .iter()
+            .any(|f| f.path.starts_with(icedb_meta::INLINE_PREFIX));
         let data_change = commit.operation != Operation::Merge || flushes;
         for file in commit.added.iter().filter(|f| !f.is_inline()) {
             actions.push(Action::Add(add(file, &position, data_change)?));
@@ -279,7 +284,7 @@ impl DeltaExporter {
                 partition_values: partition_values(&file.partition, &position.keys)?,
             }));
         }
-        actions.push(commit_info(&commit));
+        actions.push(commit_info(&commit, &position));
         Ok(Prepared { actions, position })
     }
 }
@@ -321,13 +326,14 @@ fn add(file: &DataFile, position: &Position, data_change: bool) -> Result<Add> {
     })
 }
 
-fn commit_info(commit: &Commit) -> Action {
+fn commit_info(commit: &Commit, position: &Position) -> Action {
     Action::CommitInfo(CommitInfo {
         timestamp: commit.timestamp_ms,
         operation: commit.operation.name().to_owned(),
         engine_info: concat!("IceDB/", env!("CARGO_PKG_VERSION")).to_owned(),
         icedb_version: commit.version,
         icedb_commit_id: commit.id.clone(),
+        icedb_metadata_version: position.metadata_version,
     })
 }
 
@@ -363,9 +369,9 @@ async fn get_if_present(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Opt
     }
 }
 
-/// Where the Delta log stands, read from the log: the newest commit after
-/// the last checkpoint, and the newest `metaData` at or before it (every
-/// checkpointed version restates it, so the walk back is short).
+/// Where the Delta log stands, read from the log: the newest commit (found
+/// by listing from the last checkpoint) and the `metaData` its
+/// `commitInfo` names — a few requests however long the log.
 async fn read_position(store: &Arc<dyn ObjectStore>) -> Result<Option<Position>> {
     let checkpoint = match get_if_present(store, &last_checkpoint_path()).await? {
         Some(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -393,40 +399,46 @@ async fn read_position(store: &Arc<dyn ObjectStore>) -> Result<Option<Position>>
     let Some(&newest) = versions.last() else {
         return Ok(None);
     };
-    let mut position: Option<Position> = None;
-    for version in (0..=newest).rev() {
-        let path = commit_path(version);
-        let bytes = get_if_present(store, &path)
-            .await?
-            .ok_or_else(|| DeltaError::Corrupt {
-                path: path.to_string(),
-                reason: "a version below the newest is missing".to_owned(),
-            })?;
-        let (info, metadata) = read_commit(path.as_ref(), &bytes)?;
-        let at = position.get_or_insert_with(|| Position {
-            delta_version: version,
-            icedb_version: info.icedb_version,
-            table_id: String::new(),
-            columns: Vec::new(),
-            keys: Vec::new(),
-        });
-        if let Some(metadata) = metadata {
-            let (columns, keys) = columns_of(&metadata, path.as_ref())?;
-            at.table_id = metadata.id;
-            at.columns = columns;
-            at.keys = keys;
-            return Ok(position);
-        }
-    }
-    Err(DeltaError::Corrupt {
-        path: prefix.to_string(),
-        reason: "no metaData in the log".to_owned(),
-    })
+    let (info, _) = read_version(store, newest).await?;
+    let (_, metadata) = read_version(store, info.icedb_metadata_version).await?;
+    let path = commit_path(info.icedb_metadata_version);
+    let metadata = metadata.ok_or_else(|| DeltaError::Corrupt {
+        path: path.to_string(),
+        reason: "commitInfo names it as holding the metaData, it has none".to_owned(),
+    })?;
+    let (columns, keys) = columns_of(&metadata, path.as_ref())?;
+    Ok(Some(Position {
+        delta_version: newest,
+        icedb_version: info.icedb_version,
+        metadata_version: info.icedb_metadata_version,
+        table_id: metadata.id,
+        columns,
+        keys,
+    }))
+}
+
+/// One Delta commit's `commitInfo` and `metaData`.
+async fn read_version(
+    store: &Arc<dyn ObjectStore>,
+    version: u64,
+) -> Result<(CommitInfo, Option<Metadata>)> {
+    let path = commit_path(version);
+    let bytes = get_if_present(store, &path)
+        .await?
+        .ok_or_else(|| DeltaError::Corrupt {
+            path: path.to_string(),
+            reason: "listed, or named by a newer commit, but missing".to_owned(),
+        })?;
+    read_commit(path.as_ref(), &bytes)
 }
 
 /// Writes the checkpoint of the Delta table at `at`, then points
 /// `_last_checkpoint` at it.
-async fn write_checkpoint(meta: &MetaStore, store: &Arc<dyn ObjectStore>, at: &Position) -> Result<()> {
+async fn write_checkpoint(
+    meta: &MetaStore,
+    store: &Arc<dyn ObjectStore>,
+    at: &Position,
+) -> Result<()> {
     let snapshot = meta.snapshot()?;
     let files = if snapshot.version() == at.icedb_version {
         snapshot.files_without_bytes(&PartitionFilter::All)?

@@ -40,12 +40,12 @@ pub use definition::{
     PluginReference, TableDefinition,
 };
 pub use error::{Result, TableError};
+pub use icedb_delta::{DeltaSettings, ExportReport as DeltaExportReport};
 pub use icedb_meta::{
     ColumnDef, ColumnType, CommitError, CommitSummary, Conflict, DataFile, ExpirePolicy, MetaError,
     MetaOptions, Operation, PartitionFilter, PartitionStats, RetryOptions, S3Options, Snapshot,
     StatValue, StoreRace, Totals,
 };
-pub use icedb_delta::{DeltaSettings, ExportReport as DeltaExportReport};
 pub use icedb_plugin::PluginStats;
 pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,

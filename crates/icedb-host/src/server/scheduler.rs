@@ -248,7 +248,9 @@ async fn run_delta_export(context: &Context) {
         Ok(report) => {
             record_run(context, "delta_export", "ok");
             if report.exported > 0 {
-                let running = context.activity.start(Kind::Checkpoint, table, "delta export");
+                let running = context
+                    .activity
+                    .start(Kind::Checkpoint, table, "delta export");
                 running.finish(
                     Status::Ok,
                     serde_json::json!({
