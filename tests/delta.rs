@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use icedb::{DeltaSettings, MergePolicy, PluginHost, QueryOptions, Table, TableConfig};
 use icedb_e2e::faults::{Fault, FaultyStore, Kind};
 use icedb_e2e::{
-    Backend, S3, S3_KEY_ID, S3_REGION, S3_SECRET, data_file, duckdb_extension_dir, first_row_of,
-    gen_events, insert_draft, table_config, vacuum_now,
+    Backend, HostProcess, S3, S3_KEY_ID, S3_REGION, S3_SECRET, data_file, duckdb_extension_dir,
+    first_row_of, gen_events, http, icedb_host, insert_draft, succeeded, table_config, vacuum_now,
 };
 use icedb_meta::TableLocation;
 use object_store::ObjectStore;
@@ -451,4 +451,49 @@ async fn a_long_log_exports_incrementally() {
     println!(
         "10 000 commits exported in {full:.2?}; a cold exporter then exported 10 new ones in {incremental:.2?} with {requests} requests"
     );
+}
+
+/// The real binaries: `icedb-host export delta` on a table the CLI wrote,
+/// then `icedb-host run` with `[tables.delta] enabled` exporting each
+/// HTTP insert as it commits.
+#[test]
+fn the_cli_exports_and_a_running_host_keeps_the_log_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("t").display().to_string();
+    std::fs::write(dir.path().join("a.ndjson"), gen_events(500, 1)).unwrap();
+    succeeded(&icedb_host(
+        dir.path(),
+        &["insert", "--table", &root, "--inline-max-rows", "0", "a.ndjson"],
+    ));
+    let out = succeeded(&icedb_host(dir.path(), &["export", "delta", "--table", &root]));
+    assert!(out.contains("Delta version 0 = IceDB version 1"), "{out}");
+    // Idempotent.
+    let out = succeeded(&icedb_host(dir.path(), &["export", "delta", "--table", &root]));
+    assert!(out.contains("exported 0 commits"), "{out}");
+    assert_eq!(delta_rs(&root, &[]).1[&0].0.rows, 500);
+
+    let config = dir.path().join("icedb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tables]]\nname = \"events\"\nroot = \"{root}\"\n[tables.inline]\nmax_rows = 0\n[tables.delta]\nenabled = true\n"
+        ),
+    )
+    .unwrap();
+    let host = HostProcess::start(
+        dir.path(),
+        &["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"],
+        &[("XDG_CACHE_HOME", dir.path().join("cache").display().to_string())],
+    );
+    let mut response = http()
+        .post(&format!("{}/v1/tables/events/rows", host.url))
+        .header("content-type", "application/x-ndjson")
+        .send(gen_events(100, 2).as_bytes())
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{}", response.body_mut().read_to_string().unwrap());
+    // Acknowledged after the commit and its export.
+    let (latest, seen) = delta_rs(&root, &[]);
+    assert_eq!((latest, seen[&latest].0.rows), (1, 600));
+    host.signal("TERM");
+    assert!(host.wait().success());
 }
