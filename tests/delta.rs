@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use icedb::{DeltaSettings, MergePolicy, PluginHost, QueryOptions, Table, TableConfig};
 use icedb_e2e::faults::{Fault, FaultyStore, Kind};
 use icedb_e2e::{
-    Backend, HostProcess, S3, S3_KEY_ID, S3_REGION, S3_SECRET, data_file, duckdb_extension_dir,
+    Backend, HostProcess, S3, S3_KEY_ID, S3_REGION, S3_SECRET, data_file, duckdb_offline,
     first_row_of, gen_events, http, icedb_host, insert_draft, succeeded, table_config, vacuum_now,
 };
 use icedb_meta::TableLocation;
@@ -154,17 +154,7 @@ fn delta_rs(root: &str, versions: &[u64]) -> (u64, BTreeMap<u64, (Seen, Vec<Stri
 
 /// DuckDB's delta extension's view of the newest version.
 fn duckdb_delta(root: &str) -> Seen {
-    let config = duckdb::Config::default()
-        .with(
-            "extension_directory",
-            duckdb_extension_dir().to_str().unwrap(),
-        )
-        .unwrap()
-        .with("autoinstall_known_extensions", "false")
-        .unwrap()
-        .with("autoload_known_extensions", "false")
-        .unwrap();
-    let db = duckdb::Connection::open_in_memory_with_flags(config).unwrap();
+    let db = duckdb_offline();
     db.execute_batch("LOAD delta;").unwrap();
     if root.starts_with("s3://") {
         db.execute_batch(&format!(
@@ -463,12 +453,25 @@ fn the_cli_exports_and_a_running_host_keeps_the_log_in_step() {
     std::fs::write(dir.path().join("a.ndjson"), gen_events(500, 1)).unwrap();
     succeeded(&icedb_host(
         dir.path(),
-        &["insert", "--table", &root, "--inline-max-rows", "0", "a.ndjson"],
+        &[
+            "insert",
+            "--table",
+            &root,
+            "--inline-max-rows",
+            "0",
+            "a.ndjson",
+        ],
     ));
-    let out = succeeded(&icedb_host(dir.path(), &["export", "delta", "--table", &root]));
+    let out = succeeded(&icedb_host(
+        dir.path(),
+        &["export", "delta", "--table", &root],
+    ));
     assert!(out.contains("Delta version 0 = IceDB version 1"), "{out}");
     // Idempotent.
-    let out = succeeded(&icedb_host(dir.path(), &["export", "delta", "--table", &root]));
+    let out = succeeded(&icedb_host(
+        dir.path(),
+        &["export", "delta", "--table", &root],
+    ));
     assert!(out.contains("exported 0 commits"), "{out}");
     assert_eq!(delta_rs(&root, &[]).1[&0].0.rows, 500);
 
@@ -482,15 +485,28 @@ fn the_cli_exports_and_a_running_host_keeps_the_log_in_step() {
     .unwrap();
     let host = HostProcess::start(
         dir.path(),
-        &["--config", &config.display().to_string(), "--listen", "127.0.0.1:0"],
-        &[("XDG_CACHE_HOME", dir.path().join("cache").display().to_string())],
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[(
+            "XDG_CACHE_HOME",
+            dir.path().join("cache").display().to_string(),
+        )],
     );
     let mut response = http()
         .post(&format!("{}/v1/tables/events/rows", host.url))
         .header("content-type", "application/x-ndjson")
         .send(gen_events(100, 2).as_bytes())
         .unwrap();
-    assert_eq!(response.status().as_u16(), 200, "{}", response.body_mut().read_to_string().unwrap());
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.body_mut().read_to_string().unwrap()
+    );
     // Acknowledged after the commit and its export.
     let (latest, seen) = delta_rs(&root, &[]);
     assert_eq!((latest, seen[&latest].0.rows), (1, 600));

@@ -2,24 +2,13 @@
 //! and reads it back, through the pre-installed httpfs extension (no
 //! download: autoinstall is off).
 
-use duckdb::{Config, Connection};
-use icedb_e2e::{S3, S3_KEY_ID, S3_REGION, S3_SECRET, duckdb_extension_dir};
+use icedb_e2e::{S3, S3_KEY_ID, S3_REGION, S3_SECRET, duckdb_offline};
 
 #[test]
 fn duckdb_writes_and_reads_parquet_on_s3() {
     let s3 = S3::from_env();
     let bucket = s3.create_bucket("duckdb-smoke");
-    let config = Config::default()
-        .with(
-            "extension_directory",
-            duckdb_extension_dir().to_str().unwrap(),
-        )
-        .unwrap()
-        .with("autoinstall_known_extensions", "false")
-        .unwrap()
-        .with("autoload_known_extensions", "false")
-        .unwrap();
-    let db = Connection::open_in_memory_with_flags(config).unwrap();
+    let db = duckdb_offline();
     db.execute_batch(&format!(
         "LOAD httpfs;
          CREATE SECRET moto (TYPE S3, KEY_ID '{S3_KEY_ID}', SECRET '{S3_SECRET}', REGION '{S3_REGION}',

@@ -602,6 +602,11 @@ force = true
 [tables.checkpoint]
 every_versions = 10
 check_every = "1s"
+
+[tables.delta]
+enabled = true
+checkpoint_every = 10
+every = "1s"
 "#
     );
     let path = dir.join("icedb.toml");
@@ -715,6 +720,85 @@ fn three_hosts_share_one_s3_table_while_their_schedulers_run() {
         host.signal("TERM");
         assert!(host.wait().success());
     }
+    // Three hosts exported after their commits and caught up on each
+    // other's: one gapless Delta log.
+    assert_delta_log_in_step(
+        &root,
+        &[
+            "--s3-endpoint",
+            &S3::from_env().endpoint,
+            "--s3-path-style",
+            "--s3-allow-http",
+        ],
+        &acked,
+    );
+}
+
+/// After the hosts stopped: flushes inline rows (`merge`), brings the Delta
+/// log up (`export delta`) and checks it is gapless — its newest version
+/// names IceDB version newest + 1, so each IceDB commit is one Delta
+/// commit — and that DuckDB's `delta_scan` sees every acknowledged row once.
+fn assert_delta_log_in_step(root: &str, extra: &[&str], acked: &[String]) {
+    let icedb = |args: &[&str]| {
+        let output = std::process::Command::new(binary("icedb-host"))
+            .args(args)
+            .args(["--table", root])
+            .args(extra)
+            .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
+            .env("ICEDB_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    icedb(&["merge"]);
+    let out = icedb(&["export", "delta"]);
+    let number_after = |word: &str| -> u64 {
+        let at = out.find(word).unwrap_or_else(|| panic!("{out}")) + word.len();
+        out[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (delta, icedb_version) = (
+        number_after("Delta version "),
+        number_after("= IceDB version "),
+    );
+    assert_eq!(
+        delta + 1,
+        icedb_version,
+        "gapless, one Delta commit per IceDB commit: {out}"
+    );
+
+    let db = icedb_e2e::duckdb_offline();
+    db.execute_batch("LOAD delta;").unwrap();
+    if root.starts_with("s3://") {
+        db.execute_batch(&format!(
+            "LOAD httpfs;
+             CREATE SECRET moto (TYPE S3, KEY_ID '{}', SECRET '{}', REGION '{}',
+                                 ENDPOINT '{}', URL_STYLE 'path', USE_SSL false);",
+            icedb_e2e::S3_KEY_ID,
+            icedb_e2e::S3_SECRET,
+            icedb_e2e::S3_REGION,
+            S3::from_env().host_port()
+        ))
+        .unwrap();
+    }
+    let mut statement = db
+        .prepare(&format!("SELECT id FROM delta_scan('{root}')"))
+        .unwrap();
+    let ids: Vec<String> = statement
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_acknowledged_rows_present(acked, &ids);
 }
 
 fn load_then_stop(signal: &str) {
@@ -761,6 +845,9 @@ fn load_then_stop(signal: &str) {
             "only live files remain on disk ({on_disk}): {status}"
         );
         assert_acknowledged_rows_present(&acked, &ids_in_table(&root, &[]));
+        // The exporter was killed with the host: the Delta log catches up
+        // gapless.
+        assert_delta_log_in_step(&root, &[], &acked);
     }
 }
 

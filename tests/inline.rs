@@ -283,6 +283,24 @@ async fn insert_seeded(table: &Table, seed: u64) {
     assert!(receipt.files.iter().all(|p| p.starts_with("inline/")));
 }
 
+/// Inserts 60-event batches (seeds from `seed` on) until a quarter of the
+/// table's inline bound is live.
+async fn insert_until_a_quarter_is_live(table: &Table, seed: &mut u64) {
+    let quarter = table.config().inline.limit_bytes / 4;
+    while table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .inline_totals()
+        .unwrap()
+        .bytes
+        < quarter
+    {
+        insert_seeded(table, *seed).await;
+        *seed += 1;
+    }
+}
+
 /// Inserts that pile up inline parts ask for a flush; the flush turns only
 /// the inline parts into files (the files already there are not rewritten)
 /// and, with the table over half its bound, purges the oldest flushed parts
@@ -311,18 +329,7 @@ async fn pressure_asks_for_a_flush_that_leaves_files_alone_and_frees_the_bound()
     assert!(!wanted.is_finished(), "no inline parts, no flush wanted");
     // Small inserts until a quarter of the bound is live: a flush is wanted.
     let mut seed = 100;
-    while table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .inline_totals()
-        .unwrap()
-        .bytes
-        < config.inline.limit_bytes / 4
-    {
-        insert_seeded(&table, seed).await;
-        seed += 1;
-    }
+    insert_until_a_quarter_is_live(&table, &mut seed).await;
     tokio::time::timeout(Duration::from_secs(5), wanted)
         .await
         .expect("a flush is wanted once a quarter of the bound is live")
@@ -346,18 +353,7 @@ async fn pressure_asks_for_a_flush_that_leaves_files_alone_and_frees_the_bound()
     // soon as the table holds more than half its bound, so the held bytes
     // stay under it and every small insert inlines.
     for _ in 0..3 {
-        while table
-            .meta()
-            .snapshot()
-            .unwrap()
-            .inline_totals()
-            .unwrap()
-            .bytes
-            < config.inline.limit_bytes / 4
-        {
-            insert_seeded(&table, seed).await;
-            seed += 1;
-        }
+        insert_until_a_quarter_is_live(&table, &mut seed).await;
         table.flush_inline().await.unwrap();
         let held = held(&table);
         assert!(held <= config.inline.limit_bytes / 2, "{held}");

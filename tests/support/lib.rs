@@ -49,6 +49,22 @@ pub fn duckdb_extension_dir() -> PathBuf {
     PathBuf::from(required_env("ICEDB_DUCKDB_EXTENSION_DIR"))
 }
 
+/// An in-memory DuckDB that loads extensions only from the pre-installed
+/// directory (no download, no autoload).
+pub fn duckdb_offline() -> duckdb::Connection {
+    let config = duckdb::Config::default()
+        .with(
+            "extension_directory",
+            duckdb_extension_dir().to_str().unwrap(),
+        )
+        .unwrap()
+        .with("autoinstall_known_extensions", "false")
+        .unwrap()
+        .with("autoload_known_extensions", "false")
+        .unwrap();
+    duckdb::Connection::open_in_memory_with_flags(config).unwrap()
+}
+
 /// The S3-compatible test server.
 pub struct S3 {
     /// `http://127.0.0.1:PORT`
