@@ -1,7 +1,8 @@
 //! HTTP ingest through the real `icedb-host run`: 8 concurrent clients post
 //! the standard workload as 100-row NDJSON requests to a local-directory
 //! table (the embedded table's settings), with group commit on and off and
-//! with inlined commits on (the default) and off, side by side in one run.
+//! with inlined commits on (the default) and off, and with a Delta log
+//! kept in step (`[tables.delta] enabled`), side by side in one run.
 //! Reports rows/s, commits, files and inline parts left, and p50/p99
 //! acknowledgement latency (request sent → receipt received, which happens
 //! only after the commit).
@@ -30,13 +31,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn run(group_commit: bool, inline: bool, events: usize) -> Outcome {
+fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("icedb.toml");
     std::fs::write(
         &config,
         format!(
-            "[[tables]]\nname = \"events\"\nroot = \"{}\"\n[tables.inline]\nmax_rows = {}\n",
+            "[[tables]]\nname = \"events\"\nroot = \"{}\"\n[tables.inline]\nmax_rows = {}\n[tables.delta]\nenabled = {delta}\n",
             dir.path().join("icedb-data/events").display(),
             if inline { 1_000 } else { 0 }
         ),
@@ -157,17 +158,23 @@ fn main() {
         "HTTP ingest: {events} standard events per mode, {CLIENTS} clients, {ROWS_PER_REQUEST}-row NDJSON requests, local directory, built-in formatter, daily partitions"
     );
     println!(
-        "{:<30} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
+        "{:<34} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "mode", "rows/s", "requests", "commits", "files", "inline", "p50 ms", "p99 ms", "429s"
     );
-    for (group_commit, inline) in [(true, true), (true, false), (false, true)] {
-        let outcome = run(group_commit, inline, events);
+    for (group_commit, inline, delta) in [
+        (true, true, false),
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+    ] {
+        let outcome = run(group_commit, inline, delta, events);
         println!(
             "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",
             format!(
-                "group commit {}, inline {}",
+                "group commit {}, inline {}{}",
                 if group_commit { "on" } else { "off" },
-                if inline { "on" } else { "off" }
+                if inline { "on" } else { "off" },
+                if delta { ", delta" } else { "" }
             ),
             outcome.rows as f64 / outcome.took.as_secs_f64(),
             outcome.latencies.len(),
