@@ -484,3 +484,40 @@ async fn small_insert_files_use_snappy_and_merges_write_the_tables_codec() {
         600
     );
 }
+
+/// A column widened from int64 to float64 keeps its older files int64:
+/// queries (and a merge query) read every value at full precision,
+/// whichever file DuckDB opens first, and type the column DOUBLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widened_column_reads_old_and_new_files_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = Table::open(config(Backend::Local, dir.path(), "widen"), &plugins())
+        .await
+        .unwrap();
+    let row = |id: &str, n: &str| {
+        format!("{{\"id\":\"{id}\",\"ts\":1790000000000,\"event\":\"e\",\"n\":{n}}}\n")
+    };
+    table.insert_ndjson(row("a", "1").as_bytes()).await.unwrap();
+    table
+        .insert_ndjson(row("b", "1.5").as_bytes())
+        .await
+        .unwrap();
+    table.insert_ndjson(row("c", "2").as_bytes()).await.unwrap();
+    let result = table
+        .query(
+            "SELECT string_agg(n::VARCHAR, ',' ORDER BY id) AS ns, any_value(typeof(n)) AS t FROM events",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let batch = &result.batches[0];
+    let text = |i: usize| {
+        let column =
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap();
+        column.as_string::<i32>().value(0).to_owned()
+    };
+    assert_eq!(
+        (text(0), text(1)),
+        ("1.0,1.5,2.0".to_owned(), "DOUBLE".to_owned())
+    );
+}

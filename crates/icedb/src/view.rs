@@ -111,6 +111,14 @@ pub(crate) fn view_sql(
             .collect();
         format!(", hive_types = {{{}}}", types.join(", "))
     };
+    // A column widened from int64 to float64 leaves older files int64:
+    // read alone, a group whose first file is one of them would make
+    // DuckDB cast every double in the group to BIGINT (1.5 → 2). Tables
+    // with a float64 column therefore unify types by name (BIGINT and
+    // DOUBLE meet as DOUBLE), at the cost of every footer at bind.
+    let has_float = schema
+        .iter()
+        .any(|c| c.column_type == icedb_meta::ColumnType::Float64);
     let mut scans = Vec::with_capacity(groups.len());
     for (group, columns) in groups.keys().enumerate() {
         connection
@@ -121,7 +129,7 @@ pub(crate) fn view_sql(
         scans.push(format!(
             "SELECT * FROM read_parquet(getvariable('icedb_files_{group}'), \
              hive_partitioning = {hive_partitioning}, union_by_name = {}{hive_types})",
-            columns.is_none()
+            columns.is_none() || has_float
         ));
     }
     if !inline.is_empty() {
@@ -153,7 +161,16 @@ pub(crate) fn view_sql(
     }
     // Columns in the table's order, then the partition columns, whichever
     // files are left.
-    let mut columns: Vec<String> = schema.iter().map(|c| quote_ident(&c.name)).collect();
+    // Float64 columns cast: files left after pruning may all be int64 ones.
+    let mut columns: Vec<String> = schema
+        .iter()
+        .map(|c| match c.column_type {
+            icedb_meta::ColumnType::Float64 => {
+                format!("CAST({0} AS DOUBLE) AS {0}", quote_ident(&c.name))
+            }
+            _ => quote_ident(&c.name),
+        })
+        .collect();
     columns.extend(hive_columns().map(|(key, _)| quote_ident(key)));
     Ok(format!("SELECT {} FROM ({scan})", columns.join(", ")))
 }
