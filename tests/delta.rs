@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use icedb::{DeltaSettings, MergePolicy, PluginHost, QueryOptions, Table, TableConfig};
 use icedb_e2e::faults::{Fault, FaultyStore, Kind};
 use icedb_e2e::{
-    Backend, HostProcess, S3, S3_KEY_ID, S3_REGION, S3_SECRET, data_file, duckdb_offline,
-    first_row_of, gen_events, http, icedb_host, insert_draft, succeeded, table_config, vacuum_now,
+    Backend, HostProcess, data_file, duckdb_delta_reader, first_row_of, gen_events, http,
+    icedb_host, insert_draft, succeeded, table_config, vacuum_now,
 };
 use icedb_meta::TableLocation;
 use object_store::ObjectStore;
@@ -154,17 +154,7 @@ fn delta_rs(root: &str, versions: &[u64]) -> (u64, BTreeMap<u64, (Seen, Vec<Stri
 
 /// DuckDB's delta extension's view of the newest version.
 fn duckdb_delta(root: &str) -> Seen {
-    let db = duckdb_offline();
-    db.execute_batch("LOAD delta;").unwrap();
-    if root.starts_with("s3://") {
-        db.execute_batch(&format!(
-            "LOAD httpfs;
-             CREATE SECRET moto (TYPE S3, KEY_ID '{S3_KEY_ID}', SECRET '{S3_SECRET}', REGION '{S3_REGION}',
-                                 ENDPOINT '{}', URL_STYLE 'path', USE_SSL false);",
-            S3::from_env().host_port()
-        ))
-        .unwrap();
-    }
+    let db = duckdb_delta_reader(root);
     let uri = reader_uri(root);
     let (rows, distinct): (i64, i64) = db
         .query_row(

@@ -739,21 +739,15 @@ fn three_hosts_share_one_s3_table_while_their_schedulers_run() {
 /// names IceDB version newest + 1, so each IceDB commit is one Delta
 /// commit — and that DuckDB's `delta_scan` sees every acknowledged row once.
 fn assert_delta_log_in_step(root: &str, extra: &[&str], acked: &[String]) {
-    let icedb = |args: &[&str]| {
-        let output = std::process::Command::new(binary("icedb-host"))
-            .args(args)
-            .args(["--table", root])
-            .args(extra)
-            .env("ICEDB_DUCKDB_EXTENSION_DIR", duckdb_extension_dir())
-            .env("ICEDB_LOG", "warn")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+    let dir = tempfile::tempdir().unwrap();
+    let icedb = |command: &[&str]| {
+        let args: Vec<&str> = command
+            .iter()
+            .chain(&["--table", root])
+            .chain(extra)
+            .copied()
+            .collect();
+        icedb_e2e::succeeded(&icedb_e2e::icedb_host(dir.path(), &args))
     };
     icedb(&["merge"]);
     let out = icedb(&["export", "delta"]);
@@ -776,20 +770,7 @@ fn assert_delta_log_in_step(root: &str, extra: &[&str], acked: &[String]) {
         "gapless, one Delta commit per IceDB commit: {out}"
     );
 
-    let db = icedb_e2e::duckdb_offline();
-    db.execute_batch("LOAD delta;").unwrap();
-    if root.starts_with("s3://") {
-        db.execute_batch(&format!(
-            "LOAD httpfs;
-             CREATE SECRET moto (TYPE S3, KEY_ID '{}', SECRET '{}', REGION '{}',
-                                 ENDPOINT '{}', URL_STYLE 'path', USE_SSL false);",
-            icedb_e2e::S3_KEY_ID,
-            icedb_e2e::S3_SECRET,
-            icedb_e2e::S3_REGION,
-            S3::from_env().host_port()
-        ))
-        .unwrap();
-    }
+    let db = icedb_e2e::duckdb_delta_reader(root);
     let mut statement = db
         .prepare(&format!("SELECT id FROM delta_scan('{root}')"))
         .unwrap();

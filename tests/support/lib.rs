@@ -65,6 +65,23 @@ pub fn duckdb_offline() -> duckdb::Connection {
     duckdb::Connection::open_in_memory_with_flags(config).unwrap()
 }
 
+/// [`duckdb_offline`] with the delta extension loaded and, for a table on
+/// the test S3 server, httpfs and a secret reaching it.
+pub fn duckdb_delta_reader(root: &str) -> duckdb::Connection {
+    let db = duckdb_offline();
+    db.execute_batch("LOAD delta;").unwrap();
+    if root.starts_with("s3://") {
+        db.execute_batch(&format!(
+            "LOAD httpfs;
+             CREATE SECRET moto (TYPE S3, KEY_ID '{S3_KEY_ID}', SECRET '{S3_SECRET}', REGION '{S3_REGION}',
+                                 ENDPOINT '{}', URL_STYLE 'path', USE_SSL false);",
+            S3::from_env().host_port()
+        ))
+        .unwrap();
+    }
+    db
+}
+
 /// The S3-compatible test server.
 pub struct S3 {
     /// `http://127.0.0.1:PORT`
