@@ -167,6 +167,52 @@ impl DeltaExporter {
         Ok(report)
     }
 
+    /// Deletes the Delta log's entries older than its newest checkpoint
+    /// that is itself at least `keep` old: JSON commits and checkpoints
+    /// before it (what Delta's own log cleanup removes). Readers keep time
+    /// travel to every version from that checkpoint on; older versions
+    /// name files vacuum may already have deleted anyway when `keep` is
+    /// its grace. Returns how many objects were deleted.
+    pub async fn expire(&self, meta: &MetaStore, keep: Duration) -> Result<u64> {
+        // Not while this process exports (its position stays valid anyway:
+        // only entries before a checkpoint go).
+        let _exporting = self.position.lock().await;
+        let store = meta.object_store();
+        let prefix = Path::from(DELTA_LOG);
+        let listing: Vec<object_store::ObjectMeta> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| DeltaError::store(&prefix, e))?;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let commit_times: BTreeMap<u64, chrono::DateTime<chrono::Utc>> = listing
+            .iter()
+            .filter_map(|m| Some((commit_version(&m.location)?, m.last_modified)))
+            .collect();
+        let Some(floor) = listing
+            .iter()
+            .filter_map(|m| checkpoint_version(&m.location))
+            .filter(|v| commit_times.get(v).is_some_and(|at| *at <= cutoff))
+            .max()
+        else {
+            return Ok(0);
+        };
+        let doomed: Vec<Path> = listing
+            .into_iter()
+            .map(|m| m.location)
+            .filter(|p| {
+                commit_version(p)
+                    .or_else(|| checkpoint_version(p))
+                    .is_some_and(|v| v < floor)
+            })
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        Ok(meta.delete_objects(doomed).await?)
+    }
+
     fn checkpoint_due(&self, delta_version: u64) -> bool {
         let every = self.settings.checkpoint_every;
         every > 0 && delta_version > 0 && delta_version.is_multiple_of(every)
@@ -257,7 +303,12 @@ impl DeltaExporter {
             keys: at.keys.clone(),
         };
         let mut actions = Vec::new();
-        if position.columns != at.columns || commit.definition.is_some() {
+        // Checkpointed versions restate the metadata: log cleanup removes
+        // what is before a checkpoint, and the metaData in force must stay.
+        if position.columns != at.columns
+            || commit.definition.is_some()
+            || self.checkpoint_due(position.delta_version)
+        {
             position.metadata_version = position.delta_version;
             actions.push(Action::MetaData(metadata(&position, commit.timestamp_ms)?));
         }
@@ -353,6 +404,13 @@ fn last_checkpoint_path() -> Path {
 fn commit_version(path: &Path) -> Option<u64> {
     let name = path.filename()?;
     let digits = name.strip_suffix(".json")?;
+    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+}
+
+/// The version of a `_delta_log/<20 digits>.checkpoint.parquet` key.
+fn checkpoint_version(path: &Path) -> Option<u64> {
+    let name = path.filename()?;
+    let digits = name.strip_suffix(".checkpoint.parquet")?;
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
 
@@ -469,8 +527,18 @@ async fn write_checkpoint(
         .put(&path, bytes.into())
         .await
         .map_err(|e| DeltaError::store(&path, e))?;
-    let pointer = serde_json::json!({"version": at.delta_version, "size": count});
     let path = last_checkpoint_path();
+    // Never point back (a slower exporter finishing an older checkpoint):
+    // log cleanup may have removed what is before the newer one.
+    let newer = get_if_present(store, &path)
+        .await?
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|v| v["version"].as_u64())
+        .is_some_and(|v| v > at.delta_version);
+    if newer {
+        return Ok(());
+    }
+    let pointer = serde_json::json!({"version": at.delta_version, "size": count});
     store
         .put(&path, pointer.to_string().into_bytes().into())
         .await

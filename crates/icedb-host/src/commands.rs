@@ -211,12 +211,13 @@ pub async fn vacuum(args: VacuumArgs) -> Result<()> {
         })
         .await?;
     println!(
-        "purged {} removed files and {} orphans ({} MiB freed); expired {} log entries and {} checkpoints; {:.2?}",
+        "purged {} removed files and {} orphans ({} MiB freed); expired {} log entries, {} checkpoints and {} Delta log entries; {:.2?}",
         report.purged,
         report.orphans_deleted,
         report.bytes_freed >> 20,
         report.log_entries_deleted,
         report.checkpoints_deleted,
+        report.delta_log_entries_deleted,
         report.elapsed
     );
     Ok(())

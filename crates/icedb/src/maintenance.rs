@@ -64,6 +64,9 @@ pub struct VacuumReport {
     pub version: Option<u64>,
     pub log_entries_deleted: u64,
     pub checkpoints_deleted: u64,
+    /// Delta log entries (commits and checkpoints) before its newest
+    /// checkpoint older than the grace, on tables keeping a Delta log.
+    pub delta_log_entries_deleted: u64,
     pub elapsed: Duration,
 }
 
@@ -164,6 +167,9 @@ impl Table {
             report.checkpoints_deleted = expired.checkpoints_deleted;
         }
         self.after_commit().await;
+        if self.config().delta.is_some() {
+            report.delta_log_entries_deleted = self.expire_delta_log(options.grace).await?;
+        }
         report.elapsed = started.elapsed();
         Ok(report)
     }

@@ -202,6 +202,12 @@ impl Table {
         Ok(self.delta.export(&self.meta).await?)
     }
 
+    /// Deletes Delta log entries before its newest checkpoint that is at
+    /// least `keep` old (vacuum runs it with its grace); returns how many.
+    pub async fn expire_delta_log(&self, keep: std::time::Duration) -> Result<u64> {
+        Ok(self.delta.expire(&self.meta, keep).await?)
+    }
+
     /// After a commit: exports it to the Delta log when the table keeps
     /// one. Best effort — a failure is logged and the next commit, or the
     /// host's catch-up, exports what is missing; the commit stands.

@@ -228,6 +228,7 @@ async fn run_vacuum(context: &Context, options: &VacuumOptions) {
                     "bytes_freed": report.bytes_freed,
                     "version": report.version,
                     "log_entries_deleted": report.log_entries_deleted,
+                    "delta_log_entries_deleted": report.delta_log_entries_deleted,
                     "checkpoints_deleted": report.checkpoints_deleted,
                 }),
             );
