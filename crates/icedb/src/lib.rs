@@ -15,6 +15,7 @@ pub mod builtin;
 mod config;
 mod cpu;
 mod definition;
+mod delta;
 mod error;
 pub mod events;
 mod inputs;

@@ -1,5 +1,9 @@
 //! A table: the insert pipeline (format → partition → group → sorted
 //! Parquet → parallel upload → one commit) and queries over its live files.
+//!
+//! Over 600 lines: opening (definition checks) and the insert pipeline
+//! with its inline split and `InlineFull` fallback are one protocol, read
+//! together.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,7 +98,7 @@ pub struct Table {
     flush_wanted: tokio::sync::Notify,
     /// Keeps `_delta_log/` in step (after each commit when
     /// `config.delta` is set, else on demand).
-    delta: icedb_delta::DeltaExporter,
+    pub(crate) delta: icedb_delta::DeltaExporter,
 }
 
 impl Table {
@@ -193,30 +197,6 @@ impl Table {
     /// the bound keeps room and small inserts keep inlining.
     pub async fn flush_wanted(&self) {
         self.flush_wanted.notified().await
-    }
-
-    /// Brings the table's Delta Lake log (`<root>/_delta_log/`) up to the
-    /// head: one Delta commit per IceDB commit not yet exported (inline
-    /// parts join the Delta table when a flush writes them to a file).
-    pub async fn export_delta(&self) -> Result<icedb_delta::ExportReport> {
-        Ok(self.delta.export(&self.meta).await?)
-    }
-
-    /// Deletes Delta log entries before its newest checkpoint that is at
-    /// least `keep` old (vacuum runs it with its grace); returns how many.
-    pub async fn expire_delta_log(&self, keep: std::time::Duration) -> Result<u64> {
-        Ok(self.delta.expire(&self.meta, keep).await?)
-    }
-
-    /// After a commit: exports it to the Delta log when the table keeps
-    /// one. Best effort — a failure is logged and the next commit, or the
-    /// host's catch-up, exports what is missing; the commit stands.
-    pub(crate) async fn after_commit(&self) {
-        if self.config.delta.is_some()
-            && let Err(error) = self.delta.export(&self.meta).await
-        {
-            tracing::warn!(table = %self.config.name, %error, "Delta export failed; the next commit or catch-up retries");
-        }
     }
 
     /// Signals [`flush_wanted`](Self::flush_wanted) if live inline parts
