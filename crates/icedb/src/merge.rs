@@ -283,8 +283,11 @@ impl Table {
             }
             report = self.commit_round(written).await?;
         }
-        self.purge_flushed_inline().await?;
-        self.after_commit().await;
+        let purged = self.purge_flushed_inline().await?;
+        // A round that committed nothing has nothing to export.
+        if report.jobs > report.conflicts || purged > 0 {
+            self.after_commit().await;
+        }
         report.elapsed = started.elapsed();
         Ok(report)
     }
