@@ -8,7 +8,8 @@
 //! only after the commit).
 //!
 //! Run: `scripts/bench.sh http_ingest`. `ICEDB_BENCH_EVENTS` sets the event
-//! count per mode (default 200 000).
+//! count per mode (default 200 000); `ICEDB_BENCH_MODES=1,3` runs only
+//! those modes (1-based, in the order printed).
 
 use std::time::{Duration, Instant};
 
@@ -44,16 +45,24 @@ fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome 
     )
     .unwrap();
     let config = config.display().to_string();
+    // `ICEDB_BENCH_HOST_LOG=FILE` keeps the host's debug log with span
+    // timings (where an insert's time goes) in FILE.
+    let host_log = std::env::var("ICEDB_BENCH_HOST_LOG").ok();
+    let mut env = vec![
+        ("ICEDB__INGEST__GROUP_COMMIT", group_commit.to_string()),
+        (
+            "ICEDB__STORAGE__REPLICA_DIR",
+            dir.path().join("replicas").display().to_string(),
+        ),
+    ];
+    if host_log.is_some() {
+        env.push(("ICEDB_LOG", "info,icedb=debug,icedb_meta=debug".to_owned()));
+        env.push(("ICEDB_LOG_SPANS", "1".to_owned()));
+    }
     let host = HostProcess::start(
         dir.path(),
         &["--config", &config, "--listen", "127.0.0.1:0"],
-        &[
-            ("ICEDB__INGEST__GROUP_COMMIT", group_commit.to_string()),
-            (
-                "ICEDB__STORAGE__REPLICA_DIR",
-                dir.path().join("replicas").display().to_string(),
-            ),
-        ],
+        &env,
     );
     // Bodies are made before the clock starts.
     let requests = events / ROWS_PER_REQUEST;
@@ -137,7 +146,11 @@ fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome 
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     host.signal("TERM");
+    let log = host.log();
     assert!(host.wait().success());
+    if let Some(file) = host_log {
+        std::fs::write(file, log).unwrap();
+    }
     Outcome {
         rows: requests * ROWS_PER_REQUEST,
         took,
@@ -161,12 +174,20 @@ fn main() {
         "{:<34} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
         "mode", "rows/s", "requests", "commits", "files", "inline", "p50 ms", "p99 ms", "429s"
     );
-    for (group_commit, inline, delta) in [
+    // `ICEDB_BENCH_MODES=1,3` runs only those modes (1-based, in this order).
+    let only: Option<Vec<usize>> = std::env::var("ICEDB_BENCH_MODES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|m| m.trim().parse().ok()).collect());
+    let modes = [
         (true, true, false),
         (true, true, true),
         (true, false, false),
         (false, true, false),
-    ] {
+    ];
+    for (index, (group_commit, inline, delta)) in modes.into_iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.contains(&(index + 1))) {
+            continue;
+        }
         let outcome = run(group_commit, inline, delta, events);
         println!(
             "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",

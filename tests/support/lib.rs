@@ -414,8 +414,9 @@ pub fn gen_events(rows: usize, seed: u64) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A live file of `table` with its Parquet reader (read whole from the
-/// table's store, with the parquet crate rather than DuckDB), in log order.
+/// A live file of `table` (an object, not an inline part) with its Parquet
+/// reader (read whole from the table's store, with the parquet crate
+/// rather than DuckDB), in log order.
 pub async fn live_file_readers(
     table: &icedb::Table,
 ) -> Vec<(
@@ -430,22 +431,45 @@ pub async fn live_file_readers(
         .files(&icedb_meta::PartitionFilter::All)
         .unwrap();
     let mut readers = Vec::with_capacity(files.len());
-    for file in files {
-        let bytes = match &file.inline {
-            Some(data) => data.0.clone(),
-            None => store
-                .get(&object_store::path::Path::from(file.path.as_str()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        };
+    for file in files.into_iter().filter(|f| !f.is_inline()) {
+        let bytes = store
+            .get(&object_store::path::Path::from(file.path.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
         readers.push((file, reader));
     }
     readers
+}
+
+/// Every live file and inline part of `table` with its rows (files read
+/// with the parquet crate, parts decoded from the log), in log order.
+pub async fn live_file_rows(
+    table: &icedb::Table,
+) -> Vec<(icedb_meta::DataFile, Vec<arrow::array::RecordBatch>)> {
+    let mut rows: Vec<_> = live_file_readers(table)
+        .await
+        .into_iter()
+        .map(|(file, reader)| {
+            let batches = reader.build().unwrap().map(Result::unwrap).collect();
+            (file, batches)
+        })
+        .collect();
+    let files = table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .files(&icedb_meta::PartitionFilter::All)
+        .unwrap();
+    for part in files.into_iter().filter(|f| f.is_inline()) {
+        let batches = icedb::inline_rows(&part.inline.as_ref().unwrap().0).unwrap();
+        rows.push((part, batches));
+    }
+    rows
 }
 
 /// Vacuum everything dead now (no grace, forced below the retention floor;

@@ -87,7 +87,8 @@ impl Default for ServerConfig {
 pub struct IngestConfig {
     /// Concurrent inserts within one flush window share files and a commit.
     pub group_commit: bool,
-    /// How long the first insert of a group waits for others.
+    /// How long the first insert of a group waits for others when a flush
+    /// slot is free (while every slot is busy, a group keeps growing).
     #[serde(with = "humantime_serde")]
     pub flush_window: Duration,
     /// A group is flushed early once it holds this many rows.
@@ -102,10 +103,10 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             group_commit: true,
-            flush_window: Duration::from_millis(5),
+            flush_window: Duration::from_millis(2),
             max_group_rows: 100_000,
             queue_rows: 1_000_000,
-            concurrent_flushes: 2,
+            concurrent_flushes: 1,
         }
     }
 }

@@ -126,6 +126,14 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // ICEDB_LOG_SPANS=1 also logs each span's busy and idle time when it
+        // closes (with ICEDB_LOG=icedb=debug,icedb_meta=debug: where an
+        // insert's time goes).
+        .with_span_events(if std::env::var_os("ICEDB_LOG_SPANS").is_some() {
+            tracing_subscriber::fmt::format::FmtSpan::CLOSE
+        } else {
+            tracing_subscriber::fmt::format::FmtSpan::NONE
+        })
         .init();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Run(_)) {

@@ -1,8 +1,9 @@
 //! The commit protocol, as typed phases (DESIGN §4):
 //!
 //! 1. [`PreparedCommit`]: a validated draft with its commit id, not sent.
-//! 2. [`PreparedCommit::win`]: sync the replica (verifying the table's
-//!    identity before the first attempt), look for our own id among the
+//! 2. [`PreparedCommit::win`]: take this process's commit turn (its
+//!    commits queue rather than race each other), sync the replica
+//!    (verifying the table's identity before the first attempt), look for our own id among the
 //!    versions attempted so far, plan the draft against the state, try to
 //!    create version head+1. Each attempt ends [`Attempt::Won`],
 //!    [`Attempt::Lost`] (the version is taken — possibly by our own earlier
@@ -10,8 +11,8 @@
 //!    (the request may have landed). An attempt stays unresolved until the
 //!    log shows its version taken; only when none is unresolved may the
 //!    commit be reported as certainly not committed.
-//! 3. [`PostCommit`]: the version is won. Applying it to the replica and
-//!    post-commit work (checkpoints) are best effort: a failure is logged,
+//! 3. [`PostCommit`]: the version is won. Applying it to the replica (the
+//!    turn ends there) and post-commit work (checkpoints) are best effort: a failure is logged,
 //!    the next sync repairs the replica, and the caller gets its receipt.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,6 +63,8 @@ pub struct PostCommit<'a> {
     /// Whether the replica still has to apply the commit (a commit found by
     /// its id was applied by the sync that found it).
     needs_apply: bool,
+    /// This process's commit turn, held until the replica has the version.
+    turn: tokio::sync::MutexGuard<'a, ()>,
 }
 
 /// Attempts this commit sent whose versions the log has not yet shown
@@ -165,9 +168,11 @@ impl<'a> PreparedCommit<'a> {
     }
 
     /// Phase 2: tries versions until one is won or the outcome is decided.
+    #[tracing::instrument(level = "debug", skip_all, name = "commit.win")]
     pub async fn win(self) -> Result<PostCommit<'a>, CommitError> {
         let meta = self.meta;
         let options = &meta.options;
+        let turn = meta.commit_lock.lock().await;
         let started = Instant::now();
         if !meta.store_checked.load(Ordering::Acquire) {
             meta.check_store()
@@ -192,6 +197,7 @@ impl<'a> PreparedCommit<'a> {
                         commit,
                         attempts,
                         needs_apply: false,
+                        turn,
                     });
                 }
                 Ok(State::Head(head)) => head,
@@ -260,6 +266,7 @@ impl<'a> PreparedCommit<'a> {
                         commit,
                         attempts,
                         needs_apply: true,
+                        turn,
                     });
                 }
                 Attempt::Lost => {
@@ -278,6 +285,7 @@ impl<'a> PreparedCommit<'a> {
 
     /// Syncs and looks for our id among the versions since our first
     /// attempt (however many landed meanwhile).
+    #[tracing::instrument(level = "debug", skip_all, name = "commit.read_state")]
     async fn read_state(&self, verify: bool, first_attempt: Option<u64>) -> Result<State> {
         let meta = self.meta;
         let head = if verify {
@@ -319,6 +327,7 @@ impl<'a> PreparedCommit<'a> {
 
     /// The commit this draft becomes on top of `head` (checked against the
     /// replica on the blocking pool).
+    #[tracing::instrument(level = "debug", skip_all, name = "commit.plan")]
     async fn plan(&self, head: u64) -> Result<Commit> {
         let replica = self.meta.current_replica();
         let draft = self.draft.clone();
@@ -359,6 +368,7 @@ impl<'a> PreparedCommit<'a> {
     }
 
     /// One conditional create of the commit's log entry.
+    #[tracing::instrument(level = "debug", skip_all, name = "commit.attempt")]
     async fn attempt(&self, commit: &Commit) -> Attempt {
         let path = log_path(commit.version);
         let body = match serde_json::to_vec(commit) {
@@ -396,6 +406,7 @@ impl PostCommit<'_> {
 
     /// Phase 3: applies the commit to the replica and runs post-commit work,
     /// both best effort; the commit is won whatever happens here.
+    #[tracing::instrument(level = "debug", skip_all, name = "commit.finish")]
     pub async fn finish(self) -> CommitReceipt {
         let meta = self.meta;
         if self.needs_apply {
@@ -406,6 +417,7 @@ impl PostCommit<'_> {
                 tracing::warn!(version = self.commit.version, %error, "could not apply a won commit to the replica; the next sync will");
             }
         }
+        drop(self.turn);
         let interval = meta.options.checkpoint_interval;
         if interval > 0
             && self.commit.version.is_multiple_of(interval)

@@ -50,6 +50,44 @@ pub(crate) fn parse_commit(path: &Path, bytes: &[u8], expected_version: u64) -> 
     Ok(commit)
 }
 
+/// The identity fields of a log entry, read without decoding the rest (its
+/// files, statistics and inline rows).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct CommitIdentity {
+    pub format: u32,
+    pub version: u64,
+    pub id: String,
+    #[serde(default)]
+    pub table_id: Option<String>,
+}
+
+/// Parses a log entry's identity, naming the object on any damage.
+pub(crate) fn parse_identity(
+    path: &Path,
+    bytes: &[u8],
+    expected_version: u64,
+) -> Result<CommitIdentity> {
+    let corrupt = |reason: String| MetaError::CorruptLog {
+        object: path.to_string(),
+        reason,
+    };
+    let identity: CommitIdentity =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a valid commit: {e}")))?;
+    if identity.format > COMMIT_FORMAT {
+        return Err(corrupt(format!(
+            "written in commit format {}, this build reads up to {COMMIT_FORMAT}: upgrade IceDB",
+            identity.format
+        )));
+    }
+    if identity.version != expected_version {
+        return Err(corrupt(format!(
+            "holds version {} under the key of version {expected_version}",
+            identity.version
+        )));
+    }
+    Ok(identity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,12 @@ pub struct MetaStore {
     pub(crate) replica_dir: PathBuf,
     /// Serialises sync and replica writes within this process.
     pub(crate) sync_lock: tokio::sync::Mutex<()>,
+    /// Serialises this process's commits: from the sync before an attempt
+    /// to the replica applying the won version. Commits of one process then
+    /// queue instead of racing each other for the log's next version (a
+    /// lost race costs a back-off); other processes still race, settled by
+    /// the conditional create.
+    pub(crate) commit_lock: tokio::sync::Mutex<()>,
     pub(crate) writer: String,
     pub(crate) options: MetaOptions,
     pub(crate) discovery: LogDiscovery,
@@ -144,6 +150,7 @@ impl MetaStore {
             replica: RwLock::new(Arc::new(replica)),
             replica_dir,
             sync_lock: tokio::sync::Mutex::new(()),
+            commit_lock: tokio::sync::Mutex::new(()),
             writer,
             options,
             discovery,
@@ -218,6 +225,7 @@ impl MetaStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, name = "meta.sync")]
     async fn sync_from_log(&self) -> Result<u64> {
         let _guard = self.sync_lock.lock().await;
         let replica = self.current_replica();
@@ -252,7 +260,13 @@ impl MetaStore {
         let expected = snapshot.commit(head)?;
         let table_id = snapshot.table_id()?;
         drop(snapshot);
-        let found = self.read_commit(head).await?;
+        // Only the identity is compared: a full parse would decode every
+        // file entry and inline part of the head commit, on every commit.
+        let path = log_path(head);
+        let found = match self.get_if_present(&path).await? {
+            Some(bytes) => Some(crate::log::parse_identity(&path, &bytes, head)?),
+            None => None,
+        };
         Ok(match (found, expected) {
             (Some(found), Some(expected)) => {
                 found.id == expected.id

@@ -6,16 +6,17 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The newest commit format this build reads. A commit carrying inline
-/// rows is written in format 2 (a build that reads only format 1 would take
-/// an inline part for a missing object); every other commit in format 1,
-/// so older builds still read tables that never inline.
-pub const COMMIT_FORMAT: u32 = 2;
+/// rows is written in format 3 (its parts are Arrow IPC; format 2's were
+/// Parquet, and a build that reads only format 1 would take an inline part
+/// for a missing object); every other commit in format 1, so older builds
+/// still read tables that never inline.
+pub const COMMIT_FORMAT: u32 = 3;
 
 /// The format of a commit without inline rows.
 pub(crate) const PLAIN_COMMIT_FORMAT: u32 = 1;
 
 /// Where inline parts are named (never an object on the store): a data
-/// file whose path starts with this holds its Parquet bytes in the log.
+/// file whose path starts with this holds its rows in the log.
 pub const INLINE_PREFIX: &str = "inline/";
 
 /// A column type. Nested values never reach Parquet (DESIGN §5).
@@ -100,9 +101,10 @@ pub struct DataFile {
     pub created_ms: i64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, ColumnStats>,
-    /// For an inline part (path under [`INLINE_PREFIX`]): the file's
-    /// Parquet bytes, kept in the commit (base64 in JSON) and the replica
-    /// instead of on the store.
+    /// For an inline part (path under [`INLINE_PREFIX`]): its rows (an
+    /// Arrow IPC stream, Snappy-compressed; Parquet before commit format
+    /// 3), kept in the commit (base64 in JSON) and the replica instead of
+    /// on the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<InlineData>,
 }

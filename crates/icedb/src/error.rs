@@ -132,6 +132,9 @@ pub enum TableError {
     /// This process may read the table but not write it.
     #[error("cannot write: {0}")]
     WriteBlocked(String),
+    /// An inline part's bytes in the log do not decode.
+    #[error("an inline part in the log is unreadable: {0}")]
+    InlinePart(String),
 }
 
 fn location(row: usize, line: Option<usize>) -> String {

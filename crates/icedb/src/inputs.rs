@@ -72,17 +72,22 @@ async fn open(
     inline: Option<bytes::Bytes>,
     wanted_order: Arc<str>,
 ) -> Result<Input> {
-    if inline.is_some() || size <= WHOLE_FILE_BYTES {
-        let bytes = match inline {
-            Some(bytes) => bytes,
-            None => store
-                .get(&path)
-                .await
-                .map_err(|e| TableError::store(&path, e))?
-                .bytes()
-                .await
-                .map_err(|e| TableError::store(&path, e))?,
-        };
+    if let Some(bytes) = inline {
+        let part = crate::inline_part::decode(&bytes)?;
+        return Ok(Input {
+            sorted: part.sort_order.as_deref() == Some(&*wanted_order),
+            schema: part.schema,
+            batches: futures::stream::iter(part.batches.into_iter().map(Ok)).boxed(),
+        });
+    }
+    if size <= WHOLE_FILE_BYTES {
+        let bytes = store
+            .get(&path)
+            .await
+            .map_err(|e| TableError::store(&path, e))?
+            .bytes()
+            .await
+            .map_err(|e| TableError::store(&path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(BATCH_ROWS);
         let sorted = sorted_by(builder.metadata(), &wanted_order);
         let schema = builder.schema().clone();

@@ -18,6 +18,7 @@ mod definition;
 mod delta;
 mod error;
 pub mod events;
+mod inline_part;
 mod inputs;
 mod log;
 mod maintenance;
@@ -51,6 +52,7 @@ pub use icedb_plugin::PluginStats;
 pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,
 };
+pub use inline_part::inline_rows;
 pub use log::race_conditional_creates;
 pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};

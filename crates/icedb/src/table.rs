@@ -18,6 +18,7 @@ use icedb_plugin::{FormatPlugin, PluginHost};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 use crate::Batch;
 use crate::builtin::JsonTextFormat;
@@ -100,6 +101,18 @@ pub struct Table {
     /// `config.delta` is set, else on demand).
     pub(crate) delta: icedb_delta::DeltaExporter,
 }
+
+/// One encoded job of an insert.
+enum Encoded {
+    /// A file to upload.
+    File((DataFile, Vec<u8>)),
+    /// Rows few enough to be kept in the commit.
+    Part(write::InlinePart),
+}
+
+/// Rows of small files one insert's CPU task encodes before the next file
+/// goes to another task (see [`Table::insert_batch`]).
+const ENCODE_TASK_ROWS: usize = 2_048;
 
 impl Table {
     /// Opens (or creates) the table: connects to its store, brings the meta
@@ -389,6 +402,7 @@ impl Table {
     }
 
     /// Inserts an already formatted batch (all or nothing).
+    #[tracing::instrument(level = "debug", skip_all, name = "insert", fields(rows = batch.row_count))]
     pub async fn insert_batch(&self, batch: Batch) -> Result<InsertReceipt> {
         if let Some(reason) = &self.write_block {
             return Err(TableError::WriteBlocked(reason.clone()));
@@ -397,6 +411,7 @@ impl Table {
         let paths = self
             .partitioner
             .partition(&batch, now.timestamp_micros())
+            .instrument(tracing::debug_span!("insert.partition"))
             .await?;
         // Check the schema before anything is uploaded, against the
         // replica as it is: the commit syncs before it plans, and checks
@@ -414,19 +429,54 @@ impl Table {
         let partitions = groups.len();
         let batch = Arc::new(batch);
         let columns = Arc::new(columns);
-        let mut encoders = Vec::new();
+        // One job per file; small jobs are packed into one CPU task until it
+        // holds ENCODE_TASK_ROWS rows, so a group commit's thirty 27-row
+        // parts are two tasks rather than thirty trips through the core
+        // semaphore and the blocking pool, while a big insert still encodes
+        // its files on every core.
+        let mut tasks: Vec<Vec<(String, Vec<usize>)>> = Vec::new();
+        let mut task_rows = usize::MAX;
         for (partition, rows) in groups {
             for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
-                let (batch, columns, chunk) = (batch.clone(), columns.clone(), chunk.to_vec());
-                let (partition, layout) = (partition.to_owned(), FileLayout::of(&self.config));
-                encoders.push(crate::cpu::on_cpu(move || {
-                    let record = write::record_batch(&batch, &chunk, &columns)?;
-                    layout.encode_insert(record, &partition, now.timestamp_millis())
-                }));
+                if task_rows >= ENCODE_TASK_ROWS {
+                    tasks.push(Vec::new());
+                    task_rows = 0;
+                }
+                task_rows += chunk.len();
+                let task = tasks.last_mut().expect("pushed above");
+                task.push((partition.to_owned(), chunk.to_vec()));
             }
         }
-        let encoded = futures::future::try_join_all(encoders).await?;
-        let (inline, to_upload) = self.split_inline(encoded)?;
+        let parts: usize = tasks.iter().map(Vec::len).sum();
+        let inline_rows = self.config.inline.max_rows;
+        let encoders = tasks.into_iter().map(|jobs| {
+            let (batch, columns, layout) =
+                (batch.clone(), columns.clone(), FileLayout::of(&self.config));
+            crate::cpu::on_cpu(move || {
+                jobs.into_iter()
+                    .map(|(partition, rows)| {
+                        let record = write::record_batch(&batch, &rows, &columns)?;
+                        let created = now.timestamp_millis();
+                        if rows.len() <= inline_rows {
+                            layout
+                                .encode_inline(record, &partition, created)
+                                .map(Encoded::Part)
+                        } else {
+                            layout
+                                .encode_insert(record, &partition, created)
+                                .map(Encoded::File)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+        });
+        let encoded: Vec<Encoded> = futures::future::try_join_all(encoders)
+            .instrument(tracing::debug_span!("insert.encode", parts))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let (inline, records, to_upload) = self.split_inline(encoded).await?;
         let mut uploaded: Vec<DataFile> = self.upload(to_upload).await?;
         let mut draft = CommitDraft::new(Operation::Insert);
         draft.definition = Some(self.definition_json.clone());
@@ -443,16 +493,8 @@ impl Table {
         if let Err(CommitError::Conflict(Conflict::InlineFull { .. })) = &outcome {
             // Other writers filled the table's inline bound first: the
             // parts become files (nothing of this insert was committed).
-            let as_files = inline.into_iter().map(|file| {
-                let bytes = file.inline.clone().expect("inline parts carry bytes").0;
-                let file = DataFile {
-                    path: FileLayout::new_path(&file.partition),
-                    inline: None,
-                    ..file
-                };
-                (file, bytes.to_vec())
-            });
-            match self.upload(as_files.collect()).await {
+            let as_files = async { self.upload(self.parts_as_files(records).await?).await };
+            match as_files.await {
                 Ok(more) => uploaded.extend(more),
                 Err(error) => {
                     self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
@@ -492,31 +534,69 @@ impl Table {
 
     /// Splits an insert's encoded parts into those kept in the commit
     /// (small enough, and the table's inline bound not reached as of the
-    /// last sync) and those uploaded as files.
+    /// last sync: the parts, and their rows should they have to become
+    /// files after all) and those uploaded as files (parts over
+    /// `max_part_bytes` or the bound are written as files here).
     #[allow(clippy::type_complexity)]
-    fn split_inline(
+    async fn split_inline(
         &self,
-        encoded: Vec<(DataFile, Vec<u8>)>,
-    ) -> Result<(Vec<DataFile>, Vec<(DataFile, Vec<u8>)>)> {
+        encoded: Vec<Encoded>,
+    ) -> Result<(
+        Vec<DataFile>,
+        Vec<(String, RecordBatch)>,
+        Vec<(DataFile, Vec<u8>)>,
+    )> {
         let settings = self.config.inline;
-        let small = |(file, bytes): &(DataFile, Vec<u8>)| {
-            file.rows as usize <= settings.max_rows && bytes.len() as u64 <= settings.max_part_bytes
-        };
-        let (small_parts, files): (Vec<_>, Vec<_>) = encoded.into_iter().partition(small);
-        let adding: u64 = small_parts.iter().map(|(_, b)| b.len() as u64).sum();
-        let held = self.meta.snapshot()?.inline_held_bytes()?;
-        if small_parts.is_empty() || held + adding > settings.limit_bytes {
-            return Ok((Vec::new(), small_parts.into_iter().chain(files).collect()));
+        let mut parts = Vec::new();
+        let mut files = Vec::new();
+        let mut too_big = Vec::new();
+        for encoded in encoded {
+            match encoded {
+                Encoded::File(file) => files.push(file),
+                Encoded::Part(part) if part.bytes.len() as u64 <= settings.max_part_bytes => {
+                    parts.push(part)
+                }
+                Encoded::Part(part) => too_big.push((part.file.partition, part.record)),
+            }
         }
-        let inline = small_parts
+        let adding: u64 = parts.iter().map(|p| p.bytes.len() as u64).sum();
+        if !parts.is_empty()
+            && self.meta.snapshot()?.inline_held_bytes()? + adding > settings.limit_bytes
+        {
+            too_big.extend(parts.drain(..).map(|p| (p.file.partition, p.record)));
+        }
+        files.extend(self.parts_as_files(too_big).await?);
+        let mut records = Vec::with_capacity(parts.len());
+        let inline = parts
             .into_iter()
-            .map(|(file, bytes)| DataFile {
-                path: FileLayout::new_inline_path(&file.partition),
-                inline: Some(InlineData(bytes.into())),
-                ..file
+            .map(|part| {
+                records.push((part.file.partition.clone(), part.record));
+                DataFile {
+                    inline: Some(InlineData(part.bytes.into())),
+                    ..part.file
+                }
             })
             .collect();
-        Ok((inline, files))
+        Ok((inline, records, files))
+    }
+
+    /// Encodes rows meant for inline parts as files of their partitions.
+    async fn parts_as_files(
+        &self,
+        records: Vec<(String, RecordBatch)>,
+    ) -> Result<Vec<(DataFile, Vec<u8>)>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let layout = FileLayout::of(&self.config);
+        let created = chrono::Utc::now().timestamp_millis();
+        crate::cpu::on_cpu(move || {
+            records
+                .into_iter()
+                .map(|(partition, record)| layout.encode_insert(record, &partition, created))
+                .collect()
+        })
+        .await
     }
 
     /// After a commit failed: deletes the files it uploaded if it certainly

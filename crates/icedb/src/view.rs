@@ -16,7 +16,6 @@ use crate::merge::conform_to;
 use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme, hive_values};
 use crate::query::{duck, quote_ident, quote_literal};
 use crate::schema::{arrow_schema, sql_type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// What a user query returned, how many files planning kept and how many
 /// of them DuckDB read (none for an answer from the log).
@@ -215,10 +214,10 @@ fn register_inline(
             .expect("inline parts carry bytes")
             .0
             .clone();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let decoded = crate::inline_part::decode(&bytes)?;
         let values: Vec<(&str, &str)> = hive_values(&part.partition).collect();
-        for batch in reader {
-            let batch = conform_to(&batch?, &data)?;
+        for batch in decoded.batches {
+            let batch = conform_to(&batch, &data)?;
             let rows = batch.num_rows();
             let mut columns = batch.columns().to_vec();
             for (key, kind) in hive {

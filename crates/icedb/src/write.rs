@@ -271,6 +271,14 @@ pub fn encode_parquet(
 /// (see [`FileLayout::encode_insert`]).
 const SMALL_FILE_ROWS: usize = 4_096;
 
+/// An insert's rows for one partition encoded as an inline part: its entry
+/// (without the bytes yet), its bytes, and its sorted rows.
+pub(crate) struct InlinePart {
+    pub(crate) file: DataFile,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) record: RecordBatch,
+}
+
 /// How a table lays out its data files: the sort order, compression and
 /// row-group size every writer (insert, merge, rewrite) uses.
 #[derive(Debug, Clone)]
@@ -315,42 +323,79 @@ impl FileLayout {
         partition: &str,
         created_ms: i64,
     ) -> Result<(DataFile, Vec<u8>)> {
-        self.encode_with(self.compression, record, partition, created_ms)
+        self.encode_with(self.properties(), record, partition, created_ms)
     }
 
-    /// [`Self::encode`] for an insert's file: a small one (at most
-    /// [`SMALL_FILE_ROWS`] rows) is compressed with Snappy when the table
-    /// asks for zstd. parquet-rs creates a zstd context per column chunk
-    /// without telling it the input size, which dominated encoding files of
-    /// a few KiB (perf over `http_ingest`: 24 % of the host's CPU in
+    /// [`Self::encode`] for an insert's file. A small one (at most
+    /// [`SMALL_FILE_ROWS`] rows: one page per column) is written with
+    /// Snappy when the table asks for zstd, without dictionaries, and with
+    /// column-chunk rather than page statistics (the same bounds for one
+    /// page). parquet-rs creates a zstd context per column chunk without
+    /// telling it the input size, which dominated encoding files of a few
+    /// KiB (perf over `http_ingest`: 24 % of the host's CPU in
     /// `ZSTD_createCCtx` and `memset` at level 3, still 11 % at level 1);
-    /// Snappy keeps no context and every Parquet reader supports it. Such
-    /// files are transient: merges write the table's compression.
+    /// Snappy keeps no context and every Parquet reader supports it; a
+    /// dictionary per column of a few dozen rows costs more to build than it
+    /// saves (a 27-row part of the standard workload: 64 µs and 3.6 KB with
+    /// them, 33 µs and 3.1 KB without). Such files and inline parts are
+    /// transient: merges write the table's layout.
     pub(crate) fn encode_insert(
         &self,
         record: RecordBatch,
         partition: &str,
         created_ms: i64,
     ) -> Result<(DataFile, Vec<u8>)> {
+        if record.num_rows() > SMALL_FILE_ROWS {
+            return self.encode(record, partition, created_ms);
+        }
         let compression = match self.compression {
-            Compression::Zstd { .. } if record.num_rows() <= SMALL_FILE_ROWS => Compression::Snappy,
+            Compression::Zstd { .. } => Compression::Snappy,
             other => other,
         };
-        self.encode_with(compression, record, partition, created_ms)
+        let props = writer_properties(compression, self.row_group_rows, &self.sort_order)
+            .into_builder()
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .build();
+        self.encode_with(props, record, partition, created_ms)
+    }
+
+    /// Sorts `record` and encodes it as an inline part of `partition`
+    /// (see `inline_part`), keeping the sorted rows in case the part has
+    /// to become a file after all.
+    pub(crate) fn encode_inline(
+        &self,
+        record: RecordBatch,
+        partition: &str,
+        created_ms: i64,
+    ) -> Result<InlinePart> {
+        let record = sort(record, &self.sort_order)?;
+        let bytes = crate::inline_part::encode(&record, &self.sort_order)?;
+        let file = DataFile {
+            path: Self::new_inline_path(partition),
+            partition: partition.to_owned(),
+            bytes: bytes.len() as u64,
+            rows: record.num_rows() as u64,
+            created_ms,
+            columns: column_stats(&record),
+            inline: None,
+        };
+        Ok(InlinePart {
+            file,
+            bytes,
+            record,
+        })
     }
 
     fn encode_with(
         &self,
-        compression: Compression,
+        props: WriterProperties,
         record: RecordBatch,
         partition: &str,
         created_ms: i64,
     ) -> Result<(DataFile, Vec<u8>)> {
         let record = sort(record, &self.sort_order)?;
-        let bytes = parquet_bytes(
-            &record,
-            writer_properties(compression, self.row_group_rows, &self.sort_order),
-        )?;
+        let bytes = parquet_bytes(&record, props)?;
         let file = DataFile {
             path: Self::new_path(partition),
             partition: partition.to_owned(),

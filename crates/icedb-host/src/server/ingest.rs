@@ -195,23 +195,35 @@ impl Ingest {
             .observe(requests as f64);
     }
 
+    /// Forms groups and commits them, at most `concurrent_flushes` at once.
+    /// A group closes once a flush slot is free and either the flush window
+    /// since its first request has passed or it holds `max_group_rows`:
+    /// requests arriving while every slot is busy join the next group
+    /// however long the wait, so under load groups grow with the commit time
+    /// instead of the window, and an idle host waits at most the window.
     async fn flush_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Pending>) {
         let slots = Arc::new(Semaphore::new(self.config.concurrent_flushes));
         let mut flushes = JoinSet::new();
         while let Some(first) = queue.recv().await {
+            let deadline = tokio::time::Instant::now() + self.config.flush_window;
+            let slot = slots.clone().acquire_owned().await.expect("never closed");
             let mut rows = first.rows.row_count();
             let mut group = vec![first];
-            let deadline = tokio::time::Instant::now() + self.config.flush_window;
             while rows < self.config.max_group_rows {
-                match tokio::time::timeout_at(deadline, queue.recv()).await {
-                    Ok(Some(pending)) => {
-                        rows += pending.rows.row_count();
-                        group.push(pending);
+                let next = match queue.try_recv() {
+                    Ok(pending) => Some(pending),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        tokio::time::timeout_at(deadline, queue.recv())
+                            .await
+                            .ok()
+                            .flatten()
                     }
-                    Ok(None) | Err(_) => break,
-                }
+                };
+                let Some(pending) = next else { break };
+                rows += pending.rows.row_count();
+                group.push(pending);
             }
-            let slot = slots.clone().acquire_owned().await.expect("never closed");
             let this = self.clone();
             flushes.spawn(async move {
                 this.flush(group).await;
