@@ -1,5 +1,6 @@
 //! The meta store against a local directory and a real S3-compatible server
-//! (moto): concurrent writers (tasks and OS processes), conflicting merges,
+//! (moto): concurrent writers (tasks and OS processes, and tasks sharing
+//! one meta store, which take turns), conflicting merges,
 //! checkpoint bootstrap vs full replay (property test), damaged log entries
 //! and checkpoints, expiry, and a store that ignores conditional creates.
 
@@ -113,6 +114,50 @@ async fn eight_writers_fifty_commits(backend: Backend) {
     let partitions = snapshot.partitions(&PartitionFilter::All).unwrap();
     assert_eq!(partitions.len(), 8);
     assert!(partitions.iter().all(|p| p.files == 50 && p.rows == 50));
+}
+
+/// Tasks of one process sharing its meta store take turns instead of
+/// racing each other for the log's next version: every commit wins at its
+/// first attempt (without the turn, seven of eight lose each round and
+/// back off), and the log holds each exactly once.
+async fn one_process_commits_take_turns(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.new_table(dir.path(), "turns");
+    let meta = Arc::new(open(&url, &dir.path().join("replica"), "host").await);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let meta = meta.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut attempts = Vec::new();
+            for i in 0..10 {
+                let receipt = meta
+                    .commit(insert(vec![file(&format!("w={w}"), &i.to_string(), 1)]))
+                    .await
+                    .unwrap();
+                attempts.push(receipt.attempts);
+            }
+            attempts
+        }));
+    }
+    for task in tasks {
+        let attempts = task.await.unwrap();
+        assert!(attempts.iter().all(|&a| a == 1), "{attempts:?}");
+    }
+    let reader = open(&url, &dir.path().join("reader"), "reader").await;
+    assert_eq!(reader.sync().await.unwrap(), 80);
+    let commits = assert_gapless_log(&reader, 80).await;
+    let ids: HashSet<_> = commits.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_process_commits_take_turns_local() {
+    one_process_commits_take_turns(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_process_commits_take_turns_s3() {
+    one_process_commits_take_turns(Backend::S3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -424,12 +424,7 @@ pub async fn live_file_readers(
     parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<bytes::Bytes>,
 )> {
     let store = table.meta().object_store();
-    let files = table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .files(&icedb_meta::PartitionFilter::All)
-        .unwrap();
+    let files = live_files(table);
     let mut readers = Vec::with_capacity(files.len());
     for file in files.into_iter().filter(|f| !f.is_inline()) {
         let bytes = store
@@ -446,6 +441,16 @@ pub async fn live_file_readers(
     readers
 }
 
+/// Every live file and inline part of `table`, in log order.
+fn live_files(table: &icedb::Table) -> Vec<icedb_meta::DataFile> {
+    table
+        .meta()
+        .snapshot()
+        .unwrap()
+        .files(&icedb_meta::PartitionFilter::All)
+        .unwrap()
+}
+
 /// Every live file and inline part of `table` with its rows (files read
 /// with the parquet crate, parts decoded from the log), in log order.
 pub async fn live_file_rows(
@@ -459,13 +464,7 @@ pub async fn live_file_rows(
             (file, batches)
         })
         .collect();
-    let files = table
-        .meta()
-        .snapshot()
-        .unwrap()
-        .files(&icedb_meta::PartitionFilter::All)
-        .unwrap();
-    for part in files.into_iter().filter(|f| f.is_inline()) {
+    for part in live_files(table).into_iter().filter(|f| f.is_inline()) {
         let batches = icedb::inline_rows(&part.inline.as_ref().unwrap().0).unwrap();
         rows.push((part, batches));
     }

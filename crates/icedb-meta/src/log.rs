@@ -27,27 +27,19 @@ pub(crate) fn version_of(path: &Path, extension: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Parses a log entry, naming the object on any damage.
-pub(crate) fn parse_commit(path: &Path, bytes: &[u8], expected_version: u64) -> Result<Commit> {
-    let corrupt = |reason: String| MetaError::CorruptLog {
-        object: path.to_string(),
-        reason,
-    };
-    let commit: Commit =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a valid commit: {e}")))?;
-    if commit.format > COMMIT_FORMAT {
-        return Err(corrupt(format!(
-            "written in commit format {}, this build reads up to {COMMIT_FORMAT}: upgrade IceDB",
-            commit.format
-        )));
+/// What [`parse_entry`] checks of anything read from a log entry.
+pub(crate) trait LogEntry: serde::de::DeserializeOwned {
+    fn format(&self) -> u32;
+    fn version(&self) -> u64;
+}
+
+impl LogEntry for Commit {
+    fn format(&self) -> u32 {
+        self.format
     }
-    if commit.version != expected_version {
-        return Err(corrupt(format!(
-            "holds version {} under the key of version {expected_version}",
-            commit.version
-        )));
+    fn version(&self) -> u64 {
+        self.version
     }
-    Ok(commit)
 }
 
 /// The identity fields of a log entry, read without decoding the rest (its
@@ -61,31 +53,45 @@ pub(crate) struct CommitIdentity {
     pub table_id: Option<String>,
 }
 
-/// Parses a log entry's identity, naming the object on any damage.
-pub(crate) fn parse_identity(
+impl LogEntry for CommitIdentity {
+    fn format(&self) -> u32 {
+        self.format
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// Parses a log entry, naming the object on any damage.
+pub(crate) fn parse_commit(path: &Path, bytes: &[u8], expected_version: u64) -> Result<Commit> {
+    parse_entry(path, bytes, expected_version)
+}
+
+/// Parses (part of) a log entry, naming the object on any damage.
+pub(crate) fn parse_entry<T: LogEntry>(
     path: &Path,
     bytes: &[u8],
     expected_version: u64,
-) -> Result<CommitIdentity> {
+) -> Result<T> {
     let corrupt = |reason: String| MetaError::CorruptLog {
         object: path.to_string(),
         reason,
     };
-    let identity: CommitIdentity =
+    let entry: T =
         serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a valid commit: {e}")))?;
-    if identity.format > COMMIT_FORMAT {
+    if entry.format() > COMMIT_FORMAT {
         return Err(corrupt(format!(
             "written in commit format {}, this build reads up to {COMMIT_FORMAT}: upgrade IceDB",
-            identity.format
+            entry.format()
         )));
     }
-    if identity.version != expected_version {
+    if entry.version() != expected_version {
         return Err(corrupt(format!(
             "holds version {} under the key of version {expected_version}",
-            identity.version
+            entry.version()
         )));
     }
-    Ok(identity)
+    Ok(entry)
 }
 
 #[cfg(test)]

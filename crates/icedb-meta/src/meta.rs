@@ -264,7 +264,9 @@ impl MetaStore {
         // file entry and inline part of the head commit, on every commit.
         let path = log_path(head);
         let found = match self.get_if_present(&path).await? {
-            Some(bytes) => Some(crate::log::parse_identity(&path, &bytes, head)?),
+            Some(bytes) => Some(crate::log::parse_entry::<crate::log::CommitIdentity>(
+                &path, &bytes, head,
+            )?),
             None => None,
         };
         Ok(match (found, expected) {

@@ -371,15 +371,8 @@ impl FileLayout {
     ) -> Result<InlinePart> {
         let record = sort(record, &self.sort_order)?;
         let bytes = crate::inline_part::encode(&record, &self.sort_order)?;
-        let file = DataFile {
-            path: Self::new_inline_path(partition),
-            partition: partition.to_owned(),
-            bytes: bytes.len() as u64,
-            rows: record.num_rows() as u64,
-            created_ms,
-            columns: column_stats(&record),
-            inline: None,
-        };
+        let path = Self::new_inline_path(partition);
+        let file = entry(path, partition, bytes.len(), &record, created_ms);
         Ok(InlinePart {
             file,
             bytes,
@@ -396,15 +389,32 @@ impl FileLayout {
     ) -> Result<(DataFile, Vec<u8>)> {
         let record = sort(record, &self.sort_order)?;
         let bytes = parquet_bytes(&record, props)?;
-        let file = DataFile {
-            path: Self::new_path(partition),
-            partition: partition.to_owned(),
-            bytes: bytes.len() as u64,
-            rows: record.num_rows() as u64,
+        let file = entry(
+            Self::new_path(partition),
+            partition,
+            bytes.len(),
+            &record,
             created_ms,
-            columns: column_stats(&record),
-            inline: None,
-        };
+        );
         Ok((file, bytes))
+    }
+}
+
+/// The log entry of `record` encoded in `bytes` bytes at `path`.
+fn entry(
+    path: String,
+    partition: &str,
+    bytes: usize,
+    record: &RecordBatch,
+    created_ms: i64,
+) -> DataFile {
+    DataFile {
+        path,
+        partition: partition.to_owned(),
+        bytes: bytes as u64,
+        rows: record.num_rows() as u64,
+        created_ms,
+        columns: column_stats(record),
+        inline: None,
     }
 }
