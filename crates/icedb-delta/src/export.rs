@@ -415,16 +415,9 @@ fn checkpoint_version(path: &Path) -> Option<u64> {
 }
 
 async fn get_if_present(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<bytes::Bytes>> {
-    match store.get(path).await {
-        Ok(result) => Ok(Some(
-            result
-                .bytes()
-                .await
-                .map_err(|e| DeltaError::store(path, e))?,
-        )),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(DeltaError::store(path, e)),
-    }
+    icedb_meta::get_if_present(store.as_ref(), path)
+        .await
+        .map_err(|e| DeltaError::store(path, e))
 }
 
 /// Where the Delta log stands, read from the log: the newest commit (found

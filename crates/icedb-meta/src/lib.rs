@@ -28,7 +28,7 @@ pub use commit::{CommitReceipt, PostCommit, PreparedCommit};
 pub use error::{CommitError, Conflict, MetaError, NotCommitted, Result};
 pub use expire::{ExpirePolicy, ExpireReport};
 pub use location::{RetryOptions, S3Access, S3Options, TableLocation};
-pub use meta::{LogDiscovery, MetaOptions, MetaStore};
+pub use meta::{LogDiscovery, MetaOptions, MetaStore, get_if_present};
 pub use model::{
     COMMIT_FORMAT, ColumnDef, ColumnStats, ColumnType, Commit, CommitDraft, CommitSummary,
     DataFile, FileRef, INLINE_PREFIX, InlineData, Operation, PartitionStats, StatValue, Tombstone,

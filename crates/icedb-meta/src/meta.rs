@@ -334,16 +334,9 @@ impl MetaStore {
 
     /// An object's bytes, or `None` if it does not exist.
     pub(crate) async fn get_if_present(&self, path: &Path) -> Result<Option<bytes::Bytes>> {
-        match self.store.get(path).await {
-            Ok(result) => Ok(Some(
-                result
-                    .bytes()
-                    .await
-                    .map_err(|e| MetaError::store(path, e))?,
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(MetaError::store(path, e)),
-        }
+        get_if_present(self.store.as_ref(), path)
+            .await
+            .map_err(|e| MetaError::store(path, e))
     }
 
     /// Deletes `paths` through the store's bulk delete (S3: 1 000 keys
@@ -392,4 +385,17 @@ fn default_replica_dir(table_key: &str) -> PathBuf {
         .join("icedb")
         .join("replicas")
         .join(name)
+}
+
+/// An object's bytes from `store`, or `None` if it does not exist (each
+/// caller names the failure in its own error type).
+pub async fn get_if_present(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> object_store::Result<Option<bytes::Bytes>> {
+    match store.get(path).await {
+        Ok(result) => result.bytes().await.map(Some),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
