@@ -14,11 +14,14 @@ the test venv and starts moto). Environment:
   ICEDB_PEERS_TRACE_AFTER print every thread's stack and stop after this many
                           seconds (debugging a stuck run; default: never)
 
-IceDB ingests, merges and vacuums with its CLI (`icedb-host insert/merge/
-vacuum`, one process per phase: process start and table open included) and
-answers the counts from a running `icedb-host run` over HTTP (a warm
-process, as the peers' connections are; the count as a whole CLI process is
-printed too). The peers run in one warm Python process.
+IceDB ingests with its CLI (`icedb-host insert`, one process: process start
+and table open included), then a running `icedb-host run` answers the
+counts and runs the compaction (`POST /v1/tables/events/merge?policy=cold`
+until a round merges nothing) and the cleanup (`POST .../vacuum`, grace 0)
+over HTTP: a warm process, as the peers' connections are. The same count,
+merge and vacuum as whole CLI processes (`icedb-host query/merge/vacuum`,
+on a second table with no host running) are printed too. The peers run in
+one warm Python process.
 """
 
 import json
@@ -121,7 +124,7 @@ class Host:
             f.write(f'[server]\nlisten = "127.0.0.1:{self.port}"\n'
                     f'[[tables]]\nname = "events"\nroot = "{root}"\n'
                     "[tables.merge.hot]\nenabled = false\n[tables.merge.cold]\nenabled = false\n"
-                    "[tables.vacuum]\nenabled = false\n")
+                    '[tables.vacuum]\nenabled = false\ngrace = "0s"\nforce = true\n')
         self.log = open(os.path.join(work, f"host-{self.port}.log"), "wb")
         self.process = subprocess.Popen([ICEDB, "run", "--config", config], stdout=self.log,
                                         stderr=self.log)
@@ -133,12 +136,24 @@ class Host:
                 time.sleep(0.1)
         raise RuntimeError("icedb-host run did not become ready")
 
-    def count(self):
+    def post(self, path, body=None):
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/v1/query",
-            data=json.dumps({"sql": "SELECT count(*) AS n FROM events"}).encode(),
+            f"http://127.0.0.1:{self.port}{path}", method="POST",
+            data=json.dumps(body).encode() if body is not None else b"",
             headers={"content-type": "application/json"})
-        return json.loads(urllib.request.urlopen(request, timeout=600).read())["rows"][0]["n"]
+        return json.loads(urllib.request.urlopen(request, timeout=600).read())
+
+    def count(self):
+        return self.post("/v1/query", {"sql": "SELECT count(*) AS n FROM events"})["rows"][0]["n"]
+
+    def merge(self):
+        for _ in range(100):
+            if self.post("/v1/tables/events/merge?policy=cold")["files_out"] == 0:
+                return
+        raise RuntimeError("the merge did not settle in 100 rounds")
+
+    def vacuum(self):
+        return self.post("/v1/tables/events/vacuum")
 
     def stop(self):
         self.process.terminate()
@@ -168,12 +183,18 @@ def run_icedb(ndjson, rows_per_insert, expected, work):
         phases["files"] = object_count(bucket, "icedb/events/data/")
         phases["count before"], _ = timed(count)
         phases["count, CLI process"], _ = timed(count_cli)
-        phases["compaction"], _ = timed(lambda: icedb(["merge", *table]))
+        phases["compaction"], _ = timed(host.merge)
         phases["count after"], _ = timed(count)
-        phases["cleanup"], _ = timed(lambda: icedb(["vacuum", *table, "--grace", "0s", "--force"]))
+        phases["cleanup"], _ = timed(host.vacuum)
         count()
     finally:
         host.stop()
+    # The same maintenance as one-shot CLI processes, on a second table.
+    bucket = fresh_bucket()
+    table = ["--table", f"s3://{bucket}/icedb/events"]
+    icedb(["insert", "-", "--batch-rows", str(rows_per_insert), *table], body)
+    phases["merge, CLI process"], _ = timed(lambda: icedb(["merge", *table]))
+    phases["vacuum, CLI process"], _ = timed(lambda: icedb(["vacuum", *table, "--grace", "0s", "--force"]))
     return phases
 
 
@@ -275,7 +296,8 @@ def workload(label, rows, rows_per_insert, engines, work):
                   + ", ".join(f"{p} {phases[p]:.2f}" for p in PHASES), file=sys.stderr, flush=True)
     median = {e: {p: statistics.median(r[p] for r in runs) for p in PHASES + ["files"]}
               for e, runs in results.items()}
-    cli = statistics.median(r["count, CLI process"] for r in results["IceDB"])
+    cli = {p: statistics.median(r[p] for r in results["IceDB"])
+           for p in ("count, CLI process", "merge, CLI process", "vacuum, CLI process")}
     print(f"\n{label}: {rows} rows as {rows // rows_per_insert} inserts of {rows_per_insert} rows, "
           f"moto S3, median of {RUNS} runs (s; ratio = IceDB / best peer)")
     header = f"| {'phase':<22} | " + " | ".join(f"{e:>21}" for e in engines) + " | IceDB / best peer |"
@@ -289,8 +311,10 @@ def workload(label, rows, rows_per_insert, engines, work):
         print(f"| {phase:<22} | {cells} | {ratio:>17.2f} |")
     cells = " | ".join(f"{int(median[e]['files']):>21}" for e in engines)
     print(f"| {'files after ingest':<22} | {cells} | {'':>17} |")
-    print(f"IceDB's counts above are queries to a running `icedb-host run` (warm, like the peers' "
-          f"connections); the same count(*) as a whole `icedb-host query` process: {cli:.3f} s")
+    print(f"IceDB's counts, compaction and cleanup above are requests to a running `icedb-host run` "
+          f"(warm, like the peers' connections); as whole CLI processes: count(*) "
+          f"{cli['count, CLI process']:.3f} s, merge {cli['merge, CLI process']:.3f} s, "
+          f"vacuum {cli['vacuum, CLI process']:.3f} s")
     sys.stdout.flush()
 
 

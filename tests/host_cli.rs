@@ -162,6 +162,60 @@ fn one_shot_commands_s3() {
     one_shot_commands(Backend::S3);
 }
 
+/// DuckDB (and its httpfs extension) is needed to read, not to write: an
+/// S3 table without httpfs takes inserts and merges, and a query says how
+/// to install it.
+#[test]
+fn an_s3_table_without_httpfs_writes_and_a_query_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(Backend::S3, dir.path(), "no-httpfs");
+    let empty = dir.path().join("no-extensions");
+    std::fs::create_dir_all(&empty).unwrap();
+    let without = |args: &[&str]| {
+        let mut command = cli.command(args);
+        command.env("ICEDB_DUCKDB_EXTENSION_DIR", &empty);
+        command
+    };
+    let mut child = without(&["insert", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&events(500, 5))
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output, &["insert"]);
+    let output = without(&["merge"]).output().unwrap();
+    assert_success(&output, &["merge"]);
+
+    let output = without(&["query", "SELECT count(*) FROM events"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("httpfs extension is needed for S3 tables")
+            && stderr.contains("scripts/setup.sh"),
+        "{stderr}"
+    );
+    // With the extension, the rows are all there.
+    let json = cli.run(&[
+        "query",
+        "--format",
+        "json",
+        "SELECT count(*) AS n FROM events",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["n"],
+        500
+    );
+}
+
 #[test]
 fn bad_input_fails_with_the_line_and_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -212,6 +212,28 @@ fn embedded_default_serves_inserts_queries_and_status() {
         "{metrics}"
     );
     assert!(metrics.contains(&format!("icedb_table_rows{{table=\"events\"}} {total}")));
+
+    // Maintenance on demand: a cold round flushes the inline parts into
+    // files; a vacuum keeps the replaced parts within the default 1 h grace.
+    let (status, body) = post(
+        &format!("{url}/v1/tables/events/merge?policy=cold"),
+        NDJSON,
+        b"",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let merged: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(merged["policy"], "cold");
+    assert!(merged["files_out"].as_u64().unwrap() >= 30, "{merged}");
+    let (status, body) = post(&format!("{url}/v1/tables/events/vacuum"), NDJSON, b"", None);
+    assert_eq!(status, 200, "{body}");
+    let vacuumed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(vacuumed["purged"], 0, "within the grace: {vacuumed}");
+    assert_eq!(count(url, "SELECT count(*) AS n FROM events"), total as i64);
+    let (status, _) = post(&format!("{url}/v1/tables/nope/vacuum"), NDJSON, b"", None);
+    assert_eq!(status, 404);
+    let activity = get_json(&format!("{url}/v1/activity?kind=vacuum"));
+    assert_eq!(activity["recent"][0]["status"], "ok", "{activity}");
     assert_eq!(get(&format!("{url}/healthz"), None).0, 200);
     let ready = get_json(&format!("{url}/readyz"));
     assert_eq!(ready["status"], "ready");

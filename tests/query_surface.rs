@@ -512,21 +512,3 @@ fn s3_from_the_standard_aws_variables_alone() {
         assert_eq!(csv.trim(), "n\n300", "token {token:?}");
     }
 }
-
-#[test]
-fn a_missing_httpfs_says_how_to_install_it() {
-    let s3 = S3::from_env();
-    let dir = tempfile::tempdir().unwrap();
-    let bucket = s3.create_bucket("nohttpfs");
-    let output = Command::new(binary("icedb-host"))
-        .args(["status", "--table", &format!("s3://{bucket}/t")])
-        .args(["--s3-endpoint", &s3.endpoint])
-        .env("ICEDB_DUCKDB_EXTENSION_DIR", dir.path().join("empty"))
-        .env("XDG_CACHE_HOME", dir.path().join("cache"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("httpfs"), "{stderr}");
-    assert!(stderr.contains("scripts/setup.sh"), "{stderr}");
-}

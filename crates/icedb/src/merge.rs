@@ -23,6 +23,7 @@ use icedb_meta::{
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::ParquetObjectWriter;
+use tracing::Instrument;
 
 use crate::error::{Result, TableError};
 use crate::schema::arrow_schema;
@@ -147,6 +148,9 @@ impl MergeReport {
 
 /// Groups of files to merge, one partition each. A group needs two files,
 /// or one inline part (flushing it into a file is the point).
+/// Jobs run at once in a round that flushes only inline parts.
+const INLINE_JOBS_AT_ONCE: usize = 8;
+
 fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<Vec<DataFile>> {
     let worth = |group: &[DataFile]| group.len() >= 2 || group.iter().any(DataFile::is_inline);
     let mut jobs = Vec::new();
@@ -258,11 +262,20 @@ impl Table {
             ..policy.clone()
         };
         let jobs = plan(candidates, &capped);
+        // Jobs of inline parts only read nothing from the store and write
+        // small files (their inputs are bounded by the inline limit): their
+        // time is mostly the upload, so more of them run at once.
+        let concurrency = if jobs.iter().flatten().all(DataFile::is_inline) {
+            policy.concurrency.max(INLINE_JOBS_AT_ONCE)
+        } else {
+            policy.concurrency
+        }
+        .max(1);
         let mut report = MergeReport::default();
         if let Some(query) = policy.query.as_deref() {
             let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
                 .map(|inputs| self.merge_with_query(inputs, &table_schema, query))
-                .buffer_unordered(policy.concurrency.max(1))
+                .buffer_unordered(concurrency)
                 .collect()
                 .await;
             for outcome in outcomes {
@@ -271,7 +284,7 @@ impl Table {
         } else {
             let written: Vec<Result<Written>> = futures::stream::iter(jobs)
                 .map(|inputs| self.write_merged(inputs, &table_schema))
-                .buffer_unordered(policy.concurrency.max(1))
+                .buffer_unordered(concurrency)
                 .collect()
                 .await;
             let (ok, failed): (Vec<_>, Vec<_>) = written.into_iter().partition(Result::is_ok);
@@ -399,6 +412,7 @@ impl Table {
 
     /// Merges `inputs` (one partition, each file sorted) into one new file,
     /// not yet committed.
+    #[tracing::instrument(level = "debug", skip_all, name = "merge.job", fields(inputs = inputs.len()))]
     async fn write_merged(
         &self,
         inputs: Vec<DataFile>,
@@ -408,7 +422,9 @@ impl Table {
         let partition = inputs[0].partition.clone();
         let layout = FileLayout::of(self.config());
         let wanted_order = layout.sort_order.join(",");
-        let opened = crate::inputs::open_all(&store, &inputs, &wanted_order).await?;
+        let opened = crate::inputs::open_all(&store, &inputs, &wanted_order)
+            .instrument(tracing::debug_span!("merge.open"))
+            .await?;
         // The output has every column any input has, with the table's type.
         let mut present: Vec<ColumnDef> = Vec::new();
         for def in table_schema {
@@ -439,18 +455,22 @@ impl Table {
         )?;
 
         // Picking rows and encoding Parquet is CPU work: off the async workers.
-        let written = crate::cpu::on_blocking_thread(async move {
-            let mut writer = writer;
-            let done = merge_sorted(streams, &schema, &sort_order, &mut writer).await;
-            match done {
-                Ok((rows, stats)) => {
-                    writer.finish().await?;
-                    // Every byte of the file went through the writer.
-                    Ok((rows, stats, writer.bytes_written() as u64))
+        let span = tracing::debug_span!("merge.write");
+        let written = crate::cpu::on_blocking_thread(
+            async move {
+                let mut writer = writer;
+                let done = merge_sorted(streams, &schema, &sort_order, &mut writer).await;
+                match done {
+                    Ok((rows, stats)) => {
+                        writer.finish().await?;
+                        // Every byte of the file went through the writer.
+                        Ok((rows, stats, writer.bytes_written() as u64))
+                    }
+                    Err(error) => Err(error),
                 }
-                Err(error) => Err(error),
             }
-        })
+            .instrument(span),
+        )
         .await;
         let (rows, stats, bytes) = match written {
             Ok(done) => done,
@@ -599,7 +619,10 @@ async fn resorted(
 /// One input of the k-way merge: its stream, current batch and cursor.
 struct Cursor {
     stream: Input,
-    batch: RecordBatch,
+    /// Its current batch, as an index into the batches held for the chunk
+    /// being gathered.
+    batch: usize,
+    rows: usize,
     keys: Rows,
     row: usize,
     done: bool,
@@ -686,23 +709,28 @@ async fn merge_sorted(
             .collect();
         Ok(converter.convert_columns(&columns)?)
     };
-    let empty = RecordBatch::new_empty(schema.clone());
+    // Batches rows of the gathered chunk may point into: every input's
+    // current one, and earlier ones until the chunk is written. Chunks are
+    // CHUNK rows whatever the inputs' batch sizes (a flush of inline parts
+    // merges hundreds of inputs of a few rows each).
+    let mut held: Vec<RecordBatch> = Vec::with_capacity(streams.len());
     let mut cursors = Vec::with_capacity(streams.len());
     for mut stream in streams {
         let batch = next_batch(&mut stream, schema).await?;
         let done = batch.is_none();
-        let batch = batch.unwrap_or_else(|| empty.clone());
+        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
         let keys = keys_of(&batch)?;
         cursors.push(Cursor {
             stream,
-            batch,
+            batch: held.len(),
+            rows: batch.num_rows(),
             keys,
             row: 0,
             done,
         });
+        held.push(batch);
     }
-    let mut rows = 0u64;
-    let mut stats: Option<BTreeMap<String, ColumnStats>> = None;
+    let mut out = Progress::default();
     let mut pending: Vec<(usize, usize)> = Vec::with_capacity(CHUNK);
     // A binary min-heap of the live inputs by their current row (ties: the
     // lower input first, so equal keys keep their input order): each output
@@ -712,32 +740,20 @@ async fn merge_sorted(
         sift_down(&mut heap, i, &cursors);
     }
     while let Some(&chosen) = heap.first() {
-        pending.push((chosen, cursors[chosen].row));
+        pending.push((cursors[chosen].batch, cursors[chosen].row));
         cursors[chosen].row += 1;
-        let exhausted = cursors[chosen].row == cursors[chosen].batch.num_rows();
-        if pending.len() == CHUNK || exhausted {
-            // Flush before any input moves on: pending rows point into the
-            // current batches.
-            let batches: Vec<&RecordBatch> = cursors.iter().map(|c| &c.batch).collect();
-            let chunk = interleave_record_batch(&batches, &pending)?;
-            pending.clear();
-            let chunk_stats = write::column_stats(&chunk);
-            stats = Some(match stats {
-                None => chunk_stats,
-                Some(so_far) => {
-                    write::merge_stats(so_far, rows, chunk_stats, chunk.num_rows() as u64)
-                }
-            });
-            rows += chunk.num_rows() as u64;
-            writer.write(&chunk).await?;
+        if pending.len() == CHUNK {
+            write_chunk(&mut held, &mut pending, &mut cursors, &mut out, writer).await?;
         }
-        if exhausted {
+        if cursors[chosen].row == cursors[chosen].rows {
             let cursor = &mut cursors[chosen];
             match next_batch(&mut cursor.stream, schema).await? {
                 Some(batch) => {
                     cursor.keys = keys_of(&batch)?;
-                    cursor.batch = batch;
+                    cursor.rows = batch.num_rows();
                     cursor.row = 0;
+                    cursor.batch = held.len();
+                    held.push(batch);
                 }
                 None => {
                     cursor.done = true;
@@ -751,5 +767,44 @@ async fn merge_sorted(
         }
         sift_down(&mut heap, 0, &cursors);
     }
-    Ok((rows, stats.unwrap_or_default()))
+    write_chunk(&mut held, &mut pending, &mut cursors, &mut out, writer).await?;
+    Ok((out.rows, out.stats.unwrap_or_default()))
+}
+
+/// Rows written so far, and their statistics.
+#[derive(Default)]
+struct Progress {
+    rows: u64,
+    stats: Option<BTreeMap<String, ColumnStats>>,
+}
+
+/// Writes the gathered rows (`pending` points into `held`) as one chunk,
+/// then lets go of every batch but the inputs' current ones.
+async fn write_chunk(
+    held: &mut Vec<RecordBatch>,
+    pending: &mut Vec<(usize, usize)>,
+    cursors: &mut [Cursor],
+    out: &mut Progress,
+    writer: &mut AsyncArrowWriter<ParquetObjectWriter>,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let chunk = interleave_record_batch(&held.iter().collect::<Vec<_>>(), pending)?;
+    pending.clear();
+    let chunk_stats = write::column_stats(&chunk);
+    out.stats = Some(match out.stats.take() {
+        None => chunk_stats,
+        Some(so_far) => write::merge_stats(so_far, out.rows, chunk_stats, chunk.num_rows() as u64),
+    });
+    out.rows += chunk.num_rows() as u64;
+    writer.write(&chunk).await?;
+    let mut kept = Vec::with_capacity(cursors.len());
+    for cursor in cursors.iter_mut() {
+        let empty = RecordBatch::new_empty(held[cursor.batch].schema());
+        kept.push(std::mem::replace(&mut held[cursor.batch], empty));
+        cursor.batch = kept.len() - 1;
+    }
+    *held = kept;
+    Ok(())
 }

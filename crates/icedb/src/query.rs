@@ -11,14 +11,17 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use duckdb::Connection;
-use icedb_meta::{ColumnDef, DataFile, PartitionFilter, S3Access, StatValue, TableLocation};
+use icedb_meta::{
+    ColumnDef, DataFile, PartitionFilter, PartitionStats, S3Access, StatValue, TableLocation,
+};
 use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
 use crate::plan::{Filter, Plan, hive_types, timestamp_text};
 use crate::table::Table;
-use crate::view::{Answer, metadata_answer, run_user_query, view_sql};
+use crate::view::{Answer, Known, metadata_answer, run_user_query, view_sql};
+use tracing::Instrument;
 
 /// An inclusive range a column's values must overlap for a file to be read.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,9 +99,22 @@ struct Database {
     current: tokio::sync::Mutex<Option<(Option<Arc<AwsCredential>>, Connection)>>,
 }
 
-enum FileUrls {
+#[derive(Clone)]
+pub(crate) enum FileUrls {
     Local(PathBuf),
     S3 { bucket: String, prefix: String },
+}
+
+impl FileUrls {
+    /// The URL DuckDB reads the object at `path` (relative to the table
+    /// root) by.
+    pub(crate) fn url(&self, path: &str) -> String {
+        match self {
+            FileUrls::Local(root) => root.join(path).display().to_string(),
+            FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{path}"),
+            FileUrls::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{path}"),
+        }
+    }
 }
 
 pub(crate) fn duck(e: duckdb::Error) -> TableError {
@@ -287,10 +303,6 @@ impl QueryEngine {
             memory_limit: config.query_memory_limit.clone(),
             threads: config.query_threads,
         };
-        // Fail at open, not at the first query, when httpfs is missing.
-        if settings.s3.is_some() {
-            settings.open(false, None)?;
-        }
         Ok(QueryEngine {
             internal: Database {
                 sandboxed: false,
@@ -306,11 +318,7 @@ impl QueryEngine {
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        match &self.files {
-            FileUrls::Local(root) => root.join(path).display().to_string(),
-            FileUrls::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}/{path}"),
-            FileUrls::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{path}"),
-        }
+        self.files.url(path)
     }
 
     /// The current S3 credential (the writes' chain; cached and refreshed
@@ -325,6 +333,18 @@ impl QueryEngine {
             .await
             .map_err(|e| TableError::Config(format!("no S3 credentials for queries: {e}")))?;
         Ok(Some(credential))
+    }
+
+    /// Opens the databases of user queries and of merges (DuckDB loads its
+    /// extensions once, here, instead of in the first query).
+    pub(crate) async fn open(&self) -> Result<()> {
+        let (connection, _) = self.connection_of(&self.user).await?;
+        // The parser's first statement loads what it needs (a few ms).
+        tokio::task::spawn_blocking(move || check_select(&connection, "SELECT 1").map(drop))
+            .await
+            .expect("parsing does not panic")?;
+        self.connection_of(&self.internal).await?;
+        Ok(())
     }
 
     /// A connection of `database`, rebuilt first if the credentials changed.
@@ -435,66 +455,73 @@ impl Table {
     /// ...) are columns too. Files the `WHERE` rules out are not read
     /// (see [`crate::plan`]), and `count(*)`, `min` and `max` without a
     /// filter are answered from the log when its statistics are exact.
+    /// Starts the query engine ahead of the first query or merge (a server
+    /// calls it at start; otherwise the first one does).
+    pub async fn prepare_queries(&self) -> Result<()> {
+        self.query_engine.open().await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, name = "query")]
     pub async fn query(&self, sql: &str, options: &QueryOptions) -> Result<QueryResult> {
         let started = Instant::now();
-        let head = self.meta().sync().await?;
-        let snapshot = self.meta().snapshot()?;
-        let (version, candidates, partitions, total) = match options.version {
-            None => (
-                head,
-                snapshot.files_without_bytes(&options.partitions)?,
-                snapshot
-                    .partitions(&PartitionFilter::All)?
-                    .into_iter()
-                    .map(|p| p.partition)
-                    .collect::<Vec<_>>(),
-                snapshot.file_count()? as usize,
-            ),
-            Some(version) => {
-                let files = snapshot
-                    .files_at(version, &PartitionFilter::All)?
-                    .ok_or_else(|| TableError::VersionNotReadable {
-                        version,
-                        oldest: snapshot.oldest_readable_version().unwrap_or(1),
-                        head,
-                    })?;
-                let mut partitions: Vec<String> =
-                    files.iter().map(|f| f.partition.clone()).collect();
-                partitions.dedup();
-                let total = files.len();
-                let files = files
-                    .into_iter()
-                    .filter(|f| options.partitions.matches(&f.partition))
-                    .collect();
-                (version, files, partitions, total)
-            }
-        };
-        let schema = snapshot.schema()?;
-        let hive = hive_types(
-            partitions.iter().map(String::as_str),
-            self.integer_partition_keys(),
-        );
-        let ranges = Filter::of_ranges(&options.ranges);
-        let candidates: Vec<(DataFile, String)> = candidates
-            .into_iter()
-            .filter(|file| ranges.may_match(file))
-            .map(|file| {
-                let url = self.query_engine.url(&file.path);
-                (file, url)
-            })
-            .collect();
-
         let (connection, credential) = self
             .query_engine
             .connection_of(&self.query_engine.user)
+            .instrument(tracing::debug_span!("query.connection"))
             .await?;
+        let interrupt = connection.interrupt_handle();
+        // DuckDB parses the statement while the replica catches up.
+        let parsing = {
+            let sql = sql.to_owned();
+            let span = tracing::debug_span!("query.parse");
+            tokio::task::spawn_blocking(move || {
+                let _span = span.entered();
+                check_select(&connection, &sql).map(|parsed| (connection, parsed))
+            })
+        };
+        let head = self.meta().sync().await;
+        let (connection, parsed) = parsing
+            .await
+            .expect("parsing does not panic")
+            .map_err(|e| scrub_error(e, credential.as_deref()))?;
+        let head = head?;
+        let snapshot = self.meta().snapshot()?;
         let name = self.name().to_owned();
         let sql = sql.to_owned();
-        let interrupt = connection.interrupt_handle();
-        let limits = (options.max_rows, options.max_bytes);
-        let mut task = tokio::task::spawn_blocking(move || -> Result<Answer> {
-            let parsed = check_select(&connection, &sql)?;
+        let options = options.clone();
+        let integer_keys = self.integer_partition_keys();
+        let files_at = self.query_engine.files.clone();
+        let span = tracing::debug_span!("query.run");
+        // Parsing, planning (the replica read included) and DuckDB all run
+        // on the blocking pool.
+        let mut task = tokio::task::spawn_blocking(move || -> Result<(u64, usize, Answer)> {
+            let _span = span.entered();
             let plan = Plan::of(&parsed, &name);
+            let limits = (options.max_rows, options.max_bytes);
+            let schema = snapshot.schema()?;
+            let at_head = options.version.is_none();
+            let (version, partitions, history) = match options.version {
+                None => (head, snapshot.partitions(&PartitionFilter::All)?, None),
+                Some(version) => {
+                    let files = snapshot
+                        .files_at(version, &PartitionFilter::All)?
+                        .ok_or_else(|| TableError::VersionNotReadable {
+                            version,
+                            oldest: snapshot.oldest_readable_version().unwrap_or(1),
+                            head,
+                        })?;
+                    (version, Vec::new(), Some(files))
+                }
+            };
+            let names: Vec<&str> = match &history {
+                None => partitions.iter().map(|p| p.partition.as_str()).collect(),
+                Some(files) => {
+                    let mut names: Vec<&str> = files.iter().map(|f| f.partition.as_str()).collect();
+                    names.dedup();
+                    names
+                }
+            };
+            let hive = hive_types(names, integer_keys);
             let filter = plan.filter(&schema, &hive, &mut |literal| {
                 let (text, to) = timestamp_text(literal)?;
                 connection
@@ -505,9 +532,47 @@ impl Table {
                     )
                     .ok()
             });
-            let (mut files, urls): (Vec<DataFile>, Vec<String>) = candidates
+            let total = match &history {
+                None => partitions.iter().map(|p| p.files as usize).sum(),
+                Some(files) => files.len(),
+            };
+            // `count(*)` over whole partitions: their totals answer it
+            // without listing a file.
+            if at_head && options.ranges.is_empty() {
+                let kept: Vec<PartitionStats> = partitions
+                    .into_iter()
+                    .filter(|p| {
+                        options.partitions.matches(&p.partition)
+                            && filter.may_match_partition(&p.partition)
+                    })
+                    .collect();
+                if let Some(answer) = metadata_answer(
+                    &connection,
+                    &name,
+                    &sql,
+                    (&plan, &filter),
+                    (&schema, &hive),
+                    Known::Partitions(&kept),
+                    limits,
+                )? {
+                    return Ok((version, total, answer));
+                }
+            }
+            let files = match history {
+                None => snapshot.files_without_bytes(&options.partitions)?,
+                Some(files) => files
+                    .into_iter()
+                    .filter(|f| options.partitions.matches(&f.partition))
+                    .collect(),
+            };
+            let ranges = Filter::of_ranges(&options.ranges);
+            let (mut files, urls): (Vec<DataFile>, Vec<String>) = files
                 .into_iter()
-                .filter(|(file, _)| filter.may_match(file))
+                .filter(|file| ranges.may_match(file) && filter.may_match(file))
+                .map(|file| {
+                    let url = files_at.url(&file.path);
+                    (file, url)
+                })
                 .unzip();
             if let Some(answer) = metadata_answer(
                 &connection,
@@ -515,17 +580,18 @@ impl Table {
                 &sql,
                 (&plan, &filter),
                 (&schema, &hive),
-                &files,
+                Known::Files(&files),
                 limits,
             )? {
-                return Ok(answer);
+                return Ok((version, total, answer));
             }
             // Only the inline parts DuckDB reads are copied out of the
             // replica, from the snapshot the plan was made on.
             snapshot.load_inline(&mut files)?;
             drop(snapshot);
             let view = view_sql(&connection, &schema, Some(&hive), &files, &urls)?;
-            run_user_query(&connection, &name, &view, &sql, files.len(), limits)
+            let answer = run_user_query(&connection, &name, &view, &sql, files.len(), limits)?;
+            Ok((version, total, answer))
         });
         let finished = match options.timeout {
             None => (&mut task).await,
@@ -539,7 +605,7 @@ impl Table {
                 }
             },
         };
-        let answer = finished
+        let (version, total, answer) = finished
             .expect("queries do not panic")
             .map_err(|e| scrub_error(e, credential.as_deref()))?;
         Ok(QueryResult {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, new_null_array};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use duckdb::Connection;
-use icedb_meta::{ColumnDef, DataFile, StatValue};
+use icedb_meta::{ColumnDef, DataFile, PartitionStats, StatValue};
 
 use crate::error::{Result, TableError};
 use crate::merge::conform_to;
@@ -277,6 +277,30 @@ pub(crate) fn run_user_query(
     })
 }
 
+/// What the log knows of the rows a query would read.
+pub(crate) enum Known<'a> {
+    /// The files kept, with their row counts and statistics.
+    Files(&'a [DataFile]),
+    /// The totals of the partitions kept: enough for `count(*)` only.
+    Partitions(&'a [PartitionStats]),
+}
+
+impl Known<'_> {
+    fn rows(&self) -> i64 {
+        match self {
+            Known::Files(files) => files.iter().map(|f| f.rows as i64).sum(),
+            Known::Partitions(partitions) => partitions.iter().map(|p| p.rows as i64).sum(),
+        }
+    }
+
+    fn files(&self) -> usize {
+        match self {
+            Known::Files(files) => files.len(),
+            Known::Partitions(partitions) => partitions.iter().map(|p| p.files as usize).sum(),
+        }
+    }
+}
+
 /// `count(*)`, `min(c)`, `max(c)` (and only those, without a filter or
 /// with one on partition columns only) answered from the files' row counts
 /// and statistics. DuckDB runs the
@@ -289,7 +313,7 @@ pub(crate) fn metadata_answer(
     sql: &str,
     (plan, filter): (&Plan, &Filter),
     (schema, hive): (&[ColumnDef], &[(String, HiveType)]),
-    files: &[DataFile],
+    known: Known<'_>,
     limits: (Option<usize>, Option<usize>),
 ) -> Result<Option<Answer>> {
     let Some(aggregates) = plan.aggregates() else {
@@ -301,10 +325,11 @@ pub(crate) fn metadata_answer(
     let mut values = Vec::with_capacity(aggregates.len());
     for aggregate in aggregates {
         let value = match aggregate {
-            Aggregate::CountStar => Some(StatValue::Int(
-                files.iter().map(|f| f.rows as i64).sum::<i64>(),
-            )),
+            Aggregate::CountStar => Some(StatValue::Int(known.rows())),
             Aggregate::Min(column) | Aggregate::Max(column) => {
+                let Known::Files(files) = known else {
+                    return Ok(None);
+                };
                 let Some(def) = schema.iter().find(|c| c.name.eq_ignore_ascii_case(column)) else {
                     return Ok(None);
                 };
@@ -354,7 +379,7 @@ pub(crate) fn metadata_answer(
     Ok(Some(Answer {
         schema: empty.schema,
         batches: vec![batch],
-        files_kept: files.len(),
+        files_kept: known.files(),
         files_scanned: 0,
     }))
 }

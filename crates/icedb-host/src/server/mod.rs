@@ -31,6 +31,8 @@ pub struct Served {
     ingest: Arc<Ingest>,
     /// The table's merge policies (the scheduled ones, also run on demand).
     merges: Vec<crate::config::ScheduledMerge>,
+    /// The table's vacuum settings (scheduled, also run on demand).
+    vacuum: icedb::VacuumOptions,
     /// The root as configured (a URL or an absolute path).
     root: String,
 }
@@ -82,6 +84,11 @@ pub async fn run(
             .check_store()
             .await
             .with_context(|| format!("checking the store of table `{}`", section.name))?;
+        // DuckDB and its extensions load now, not in the first query.
+        table
+            .prepare_queries()
+            .await
+            .with_context(|| format!("starting DuckDB for table `{}`", section.name))?;
         let ingest = Ingest::start(
             table.clone(),
             config.ingest.clone(),
@@ -116,6 +123,7 @@ pub async fn run(
                 table,
                 ingest,
                 merges: config.merges(section),
+                vacuum: HostConfig::vacuum_options(section),
                 root,
             },
         );
@@ -177,6 +185,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tables/{table}/files", get(api::files))
         .route("/v1/tables/{table}/commits", get(api::commits))
         .route("/v1/tables/{table}/merge", post(api::merge))
+        .route("/v1/tables/{table}/vacuum", post(api::vacuum))
         .route("/v1/query", post(api::query))
         .route("/v1/activity", get(api::activity))
         .route("/metrics", get(api::prometheus))

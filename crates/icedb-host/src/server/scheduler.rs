@@ -200,6 +200,16 @@ async fn recorded_merge(
 }
 
 async fn run_vacuum(context: &Context, options: &VacuumOptions) {
+    let _ = vacuum_now(context, options).await;
+}
+
+/// One vacuum with `options`, recorded in activity and metrics; the
+/// scheduler's tick and `POST /v1/tables/{t}/vacuum` both run this. The
+/// answer is what the activity records.
+pub async fn vacuum_now(
+    context: &Context,
+    options: &VacuumOptions,
+) -> Result<serde_json::Value, icedb::TableError> {
     let table = context.table.name();
     let running = context.activity.start(
         Kind::Vacuum,
@@ -220,23 +230,23 @@ async fn run_vacuum(context: &Context, options: &VacuumOptions) {
                 .get_or_create(&label)
                 .inc_by(report.bytes_freed);
             record_run(context, "vacuum", "ok");
-            running.finish(
-                Status::Ok,
-                serde_json::json!({
-                    "purged": report.purged,
-                    "orphans_deleted": report.orphans_deleted,
-                    "bytes_freed": report.bytes_freed,
-                    "version": report.version,
-                    "log_entries_deleted": report.log_entries_deleted,
-                    "delta_log_entries_deleted": report.delta_log_entries_deleted,
-                    "checkpoints_deleted": report.checkpoints_deleted,
-                }),
-            );
+            let answer = serde_json::json!({
+                "purged": report.purged,
+                "orphans_deleted": report.orphans_deleted,
+                "bytes_freed": report.bytes_freed,
+                "version": report.version,
+                "log_entries_deleted": report.log_entries_deleted,
+                "delta_log_entries_deleted": report.delta_log_entries_deleted,
+                "checkpoints_deleted": report.checkpoints_deleted,
+            });
+            running.finish(Status::Ok, answer.clone());
+            Ok(answer)
         }
         Err(e) => {
             tracing::warn!(table, error = %e, "vacuum failed; retrying at the next tick");
             record_run(context, "vacuum", "error");
-            running.fail(e);
+            running.fail(&e);
+            Err(e)
         }
     }
 }

@@ -259,6 +259,21 @@ impl Filter {
     pub(crate) fn may_match(&self, file: &DataFile) -> bool {
         self.0.as_ref().is_none_or(|bound| may_match(bound, file))
     }
+
+    /// False only when no row of any file of `partition` can satisfy the
+    /// `WHERE` (judged on partition columns only; a comparison of a data
+    /// column may match).
+    pub(crate) fn may_match_partition(&self, partition: &str) -> bool {
+        self.may_match(&DataFile {
+            path: String::new(),
+            partition: partition.to_owned(),
+            bytes: 0,
+            rows: 0,
+            created_ms: 0,
+            columns: BTreeMap::new(),
+            inline: None,
+        })
+    }
 }
 
 fn may_match(bound: &Bound, file: &DataFile) -> bool {

@@ -1,5 +1,5 @@
 //! The HTTP API (axum), one module per resource: `rows` (inserts),
-//! `query`, `tables` (tables, partitions, files, commits, merges) and `ops`
+//! `query`, `tables` (tables, partitions, files, commits, merges, vacuum) and `ops`
 //! (activity, metrics, health). Bodies are the types of `icedb::api`.
 //! Errors are JSON [`ErrorAnswer`] with a status that says whose fault it
 //! is — 4xx for the request, 5xx for the host or its store — mapped from
@@ -30,7 +30,7 @@ mod tables;
 pub use ops::{activity, healthz, prometheus, readyz};
 pub use query::query;
 pub use rows::insert_rows;
-pub use tables::{commits, files, list_tables, merge, partitions, table_info};
+pub use tables::{commits, files, list_tables, merge, partitions, table_info, vacuum};
 
 /// An error answer.
 pub struct ApiError {

@@ -159,6 +159,25 @@ pub async fn merge(
     Ok(Json(report))
 }
 
+/// `POST /v1/tables/{table}/vacuum`: a vacuum now, with the table's
+/// `[tables.vacuum]` settings (its grace and retention floor; nothing in
+/// the request can lower them).
+pub async fn vacuum(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let served = served(&state, &name)?;
+    let context = crate::server::scheduler::Context {
+        table: served.table.clone(),
+        metrics: state.metrics.clone(),
+        activity: state.activity.clone(),
+    };
+    let answer = crate::server::scheduler::vacuum_now(&context, &served.vacuum)
+        .await
+        .map_err(|e| ApiError::from_table(&e))?;
+    Ok(Json(answer))
+}
+
 /// Files each of the table's merge policies would merge now, in total.
 fn backlog_totals(served: &Served) -> ApiResult<BTreeMap<String, usize>> {
     let policies: Vec<&icedb::MergePolicy> = served.merges.iter().map(|m| &m.policy).collect();
