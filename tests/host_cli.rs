@@ -46,16 +46,20 @@ impl Cli {
     fn insert(&self, ndjson: &[u8], extra: &[&str]) -> Output {
         let mut args = vec!["insert", "-"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .command(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(ndjson).unwrap();
-        child.wait_with_output().unwrap()
+        fed(self.command(&args), ndjson)
     }
+}
+
+/// Runs `command` with `input` on its standard input.
+fn fed(mut command: Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 fn assert_success(output: &Output, args: &[&str]) {
@@ -176,19 +180,7 @@ fn an_s3_table_without_httpfs_writes_and_a_query_says_how_to_install_it() {
         command.env("ICEDB_DUCKDB_EXTENSION_DIR", &empty);
         command
     };
-    let mut child = without(&["insert", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&events(500, 5))
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = fed(without(&["insert", "-"]), &events(500, 5));
     assert_success(&output, &["insert"]);
     let output = without(&["merge"]).output().unwrap();
     assert_success(&output, &["merge"]);

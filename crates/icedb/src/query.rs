@@ -536,6 +536,17 @@ impl Table {
                 None => partitions.iter().map(|p| p.files as usize).sum(),
                 Some(files) => files.len(),
             };
+            let from_log = |known: Known<'_>| {
+                metadata_answer(
+                    &connection,
+                    &name,
+                    &sql,
+                    (&plan, &filter),
+                    (&schema, &hive),
+                    known,
+                    limits,
+                )
+            };
             // `count(*)` over whole partitions: their totals answer it
             // without listing a file.
             if at_head && options.ranges.is_empty() {
@@ -546,15 +557,7 @@ impl Table {
                             && filter.may_match_partition(&p.partition)
                     })
                     .collect();
-                if let Some(answer) = metadata_answer(
-                    &connection,
-                    &name,
-                    &sql,
-                    (&plan, &filter),
-                    (&schema, &hive),
-                    Known::Partitions(&kept),
-                    limits,
-                )? {
+                if let Some(answer) = from_log(Known::Partitions(&kept))? {
                     return Ok((version, total, answer));
                 }
             }
@@ -574,15 +577,7 @@ impl Table {
                     (file, url)
                 })
                 .unzip();
-            if let Some(answer) = metadata_answer(
-                &connection,
-                &name,
-                &sql,
-                (&plan, &filter),
-                (&schema, &hive),
-                Known::Files(&files),
-                limits,
-            )? {
+            if let Some(answer) = from_log(Known::Files(&files))? {
                 return Ok((version, total, answer));
             }
             // Only the inline parts DuckDB reads are copied out of the
