@@ -145,15 +145,18 @@ impl Table {
             .filter(|o| o.last_modified.timestamp_millis() <= now_ms - grace_ms)
             .map(|o| (o.location.to_string(), o.size))
             .collect();
-        // A file committed since the snapshot is referenced now, not orphaned.
-        self.meta().sync().await?;
-        let snapshot = self.meta().snapshot()?;
+        // A file committed since the snapshot is referenced now, not
+        // orphaned (nothing to check when no object looked orphaned).
+        let mut late: HashSet<String> = HashSet::new();
+        if !orphans.is_empty() {
+            self.meta().sync().await?;
+            let snapshot = self.meta().snapshot()?;
+            late.extend(snapshot.tombstones()?.into_iter().map(|t| t.path));
+            snapshot.for_each_file(&PartitionFilter::All, |file| {
+                late.insert(file.path);
+            })?;
+        }
         let mut still_unreferenced = Vec::new();
-        let mut late: HashSet<String> =
-            snapshot.tombstones()?.into_iter().map(|t| t.path).collect();
-        snapshot.for_each_file(&PartitionFilter::All, |file| {
-            late.insert(file.path);
-        })?;
         for (path, size) in orphans {
             if !late.contains(&path) {
                 report.bytes_freed += size;
