@@ -296,6 +296,15 @@ fn count_min_and_max_come_from_the_log_and_equal_duckdb() {
         true,
     );
     assert_eq!(icedb_e2e::first_row_of(&day)[0], 48.0);
+    // count(*) alone is summed from the partitions' totals (no file
+    // listed): the same count and the same files pruned.
+    let only = check(
+        "SELECT count(*) FROM events WHERE d = '26' OR (m = '10' AND d <= '02')",
+        true,
+    );
+    assert_eq!(icedb_e2e::scalar_of(&only), 48);
+    assert_eq!(only.files_pruned, day.files_pruned);
+    assert!(only.files_pruned > 0);
     check("SELECT count(*) FROM events WHERE y = 2026.5", true);
     // Not from the log: a filter, a float (NaN and -0 order), an expression,
     // a grouping, a DISTINCT.

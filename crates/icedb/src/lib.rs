@@ -20,6 +20,7 @@ mod error;
 pub mod events;
 mod inline_part;
 mod inputs;
+mod kway;
 mod log;
 mod maintenance;
 mod merge;

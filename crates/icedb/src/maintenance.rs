@@ -292,7 +292,7 @@ impl Table {
             .await?;
         let conformed: Vec<RecordBatch> = batches
             .iter()
-            .map(|b| crate::merge::conform_to(b, &schema))
+            .map(|b| crate::kway::conform_to(b, &schema))
             .collect::<Result<_>>()?;
         let kept = concat_batches(&schema, &conformed)?;
         let rows_after = kept.num_rows() as u64;

@@ -3,22 +3,15 @@
 //! batch per input in memory), writes one file, and commits add + remove.
 //! A conflict (another merge removed an input first) aborts the job and
 //! deletes its output; nothing is lost or duplicated.
-//!
-//! Just over 600 lines: the planner, the job runner and the k-way merge are
-//! one protocol (a job's inputs, its output and its commit) read together.
+//! The k-way merge itself is `kway.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use arrow::array::{RecordBatch, new_null_array};
-use arrow::compute::{cast, interleave_record_batch};
-use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, Rows, SortField};
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use arrow::array::RecordBatch;
+use futures::StreamExt;
 use icedb_meta::{
-    ColumnDef, ColumnStats, CommitDraft, CommitError, Conflict, DataFile, FileRef, Operation,
-    PartitionFilter,
+    ColumnDef, CommitDraft, CommitError, Conflict, DataFile, FileRef, Operation, PartitionFilter,
 };
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
@@ -26,9 +19,10 @@ use parquet::arrow::async_writer::ParquetObjectWriter;
 use tracing::Instrument;
 
 use crate::error::{Result, TableError};
+use crate::kway::{conform_to, merge_sorted, resorted};
 use crate::schema::arrow_schema;
 use crate::table::Table;
-use crate::write::{self, FileLayout};
+use crate::write::FileLayout;
 
 /// Which end of the partition order a policy starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,11 +140,11 @@ impl MergeReport {
     }
 }
 
-/// Groups of files to merge, one partition each. A group needs two files,
-/// or one inline part (flushing it into a file is the point).
 /// Jobs run at once in a round that flushes only inline parts.
 const INLINE_JOBS_AT_ONCE: usize = 8;
 
+/// Groups of files to merge, one partition each. A group needs two files,
+/// or one inline part (flushing it into a file is the point).
 fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<Vec<DataFile>> {
     let worth = |group: &[DataFile]| group.len() >= 2 || group.iter().any(DataFile::is_inline);
     let mut jobs = Vec::new();
@@ -595,216 +589,4 @@ impl Written {
             ..MergeReport::default()
         }
     }
-}
-
-/// An input's batches, in the table's sort order.
-type Input = BoxStream<'static, Result<RecordBatch>>;
-
-/// An input written in another order (before an `alter` of the sort order),
-/// read whole and sorted: merge inputs are small files.
-async fn resorted(
-    mut stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
-    schema: &SchemaRef,
-    sort_order: &[String],
-) -> Result<Input> {
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.try_next().await? {
-        batches.push(conform_to(&batch, schema)?);
-    }
-    let whole = arrow::compute::concat_batches(schema, &batches)?;
-    let sorted = write::sort(whole, sort_order)?;
-    Ok(futures::stream::iter([Ok(sorted)]).boxed())
-}
-
-/// One input of the k-way merge: its stream, current batch and cursor.
-struct Cursor {
-    stream: Input,
-    /// Its current batch, as an index into the batches held for the chunk
-    /// being gathered.
-    batch: usize,
-    rows: usize,
-    keys: Rows,
-    row: usize,
-    done: bool,
-}
-
-/// Reads the next non-empty batch of an input, in the output schema.
-async fn next_batch(stream: &mut Input, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
-    while let Some(batch) = stream.try_next().await? {
-        if batch.num_rows() > 0 {
-            return Ok(Some(conform_to(&batch, schema)?));
-        }
-    }
-    Ok(None)
-}
-
-/// A batch with exactly `schema`'s columns: missing ones as nulls, others
-/// cast to the table's type (int64 widened to float64, say).
-pub(crate) fn conform_to(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| match batch.column_by_name(field.name()) {
-            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
-            Some(column) => cast(column, field.data_type()),
-            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
-/// Whether input `a`'s current row sorts before input `b`'s (ties: the
-/// lower input).
-fn before(cursors: &[Cursor], a: usize, b: usize) -> bool {
-    let (x, y) = (&cursors[a], &cursors[b]);
-    match x.keys.row(x.row).cmp(&y.keys.row(y.row)) {
-        std::cmp::Ordering::Less => true,
-        std::cmp::Ordering::Greater => false,
-        std::cmp::Ordering::Equal => a < b,
-    }
-}
-
-/// Restores the heap order below `at` after its input's row changed.
-fn sift_down(heap: &mut [usize], mut at: usize, cursors: &[Cursor]) {
-    loop {
-        let (left, right) = (2 * at + 1, 2 * at + 2);
-        let mut smallest = at;
-        if left < heap.len() && before(cursors, heap[left], heap[smallest]) {
-            smallest = left;
-        }
-        if right < heap.len() && before(cursors, heap[right], heap[smallest]) {
-            smallest = right;
-        }
-        if smallest == at {
-            return;
-        }
-        heap.swap(at, smallest);
-        at = smallest;
-    }
-}
-
-/// Streams the merge of sorted inputs into `writer`; returns the row count
-/// and the output's column statistics.
-async fn merge_sorted(
-    streams: Vec<Input>,
-    schema: &SchemaRef,
-    sort_order: &[String],
-    writer: &mut AsyncArrowWriter<ParquetObjectWriter>,
-) -> Result<(u64, BTreeMap<String, ColumnStats>)> {
-    const CHUNK: usize = 8192;
-    let key_columns: Vec<usize> = sort_order
-        .iter()
-        .filter_map(|name| schema.index_of(name).ok())
-        .collect();
-    let converter = RowConverter::new(
-        key_columns
-            .iter()
-            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
-            .collect(),
-    )?;
-    let keys_of = |batch: &RecordBatch| -> Result<Rows> {
-        let columns: Vec<_> = key_columns
-            .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
-        Ok(converter.convert_columns(&columns)?)
-    };
-    // Batches rows of the gathered chunk may point into: every input's
-    // current one, and earlier ones until the chunk is written. Chunks are
-    // CHUNK rows whatever the inputs' batch sizes (a flush of inline parts
-    // merges hundreds of inputs of a few rows each).
-    let mut held: Vec<RecordBatch> = Vec::with_capacity(streams.len());
-    let mut cursors = Vec::with_capacity(streams.len());
-    for mut stream in streams {
-        let batch = next_batch(&mut stream, schema).await?;
-        let done = batch.is_none();
-        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-        let keys = keys_of(&batch)?;
-        cursors.push(Cursor {
-            stream,
-            batch: held.len(),
-            rows: batch.num_rows(),
-            keys,
-            row: 0,
-            done,
-        });
-        held.push(batch);
-    }
-    let mut out = Progress::default();
-    let mut pending: Vec<(usize, usize)> = Vec::with_capacity(CHUNK);
-    // A binary min-heap of the live inputs by their current row (ties: the
-    // lower input first, so equal keys keep their input order): each output
-    // row costs O(log k) comparisons instead of a scan of every input.
-    let mut heap: Vec<usize> = (0..cursors.len()).filter(|&i| !cursors[i].done).collect();
-    for i in (0..heap.len() / 2).rev() {
-        sift_down(&mut heap, i, &cursors);
-    }
-    while let Some(&chosen) = heap.first() {
-        pending.push((cursors[chosen].batch, cursors[chosen].row));
-        cursors[chosen].row += 1;
-        if pending.len() == CHUNK {
-            write_chunk(&mut held, &mut pending, &mut cursors, &mut out, writer).await?;
-        }
-        if cursors[chosen].row == cursors[chosen].rows {
-            let cursor = &mut cursors[chosen];
-            match next_batch(&mut cursor.stream, schema).await? {
-                Some(batch) => {
-                    cursor.keys = keys_of(&batch)?;
-                    cursor.rows = batch.num_rows();
-                    cursor.row = 0;
-                    cursor.batch = held.len();
-                    held.push(batch);
-                }
-                None => {
-                    cursor.done = true;
-                    let last = heap.pop().expect("the heap held the chosen input");
-                    if heap.is_empty() {
-                        break;
-                    }
-                    heap[0] = last;
-                }
-            }
-        }
-        sift_down(&mut heap, 0, &cursors);
-    }
-    write_chunk(&mut held, &mut pending, &mut cursors, &mut out, writer).await?;
-    Ok((out.rows, out.stats.unwrap_or_default()))
-}
-
-/// Rows written so far, and their statistics.
-#[derive(Default)]
-struct Progress {
-    rows: u64,
-    stats: Option<BTreeMap<String, ColumnStats>>,
-}
-
-/// Writes the gathered rows (`pending` points into `held`) as one chunk,
-/// then lets go of every batch but the inputs' current ones.
-async fn write_chunk(
-    held: &mut Vec<RecordBatch>,
-    pending: &mut Vec<(usize, usize)>,
-    cursors: &mut [Cursor],
-    out: &mut Progress,
-    writer: &mut AsyncArrowWriter<ParquetObjectWriter>,
-) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let chunk = interleave_record_batch(&held.iter().collect::<Vec<_>>(), pending)?;
-    pending.clear();
-    let chunk_stats = write::column_stats(&chunk);
-    out.stats = Some(match out.stats.take() {
-        None => chunk_stats,
-        Some(so_far) => write::merge_stats(so_far, out.rows, chunk_stats, chunk.num_rows() as u64),
-    });
-    out.rows += chunk.num_rows() as u64;
-    writer.write(&chunk).await?;
-    let mut kept = Vec::with_capacity(cursors.len());
-    for cursor in cursors.iter_mut() {
-        let empty = RecordBatch::new_empty(held[cursor.batch].schema());
-        kept.push(std::mem::replace(&mut held[cursor.batch], empty));
-        cursor.batch = kept.len() - 1;
-    }
-    *held = kept;
-    Ok(())
 }

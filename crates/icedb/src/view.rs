@@ -12,7 +12,7 @@ use duckdb::Connection;
 use icedb_meta::{ColumnDef, DataFile, PartitionStats, StatValue};
 
 use crate::error::{Result, TableError};
-use crate::merge::conform_to;
+use crate::kway::conform_to;
 use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme, hive_values};
 use crate::query::{duck, quote_ident, quote_literal};
 use crate::schema::{arrow_schema, sql_type};
