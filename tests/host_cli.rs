@@ -43,6 +43,19 @@ impl Cli {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// `SELECT count(*)` through `query --format json`.
+    fn count(&self) -> i64 {
+        let json = self.run(&[
+            "query",
+            "--format",
+            "json",
+            "SELECT count(*) AS n FROM events",
+        ]);
+        serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["n"]
+            .as_i64()
+            .unwrap()
+    }
+
     fn insert(&self, ndjson: &[u8], extra: &[&str]) -> Output {
         let mut args = vec!["insert", "-"];
         args.extend_from_slice(extra);
@@ -138,16 +151,7 @@ fn one_shot_commands(backend: Backend) {
         vacuumed.starts_with("purged 150 removed files and 0 orphans"),
         "{vacuumed}"
     );
-    let json = cli.run(&[
-        "query",
-        "--format",
-        "json",
-        "SELECT count(*) AS n FROM events",
-    ]);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["n"],
-        5_000
-    );
+    assert_eq!(cli.count(), 5_000);
 
     let ok = cli.run(&["check-store"]);
     assert_eq!(
@@ -196,16 +200,7 @@ fn an_s3_table_without_httpfs_writes_and_a_query_says_how_to_install_it() {
         "{stderr}"
     );
     // With the extension, the rows are all there.
-    let json = cli.run(&[
-        "query",
-        "--format",
-        "json",
-        "SELECT count(*) AS n FROM events",
-    ]);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()["n"],
-        500
-    );
+    assert_eq!(cli.count(), 500);
 }
 
 #[test]
