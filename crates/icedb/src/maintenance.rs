@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use icedb_meta::{
     CommitDraft, CommitError, DataFile, ExpirePolicy, FileRef, Operation, PartitionFilter,
-    Tombstone, is_inline_path,
+    Snapshot, Tombstone, is_inline_path,
 };
 use object_store::path::Path;
 
@@ -98,13 +98,7 @@ impl Table {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let grace_ms = options.grace.as_millis() as i64;
         self.meta().sync().await?;
-        let snapshot = self.meta().snapshot()?;
-        let tombstones = snapshot.tombstones()?;
-        let mut referenced: HashSet<String> = tombstones.iter().map(|t| t.path.clone()).collect();
-        snapshot.for_each_file(&PartitionFilter::All, |file| {
-            referenced.insert(file.path);
-        })?;
-        drop(snapshot);
+        let (tombstones, referenced) = referenced_paths(self.meta().snapshot()?).await?;
 
         let mut report = VacuumReport::default();
         let expired: Vec<_> = tombstones
@@ -150,11 +144,7 @@ impl Table {
         let mut late: HashSet<String> = HashSet::new();
         if !orphans.is_empty() {
             self.meta().sync().await?;
-            let snapshot = self.meta().snapshot()?;
-            late.extend(snapshot.tombstones()?.into_iter().map(|t| t.path));
-            snapshot.for_each_file(&PartitionFilter::All, |file| {
-                late.insert(file.path);
-            })?;
+            late = referenced_paths(self.meta().snapshot()?).await?.1;
         }
         let mut still_unreferenced = Vec::new();
         for (path, size) in orphans {
@@ -324,4 +314,19 @@ impl Table {
             }
         }
     }
+}
+
+/// The snapshot's tombstones, and every path it references (tombstoned or
+/// live), read on the blocking pool (a replica scan of every file).
+async fn referenced_paths(snapshot: Snapshot) -> Result<(Vec<Tombstone>, HashSet<String>)> {
+    tokio::task::spawn_blocking(move || {
+        let tombstones = snapshot.tombstones()?;
+        let mut referenced: HashSet<String> = tombstones.iter().map(|t| t.path.clone()).collect();
+        snapshot.for_each_file(&PartitionFilter::All, |file| {
+            referenced.insert(file.path);
+        })?;
+        Ok((tombstones, referenced))
+    })
+    .await
+    .expect("reading the replica does not panic")
 }
