@@ -28,7 +28,8 @@ pub async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static
 /// (a merge job's k-way merge and encoding), on a blocking-pool thread.
 /// It takes no core permit: it would hold it across its I/O waits and
 /// starve inserts' encoding for a whole merge job; merges are bounded by
-/// their policy's `concurrency` instead.
+/// their round's job concurrency instead (the policy's, or more for a
+/// round of inline parts only, which read nothing from the store).
 pub(crate) async fn on_blocking_thread<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,

@@ -450,17 +450,19 @@ fn check_select(connection: &Connection, sql: &str) -> Result<serde_json::Value>
 }
 
 impl Table {
-    /// Runs `sql` against the table's live files at the newest version. The
-    /// table is a view named after it; Hive partition columns (`y`, `m`,
-    /// ...) are columns too. Files the `WHERE` rules out are not read
-    /// (see [`crate::plan`]), and `count(*)`, `min` and `max` without a
-    /// filter are answered from the log when its statistics are exact.
     /// Starts the query engine ahead of the first query or merge (a server
     /// calls it at start; otherwise the first one does).
     pub async fn prepare_queries(&self) -> Result<()> {
         self.query_engine.open().await
     }
 
+    /// Runs `sql` against the table's live files at the newest version. The
+    /// table is a view named after it; Hive partition columns (`y`, `m`,
+    /// ...) are columns too. Files the `WHERE` rules out are not read
+    /// (see [`crate::plan`]), and `count(*)`, `min` and `max` without a
+    /// filter (or with one on partition columns only) are answered from the
+    /// log when its statistics are exact; `count(*)` alone from the
+    /// partitions' totals, without listing a file.
     #[tracing::instrument(level = "debug", skip_all, name = "query")]
     pub async fn query(&self, sql: &str, options: &QueryOptions) -> Result<QueryResult> {
         let started = Instant::now();
@@ -492,8 +494,8 @@ impl Table {
         let integer_keys = self.integer_partition_keys();
         let files_at = self.query_engine.files.clone();
         let span = tracing::debug_span!("query.run");
-        // Parsing, planning (the replica read included) and DuckDB all run
-        // on the blocking pool.
+        // Planning (the replica read included) and DuckDB run on the
+        // blocking pool, as the parse did.
         let mut task = tokio::task::spawn_blocking(move || -> Result<(u64, usize, Answer)> {
             let _span = span.entered();
             let plan = Plan::of(&parsed, &name);
