@@ -404,6 +404,11 @@ impl PostCommit<'_> {
         self.commit.version
     }
 
+    /// The log entry as written.
+    pub fn commit(&self) -> &Commit {
+        &self.commit
+    }
+
     /// Phase 3: applies the commit to the replica and runs post-commit work,
     /// both best effort; the commit is won whatever happens here.
     #[tracing::instrument(level = "debug", skip_all, name = "commit.finish")]

@@ -17,7 +17,10 @@ fn cores() -> &'static Semaphore {
 /// # Panics
 /// If `work` panics (the panic is carried over to the caller).
 pub async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
-    let _permit = cores().acquire().await.expect("never closed");
+    let _permit =
+        tracing::Instrument::instrument(cores().acquire(), tracing::debug_span!("cpu.permit"))
+            .await
+            .expect("never closed");
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),

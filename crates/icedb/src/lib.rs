@@ -20,6 +20,7 @@ mod error;
 pub mod events;
 mod inline_part;
 mod inputs;
+mod insert;
 mod kway;
 mod log;
 mod maintenance;
@@ -54,9 +55,10 @@ pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,
 };
 pub use inline_part::inline_rows;
+pub use insert::{DurableInsert, InsertReceipt, PreparedRows};
 pub use log::race_conditional_creates;
 pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
 pub use query::{ColumnRange, QueryOptions, QueryResult, default_extension_dir};
-pub use table::{InsertReceipt, LoadedPlugin, PreparedRows, Table};
+pub use table::{LoadedPlugin, Table};
 pub use write::encode_parquet;

@@ -1,49 +1,28 @@
-//! A table: the insert pipeline (format → partition → group → sorted
-//! Parquet → parallel upload → one commit) and queries over its live files.
-//!
-//! Over 600 lines: opening (definition checks) and the insert pipeline
-//! with its inline split and `InlineFull` fallback are one protocol, read
-//! together.
+//! A table: opening it (definition checks against the log), its settings,
+//! plugins and store; the insert pipeline is `insert.rs`, queries
+//! `query.rs`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use futures::{StreamExt, TryStreamExt};
-use icedb_meta::{
-    ColumnDef, CommitDraft, CommitError, Conflict, DataFile, InlineData, MetaStore, Operation,
-    TableLocation,
-};
+use futures::TryStreamExt;
+use icedb_meta::{ColumnDef, DataFile, MetaStore, TableLocation};
 use icedb_plugin::{FormatPlugin, PluginHost};
 use object_store::ObjectStore;
 use object_store::path::Path;
-use serde_json::value::RawValue;
-use tracing::Instrument;
 
-use crate::Batch;
 use crate::builtin::JsonTextFormat;
 use crate::config::{FormatSpec, TableConfig};
 use crate::definition::{self, TableDefinition, WriteBlock};
 use crate::error::{Result, TableError};
 use crate::partitioning::Partitioner;
 use crate::query::QueryEngine;
-use crate::schema;
-use crate::write::{self, FileLayout};
+use crate::write::FileLayout;
 
 /// How rows are formatted: built-in or plugin.
-enum Formatter {
+pub(crate) enum Formatter {
     JsonText(JsonTextFormat),
     Plugin(FormatPlugin),
-}
-
-/// What an insert committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsertReceipt {
-    pub version: u64,
-    /// Object keys of the new files, relative to the table root.
-    pub files: Vec<String>,
-    pub rows: u64,
-    pub partitions: usize,
 }
 
 /// A plugin a table runs, with its counters.
@@ -55,64 +34,28 @@ pub struct LoadedPlugin {
     pub stats: icedb_plugin::PluginStats,
 }
 
-/// Rows formatted for a table and not yet inserted (see
-/// [`Table::prepare_ndjson`]).
-#[derive(Debug, Clone)]
-pub struct PreparedRows {
-    batch: Batch,
-    /// The input line of each row, for NDJSON input.
-    lines: Option<Vec<usize>>,
-}
-
-impl PreparedRows {
-    pub fn row_count(&self) -> usize {
-        self.batch.row_count as usize
-    }
-
-    /// Joins several prepared inputs into one insert (group commit). Errors
-    /// of the joined insert name rows of the whole group, not input lines.
-    pub fn concat(parts: Vec<PreparedRows>) -> PreparedRows {
-        PreparedRows {
-            batch: Batch::concat(parts.into_iter().map(|p| p.batch).collect()),
-            lines: None,
-        }
-    }
-}
-
 /// An open table. Cheap operations are `&self`; share it behind an `Arc`.
 pub struct Table {
-    config: TableConfig,
+    pub(crate) config: TableConfig,
     /// The definition as recorded (or, for a new table, as its first
     /// commit will record it); every insert states it.
-    definition: TableDefinition,
+    pub(crate) definition: TableDefinition,
     /// The same, as every insert states it (serialised once).
-    definition_json: serde_json::Value,
+    pub(crate) definition_json: serde_json::Value,
     /// Why this process may not write, if so.
-    write_block: WriteBlock,
-    location: TableLocation,
-    meta: MetaStore,
-    store: Arc<dyn ObjectStore>,
-    formatter: Formatter,
-    partitioner: Partitioner,
+    pub(crate) write_block: WriteBlock,
+    pub(crate) location: TableLocation,
+    pub(crate) meta: MetaStore,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) formatter: Formatter,
+    pub(crate) partitioner: Partitioner,
     pub(crate) query_engine: QueryEngine,
     /// Signalled when live inline parts pass a quarter of the bound.
-    flush_wanted: tokio::sync::Notify,
+    pub(crate) flush_wanted: tokio::sync::Notify,
     /// Keeps `_delta_log/` in step (after each commit when
     /// `config.delta` is set, else on demand).
     pub(crate) delta: icedb_delta::DeltaExporter,
 }
-
-/// One encoded job of an insert.
-enum Encoded {
-    /// A file to upload.
-    File((DataFile, Vec<u8>)),
-    /// Rows few enough to be kept in the commit.
-    Part(write::InlinePart),
-}
-
-/// Rows of small files one insert's CPU task encodes before the next file
-/// goes to another task (see [`Table::insert_batch`]).
-const ENCODE_TASK_ROWS: usize = 2_048;
 
 impl Table {
     /// Opens (or creates) the table: connects to its store, brings the meta
@@ -214,7 +157,7 @@ impl Table {
 
     /// Signals [`flush_wanted`](Self::flush_wanted) if live inline parts
     /// hold a quarter of the bound or more.
-    fn note_inline_pressure(&self) {
+    pub(crate) fn note_inline_pressure(&self) {
         let live = self.meta.snapshot().and_then(|s| s.inline_totals());
         if live.is_ok_and(|live| live.bytes >= self.config.inline.limit_bytes / 4) {
             self.flush_wanted.notify_one();
@@ -272,331 +215,10 @@ impl Table {
         &self.meta
     }
 
-    /// Inserts newline-delimited JSON (blank lines are skipped). Errors name
-    /// the 1-based line.
-    pub async fn insert_ndjson(&self, body: &[u8]) -> Result<InsertReceipt> {
-        let prepared = self.prepare_ndjson(body).await?;
-        self.insert_prepared(prepared).await
-    }
-
-    /// Inserts a JSON array of objects. Errors name the 0-based element.
-    pub async fn insert_json_array(&self, body: &[u8]) -> Result<InsertReceipt> {
-        let prepared = self.prepare_json_array(body).await?;
-        self.insert_prepared(prepared).await
-    }
-
-    /// Inserts rows given as JSON object text, one per row.
-    pub async fn insert_rows(&self, rows: Vec<String>) -> Result<InsertReceipt> {
-        let prepared = self.prepare_rows(rows, None).await?;
-        self.insert_prepared(prepared).await
-    }
-
-    /// Formats newline-delimited JSON without inserting it, so that a caller
-    /// can check it and later insert it alone or grouped with others.
-    pub async fn prepare_ndjson(&self, body: &[u8]) -> Result<PreparedRows> {
-        let text = std::str::from_utf8(body).map_err(|e| {
-            let line = body[..e.valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1;
-            TableError::BadInput {
-                row: 0,
-                line: Some(line),
-                reason: "not valid UTF-8".to_owned(),
-            }
-        })?;
-        let mut rows = Vec::new();
-        let mut lines = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            if !line.trim().is_empty() {
-                rows.push(line.to_owned());
-                lines.push(index + 1);
-            }
-        }
-        self.prepare_rows(rows, Some(lines)).await
-    }
-
-    /// Formats a JSON array of objects without inserting it.
-    pub async fn prepare_json_array(&self, body: &[u8]) -> Result<PreparedRows> {
-        let elements: Vec<&RawValue> =
-            serde_json::from_slice(body).map_err(|e| TableError::BadInput {
-                row: 0,
-                line: Some(e.line()),
-                reason: format!("not a JSON array of objects: {e}"),
-            })?;
-        let rows = elements
-            .into_iter()
-            .map(|raw| raw.get().to_owned())
-            .collect();
-        self.prepare_rows(rows, None).await
-    }
-
-    async fn prepare_rows(
-        &self,
-        rows: Vec<String>,
-        lines: Option<Vec<usize>>,
-    ) -> Result<PreparedRows> {
-        if let Some(reason) = &self.write_block {
-            return Err(TableError::WriteBlocked(reason.clone()));
-        }
-        if rows.is_empty() {
-            return Err(TableError::BadInput {
-                row: 0,
-                line: None,
-                reason: "no rows to insert".to_owned(),
-            });
-        }
-        let batch = self
-            .format(rows)
-            .await
-            .map_err(|e| e.with_lines(lines.as_deref()))?;
-        Ok(PreparedRows { batch, lines })
-    }
-
-    /// Inserts formatted rows (all or nothing); errors name input lines
-    /// where the rows came from NDJSON.
-    pub async fn insert_prepared(&self, prepared: PreparedRows) -> Result<InsertReceipt> {
-        let PreparedRows { batch, lines } = prepared;
-        let row_count = batch.row_count;
-        self.insert_batch(batch)
-            .await
-            .map_err(|e| e.with_lines(lines.as_deref()))
-            .inspect(|receipt| {
-                tracing::debug!(
-                    rows = row_count,
-                    version = receipt.version,
-                    files = receipt.files.len(),
-                    "insert committed"
-                )
-            })
-    }
-
-    async fn format(&self, rows: Vec<String>) -> Result<Batch> {
-        match &self.formatter {
-            Formatter::JsonText(format) => {
-                let format = format.clone();
-                crate::cpu::on_cpu(move || format.format(&rows))
-                    .await
-                    .map_err(|e| TableError::BadInput {
-                        row: e.row,
-                        line: None,
-                        reason: e.reason,
-                    })
-            }
-            Formatter::Plugin(plugin) => plugin.format(rows).await.map_err(|e| match e.row {
-                Some(row) if e.is_input_error() => TableError::BadInput {
-                    row: row as usize,
-                    line: None,
-                    reason: format!("{e}"),
-                },
-                _ => TableError::Plugin(e),
-            }),
-        }
-    }
-
     /// The table's definition (as recorded, or as this process will
     /// record it with the table's first commit).
     pub fn definition(&self) -> &TableDefinition {
         &self.definition
-    }
-
-    /// Inserts an already formatted batch (all or nothing).
-    #[tracing::instrument(level = "debug", skip_all, name = "insert", fields(rows = batch.row_count))]
-    pub async fn insert_batch(&self, batch: Batch) -> Result<InsertReceipt> {
-        if let Some(reason) = &self.write_block {
-            return Err(TableError::WriteBlocked(reason.clone()));
-        }
-        let now = chrono::Utc::now();
-        let paths = self
-            .partitioner
-            .partition(&batch, now.timestamp_micros())
-            .instrument(tracing::debug_span!("insert.partition"))
-            .await?;
-        // Check the schema before anything is uploaded, against the
-        // replica as it is: the commit syncs before it plans, and checks
-        // the columns again against the log's head (a column another
-        // writer added meanwhile widens or conflicts there), so a sync here
-        // would only add a request to every insert.
-        let table_schema = self.meta.snapshot()?.schema()?;
-        let columns = schema::resolve(&batch, &table_schema, self.partitioner.routing_column())?;
-        check_partition_names(&batch, &paths, self.partitioner.routing_column())?;
-
-        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (row, path) in paths.iter().enumerate() {
-            groups.entry(path.as_str()).or_default().push(row);
-        }
-        let partitions = groups.len();
-        let batch = Arc::new(batch);
-        let columns = Arc::new(columns);
-        // One job per file; small jobs are packed into one CPU task until it
-        // holds ENCODE_TASK_ROWS rows, so a group commit's thirty 27-row
-        // parts are two tasks rather than thirty trips through the core
-        // semaphore and the blocking pool, while a big insert still encodes
-        // its files on every core.
-        let mut tasks: Vec<Vec<(String, Vec<usize>)>> = Vec::new();
-        let mut task_rows = usize::MAX;
-        for (partition, rows) in groups {
-            for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
-                if task_rows >= ENCODE_TASK_ROWS {
-                    tasks.push(Vec::new());
-                    task_rows = 0;
-                }
-                task_rows += chunk.len();
-                let task = tasks.last_mut().expect("pushed above");
-                task.push((partition.to_owned(), chunk.to_vec()));
-            }
-        }
-        let parts: usize = tasks.iter().map(Vec::len).sum();
-        let inline_rows = self.config.inline.max_rows;
-        let encoders = tasks.into_iter().map(|jobs| {
-            let (batch, columns, layout) =
-                (batch.clone(), columns.clone(), FileLayout::of(&self.config));
-            crate::cpu::on_cpu(move || {
-                jobs.into_iter()
-                    .map(|(partition, rows)| {
-                        let record = write::record_batch(&batch, &rows, &columns)?;
-                        let created = now.timestamp_millis();
-                        if rows.len() <= inline_rows {
-                            layout
-                                .encode_inline(record, &partition, created)
-                                .map(Encoded::Part)
-                        } else {
-                            layout
-                                .encode_insert(record, &partition, created)
-                                .map(Encoded::File)
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-        });
-        let encoded: Vec<Encoded> = futures::future::try_join_all(encoders)
-            .instrument(tracing::debug_span!("insert.encode", parts))
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        let (inline, records, to_upload) = self.split_inline(encoded).await?;
-        let mut uploaded: Vec<DataFile> = self.upload(to_upload).await?;
-        let mut draft = CommitDraft::new(Operation::Insert);
-        draft.definition = Some(self.definition_json.clone());
-        draft.columns = columns.as_ref().clone();
-        if !inline.is_empty() {
-            draft.inline_limit = Some(self.config.inline.limit_bytes);
-        }
-        draft.added = uploaded
-            .iter()
-            .cloned()
-            .chain(inline.iter().cloned())
-            .collect();
-        let mut outcome = self.meta.commit(draft.clone()).await;
-        if let Err(CommitError::Conflict(Conflict::InlineFull { .. })) = &outcome {
-            // Other writers filled the table's inline bound first: the
-            // parts become files (nothing of this insert was committed).
-            let as_files = async { self.upload(self.parts_as_files(records).await?).await };
-            match as_files.await {
-                Ok(more) => uploaded.extend(more),
-                Err(error) => {
-                    self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
-                        .await;
-                    return Err(error);
-                }
-            }
-            draft.inline_limit = None;
-            draft.added = uploaded.clone();
-            outcome = self.meta.commit(draft).await;
-        }
-        match outcome {
-            Ok(receipt) => {
-                if receipt.commit.added.iter().any(DataFile::is_inline) {
-                    self.note_inline_pressure();
-                }
-                self.after_commit().await;
-                Ok(InsertReceipt {
-                    version: receipt.version,
-                    files: receipt
-                        .commit
-                        .added
-                        .iter()
-                        .map(|f| f.path.clone())
-                        .collect(),
-                    rows: receipt.commit.added.iter().map(|f| f.rows).sum(),
-                    partitions,
-                })
-            }
-            Err(error) => {
-                self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
-                    .await;
-                Err(error.into())
-            }
-        }
-    }
-
-    /// Splits an insert's encoded parts into those kept in the commit
-    /// (small enough, and the table's inline bound not reached as of the
-    /// last sync: the parts, and their rows should they have to become
-    /// files after all) and those uploaded as files (parts over
-    /// `max_part_bytes` or the bound are written as files here).
-    #[allow(clippy::type_complexity)]
-    async fn split_inline(
-        &self,
-        encoded: Vec<Encoded>,
-    ) -> Result<(
-        Vec<DataFile>,
-        Vec<(String, RecordBatch)>,
-        Vec<(DataFile, Vec<u8>)>,
-    )> {
-        let settings = self.config.inline;
-        let mut parts = Vec::new();
-        let mut files = Vec::new();
-        let mut too_big = Vec::new();
-        for encoded in encoded {
-            match encoded {
-                Encoded::File(file) => files.push(file),
-                Encoded::Part(part) if part.bytes.len() as u64 <= settings.max_part_bytes => {
-                    parts.push(part)
-                }
-                Encoded::Part(part) => too_big.push((part.file.partition, part.record)),
-            }
-        }
-        let adding: u64 = parts.iter().map(|p| p.bytes.len() as u64).sum();
-        if !parts.is_empty()
-            && self.meta.snapshot()?.inline_held_bytes()? + adding > settings.limit_bytes
-        {
-            too_big.extend(parts.drain(..).map(|p| (p.file.partition, p.record)));
-        }
-        files.extend(self.parts_as_files(too_big).await?);
-        let mut records = Vec::with_capacity(parts.len());
-        let inline = parts
-            .into_iter()
-            .map(|part| {
-                records.push((part.file.partition.clone(), part.record));
-                DataFile {
-                    inline: Some(InlineData(part.bytes.into())),
-                    ..part.file
-                }
-            })
-            .collect();
-        Ok((inline, records, files))
-    }
-
-    /// Encodes rows meant for inline parts as files of their partitions.
-    async fn parts_as_files(
-        &self,
-        records: Vec<(String, RecordBatch)>,
-    ) -> Result<Vec<(DataFile, Vec<u8>)>> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        let layout = FileLayout::of(&self.config);
-        let created = chrono::Utc::now().timestamp_millis();
-        crate::cpu::on_cpu(move || {
-            records
-                .into_iter()
-                .map(|(partition, record)| layout.encode_insert(record, &partition, created))
-                .collect()
-        })
-        .await
     }
 
     /// After a commit failed: deletes the files it uploaded if it certainly
@@ -614,31 +236,6 @@ impl Table {
             let kept: Vec<&str> = paths.collect();
             tracing::warn!(files = ?kept, %error, "commit outcome unknown; keeping its files");
         }
-    }
-
-    /// Uploads encoded files in parallel; on any failure deletes every
-    /// file it tried (a failed upload may still have landed; no commit
-    /// references any of them) and returns the error.
-    async fn upload(&self, files: Vec<(DataFile, Vec<u8>)>) -> Result<Vec<DataFile>> {
-        let paths: Vec<String> = files.iter().map(|(f, _)| f.path.clone()).collect();
-        let results: Vec<Result<DataFile>> = futures::stream::iter(files)
-            .map(|(file, bytes)| async move {
-                let path = Path::from(file.path.as_str());
-                self.store
-                    .put(&path, bytes.into())
-                    .await
-                    .map_err(|e| TableError::store(&path, e))?;
-                Ok(file)
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
-        if let Some(Err(error)) = failed.into_iter().next() {
-            self.delete_files(paths.iter().map(String::as_str)).await;
-            return Err(error);
-        }
-        Ok(ok.into_iter().map(Result::unwrap).collect())
     }
 
     /// Sorts and encodes `record` as a new file of `partition` and uploads it.
@@ -683,49 +280,6 @@ impl Table {
             .await
             .map_err(|e| TableError::store(&prefix, e))
     }
-}
-
-/// Refuses a field named like a partition column (a Hive key of the rows'
-/// partition paths, compared as DuckDB does, ignoring case): queries read
-/// the partition's value in its place, so the field's own values would be
-/// silently lost.
-fn check_partition_names(batch: &Batch, paths: &[String], routing: Option<&str>) -> Result<()> {
-    let mut keys: BTreeMap<String, &str> = BTreeMap::new();
-    let mut previous: Option<&str> = None;
-    for path in paths {
-        if previous == Some(path.as_str()) {
-            continue;
-        }
-        previous = Some(path.as_str());
-        for segment in path.split('/') {
-            if let Some((key, _)) = segment.split_once('=') {
-                keys.entry(key.to_lowercase()).or_insert(path.as_str());
-            }
-        }
-    }
-    for column in &batch.columns {
-        if Some(column.name.as_str()) == routing {
-            continue;
-        }
-        let Some(path) = keys.get(&column.name.to_lowercase()) else {
-            continue;
-        };
-        if let Some(row) = column
-            .values
-            .iter()
-            .position(|v| *v != icedb_plugin::Value::Null)
-        {
-            return Err(TableError::BadInput {
-                row,
-                line: None,
-                reason: format!(
-                    "field `{}` has the name of a partition column (the row's partition is `{path}`); queries would read the partition's value in its place: rename the field",
-                    column.name
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Partition keys a partitioner makes integers: the built-in time

@@ -1,6 +1,6 @@
 //! Group commit: inserts arriving within one flush window share one file per
 //! partition and one commit. Every request is answered only after the
-//! commit holding its rows exists. Admission is bounded by rows in the
+//! commit holding its rows is durable in the log. Admission is bounded by rows in the
 //! queue; a full queue refuses at once (the API answers 429).
 
 use std::sync::Arc;
@@ -160,24 +160,36 @@ impl Ingest {
     }
 
     async fn insert_alone(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
-        self.commit_alone(rows, "1 request")
+        let (reply, answer) = oneshot::channel();
+        self.commit_alone(rows, "1 request", reply).await;
+        answer
             .await
+            .map_err(|_| IngestError::ShuttingDown)?
             .map_err(IngestError::Table)
     }
 
-    /// Commits one request's rows by themselves.
-    async fn commit_alone(&self, rows: PreparedRows, label: &str) -> Result<Ack, Arc<TableError>> {
+    /// Commits one request's rows by themselves; the request is answered
+    /// once the commit's log entry is durable (`reply`), before the replica
+    /// applies it (the next commit waits for that anyway).
+    async fn commit_alone(
+        &self,
+        rows: PreparedRows,
+        label: &str,
+        reply: oneshot::Sender<Result<Ack, Arc<TableError>>>,
+    ) {
         let count = rows.row_count();
         let running = self.activity.start(Kind::Insert, self.table.name(), label);
-        match self.table.insert_prepared(rows).await {
-            Ok(receipt) => {
+        match self.table.insert_prepared_durable(rows).await {
+            Ok(durable) => {
+                let receipt = durable.receipt().clone();
                 self.record_commit(&receipt, 1);
                 running.finish(Status::Ok, commit_detail(&receipt, 1));
-                Ok(ack(receipt, count, 1))
+                let _ = reply.send(Ok(ack(receipt, count, 1)));
+                durable.finish().await;
             }
             Err(e) => {
                 running.fail(&e);
-                Err(Arc::new(e))
+                let _ = reply.send(Err(Arc::new(e)));
             }
         }
     }
@@ -239,8 +251,8 @@ impl Ingest {
         if group.len() == 1 {
             // Nothing to join: no copy of the rows.
             let pending = group.pop().expect("one request");
-            let result = self.commit_alone(pending.rows, "1 request").await;
-            let _ = pending.reply.send(result);
+            self.commit_alone(pending.rows, "1 request", pending.reply)
+                .await;
             return;
         }
         let requests = group.len();
@@ -251,17 +263,22 @@ impl Ingest {
             format!("{requests} requests"),
         );
         // The parts are kept in case the group has to be retried request by request.
-        let joined = PreparedRows::concat(group.iter().map(|p| p.rows.clone()).collect());
-        match self.table.insert_prepared(joined).await {
-            Ok(receipt) => {
-                self.record_commit(&receipt, requests);
-                running.finish(Status::Ok, commit_detail(&receipt, requests));
+        let joined = tracing::debug_span!("ingest.join", requests, rows)
+            .in_scope(|| PreparedRows::concat(group.iter().map(|p| p.rows.clone()).collect()));
+        match self.table.insert_prepared_durable(joined).await {
+            Ok(durable) => {
+                // Answered once the log entry is durable; the replica
+                // applies it before the next group commits.
+                let receipt = durable.receipt();
+                self.record_commit(receipt, requests);
+                running.finish(Status::Ok, commit_detail(receipt, requests));
                 for pending in group {
                     let count = pending.rows.row_count();
                     let _ = pending
                         .reply
                         .send(Ok(ack(receipt.clone(), count, requests)));
                 }
+                durable.finish().await;
             }
             Err(e) if e.is_input_error() => {
                 // Someone's rows are bad: commit each request on its own so
@@ -271,10 +288,8 @@ impl Ingest {
                     serde_json::json!({"requests": requests, "rows": rows, "retried_alone": true, "error": e.to_string()}),
                 );
                 for pending in group {
-                    let result = self
-                        .commit_alone(pending.rows, "1 request (retried alone)")
+                    self.commit_alone(pending.rows, "1 request (retried alone)", pending.reply)
                         .await;
-                    let _ = pending.reply.send(result);
                 }
             }
             Err(e) => {

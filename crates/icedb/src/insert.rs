@@ -1,0 +1,513 @@
+//! The insert pipeline of a table: format → partition → group → sorted
+//! Parquet or inline parts → parallel upload → one commit, with the
+//! inline split and its `InlineFull` fallback. [`DurableInsert`] is the
+//! state between a won log entry (the rows may be acknowledged) and the
+//! replica having it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use futures::StreamExt;
+use icedb_meta::{CommitDraft, CommitError, Conflict, DataFile, InlineData, Operation, PostCommit};
+use object_store::path::Path;
+use serde_json::value::RawValue;
+use tracing::Instrument;
+
+use crate::Batch;
+use crate::error::{Result, TableError};
+use crate::schema;
+use crate::table::{Formatter, Table};
+use crate::write::{self, FileLayout};
+
+/// What an insert committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsertReceipt {
+    pub version: u64,
+    /// Object keys of the new files, relative to the table root.
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub partitions: usize,
+}
+
+/// An insert whose log entry is won and durable: its rows are committed,
+/// and a caller may acknowledge them ([`DurableInsert::receipt`]).
+/// [`DurableInsert::finish`] then applies the commit to this process's
+/// replica (holding the process's commit turn until it has), signals inline
+/// pressure and exports the Delta log when the table keeps one. Dropping it
+/// unfinished is safe: the next sync applies the version.
+pub struct DurableInsert<'a> {
+    table: &'a Table,
+    post: PostCommit<'a>,
+    receipt: InsertReceipt,
+}
+
+impl DurableInsert<'_> {
+    /// What the insert committed.
+    pub fn receipt(&self) -> &InsertReceipt {
+        &self.receipt
+    }
+
+    /// Brings the replica (and the Delta log) up to the commit; best
+    /// effort, as the commit stands whatever happens here.
+    pub async fn finish(self) -> InsertReceipt {
+        let DurableInsert {
+            table,
+            post,
+            receipt,
+        } = self;
+        let committed = post
+            .finish()
+            .instrument(tracing::debug_span!("insert.finish"))
+            .await;
+        if committed.commit.added.iter().any(DataFile::is_inline) {
+            table.note_inline_pressure();
+        }
+        table.after_commit().await;
+        receipt
+    }
+}
+
+/// Rows formatted for a table and not yet inserted (see
+/// [`Table::prepare_ndjson`]).
+#[derive(Debug, Clone)]
+pub struct PreparedRows {
+    batch: Batch,
+    /// The input line of each row, for NDJSON input.
+    lines: Option<Vec<usize>>,
+}
+
+impl PreparedRows {
+    pub fn row_count(&self) -> usize {
+        self.batch.row_count as usize
+    }
+
+    /// Joins several prepared inputs into one insert (group commit). Errors
+    /// of the joined insert name rows of the whole group, not input lines.
+    pub fn concat(parts: Vec<PreparedRows>) -> PreparedRows {
+        PreparedRows {
+            batch: Batch::concat(parts.into_iter().map(|p| p.batch).collect()),
+            lines: None,
+        }
+    }
+}
+
+/// One encoded job of an insert.
+enum Encoded {
+    /// A file to upload.
+    File((DataFile, Vec<u8>)),
+    /// Rows few enough to be kept in the commit.
+    Part(write::InlinePart),
+}
+
+/// Rows of small files one insert's CPU task encodes before the next file
+/// goes to another task (see [`Table::insert_batch`]).
+const ENCODE_TASK_ROWS: usize = 2_048;
+
+impl Table {
+    /// Inserts newline-delimited JSON (blank lines are skipped). Errors name
+    /// the 1-based line.
+    pub async fn insert_ndjson(&self, body: &[u8]) -> Result<InsertReceipt> {
+        let prepared = self.prepare_ndjson(body).await?;
+        self.insert_prepared(prepared).await
+    }
+
+    /// Inserts a JSON array of objects. Errors name the 0-based element.
+    pub async fn insert_json_array(&self, body: &[u8]) -> Result<InsertReceipt> {
+        let prepared = self.prepare_json_array(body).await?;
+        self.insert_prepared(prepared).await
+    }
+
+    /// Inserts rows given as JSON object text, one per row.
+    pub async fn insert_rows(&self, rows: Vec<String>) -> Result<InsertReceipt> {
+        let prepared = self.prepare_rows(rows, None).await?;
+        self.insert_prepared(prepared).await
+    }
+
+    /// Formats newline-delimited JSON without inserting it, so that a caller
+    /// can check it and later insert it alone or grouped with others.
+    pub async fn prepare_ndjson(&self, body: &[u8]) -> Result<PreparedRows> {
+        let text = std::str::from_utf8(body).map_err(|e| {
+            let line = body[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            TableError::BadInput {
+                row: 0,
+                line: Some(line),
+                reason: "not valid UTF-8".to_owned(),
+            }
+        })?;
+        let mut rows = Vec::new();
+        let mut lines = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if !line.trim().is_empty() {
+                rows.push(line.to_owned());
+                lines.push(index + 1);
+            }
+        }
+        self.prepare_rows(rows, Some(lines)).await
+    }
+
+    /// Formats a JSON array of objects without inserting it.
+    pub async fn prepare_json_array(&self, body: &[u8]) -> Result<PreparedRows> {
+        let elements: Vec<&RawValue> =
+            serde_json::from_slice(body).map_err(|e| TableError::BadInput {
+                row: 0,
+                line: Some(e.line()),
+                reason: format!("not a JSON array of objects: {e}"),
+            })?;
+        let rows = elements
+            .into_iter()
+            .map(|raw| raw.get().to_owned())
+            .collect();
+        self.prepare_rows(rows, None).await
+    }
+
+    async fn prepare_rows(
+        &self,
+        rows: Vec<String>,
+        lines: Option<Vec<usize>>,
+    ) -> Result<PreparedRows> {
+        if let Some(reason) = &self.write_block {
+            return Err(TableError::WriteBlocked(reason.clone()));
+        }
+        if rows.is_empty() {
+            return Err(TableError::BadInput {
+                row: 0,
+                line: None,
+                reason: "no rows to insert".to_owned(),
+            });
+        }
+        let batch = self
+            .format(rows)
+            .await
+            .map_err(|e| e.with_lines(lines.as_deref()))?;
+        Ok(PreparedRows { batch, lines })
+    }
+
+    /// Inserts formatted rows (all or nothing); errors name input lines
+    /// where the rows came from NDJSON.
+    pub async fn insert_prepared(&self, prepared: PreparedRows) -> Result<InsertReceipt> {
+        Ok(self.insert_prepared_durable(prepared).await?.finish().await)
+    }
+
+    /// Inserts formatted rows and returns as soon as the commit's log entry
+    /// is durable (the rows are committed: a reader syncing now sees them),
+    /// before this process's replica has applied it; see [`DurableInsert`].
+    pub async fn insert_prepared_durable(
+        &self,
+        prepared: PreparedRows,
+    ) -> Result<DurableInsert<'_>> {
+        let PreparedRows { batch, lines } = prepared;
+        let row_count = batch.row_count;
+        self.insert_batch_durable(batch)
+            .await
+            .map_err(|e| e.with_lines(lines.as_deref()))
+            .inspect(|durable| {
+                tracing::debug!(
+                    rows = row_count,
+                    version = durable.receipt.version,
+                    files = durable.receipt.files.len(),
+                    "insert committed"
+                )
+            })
+    }
+
+    async fn format(&self, rows: Vec<String>) -> Result<Batch> {
+        match &self.formatter {
+            Formatter::JsonText(format) => {
+                let format = format.clone();
+                crate::cpu::on_cpu(move || format.format(&rows))
+                    .await
+                    .map_err(|e| TableError::BadInput {
+                        row: e.row,
+                        line: None,
+                        reason: e.reason,
+                    })
+            }
+            Formatter::Plugin(plugin) => plugin.format(rows).await.map_err(|e| match e.row {
+                Some(row) if e.is_input_error() => TableError::BadInput {
+                    row: row as usize,
+                    line: None,
+                    reason: format!("{e}"),
+                },
+                _ => TableError::Plugin(e),
+            }),
+        }
+    }
+
+    /// Inserts an already formatted batch (all or nothing).
+    pub async fn insert_batch(&self, batch: Batch) -> Result<InsertReceipt> {
+        Ok(self.insert_batch_durable(batch).await?.finish().await)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, name = "insert", fields(rows = batch.row_count))]
+    async fn insert_batch_durable(&self, batch: Batch) -> Result<DurableInsert<'_>> {
+        if let Some(reason) = &self.write_block {
+            return Err(TableError::WriteBlocked(reason.clone()));
+        }
+        let now = chrono::Utc::now();
+        let paths = self
+            .partitioner
+            .partition(&batch, now.timestamp_micros())
+            .instrument(tracing::debug_span!("insert.partition"))
+            .await?;
+        // Check the schema before anything is uploaded, against the
+        // replica as it is: the commit syncs before it plans, and checks
+        // the columns again against the log's head (a column another
+        // writer added meanwhile widens or conflicts there), so a sync here
+        // would only add a request to every insert.
+        let table_schema = self.meta.snapshot()?.schema()?;
+        let columns = schema::resolve(&batch, &table_schema, self.partitioner.routing_column())?;
+        check_partition_names(&batch, &paths, self.partitioner.routing_column())?;
+
+        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (row, path) in paths.iter().enumerate() {
+            groups.entry(path.as_str()).or_default().push(row);
+        }
+        let partitions = groups.len();
+        let batch = Arc::new(batch);
+        let columns = Arc::new(columns);
+        // One job per file; small jobs are packed into one CPU task until it
+        // holds ENCODE_TASK_ROWS rows, so a group commit's thirty 27-row
+        // parts are two tasks rather than thirty trips through the core
+        // semaphore and the blocking pool, while a big insert still encodes
+        // its files on every core.
+        let mut tasks: Vec<Vec<(String, Vec<usize>)>> = Vec::new();
+        let mut task_rows = usize::MAX;
+        for (partition, rows) in groups {
+            for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
+                if task_rows >= ENCODE_TASK_ROWS {
+                    tasks.push(Vec::new());
+                    task_rows = 0;
+                }
+                task_rows += chunk.len();
+                let task = tasks.last_mut().expect("pushed above");
+                task.push((partition.to_owned(), chunk.to_vec()));
+            }
+        }
+        let parts: usize = tasks.iter().map(Vec::len).sum();
+        let inline_rows = self.config.inline.max_rows;
+        let encoders = tasks.into_iter().map(|jobs| {
+            let (batch, columns, layout) =
+                (batch.clone(), columns.clone(), FileLayout::of(&self.config));
+            crate::cpu::on_cpu(move || {
+                jobs.into_iter()
+                    .map(|(partition, rows)| {
+                        let record = write::record_batch(&batch, &rows, &columns)?;
+                        let created = now.timestamp_millis();
+                        if rows.len() <= inline_rows {
+                            layout
+                                .encode_inline(record, &partition, created)
+                                .map(Encoded::Part)
+                        } else {
+                            layout
+                                .encode_insert(record, &partition, created)
+                                .map(Encoded::File)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+        });
+        let encoded: Vec<Encoded> = futures::future::try_join_all(encoders)
+            .instrument(tracing::debug_span!("insert.encode", parts))
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        let (inline, records, to_upload) = self.split_inline(encoded).await?;
+        let mut uploaded: Vec<DataFile> = self.upload(to_upload).await?;
+        let mut draft = CommitDraft::new(Operation::Insert);
+        draft.definition = Some(self.definition_json.clone());
+        draft.columns = columns.as_ref().clone();
+        if !inline.is_empty() {
+            draft.inline_limit = Some(self.config.inline.limit_bytes);
+        }
+        draft.added = uploaded
+            .iter()
+            .cloned()
+            .chain(inline.iter().cloned())
+            .collect();
+        let mut outcome = self.win(draft.clone()).await;
+        if let Err(CommitError::Conflict(Conflict::InlineFull { .. })) = &outcome {
+            // Other writers filled the table's inline bound first: the
+            // parts become files (nothing of this insert was committed).
+            let as_files = async { self.upload(self.parts_as_files(records).await?).await };
+            match as_files.await {
+                Ok(more) => uploaded.extend(more),
+                Err(error) => {
+                    self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
+                        .await;
+                    return Err(error);
+                }
+            }
+            draft.inline_limit = None;
+            draft.added = uploaded.clone();
+            outcome = self.win(draft).await;
+        }
+        match outcome {
+            Ok(post) => {
+                let added = &post.commit().added;
+                let receipt = InsertReceipt {
+                    version: post.version(),
+                    files: added.iter().map(|f| f.path.clone()).collect(),
+                    rows: added.iter().map(|f| f.rows).sum(),
+                    partitions,
+                };
+                Ok(DurableInsert {
+                    table: self,
+                    post,
+                    receipt,
+                })
+            }
+            Err(error) => {
+                self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
+                    .await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
+    /// (durable) or the error says why not.
+    async fn win(&self, draft: CommitDraft) -> std::result::Result<PostCommit<'_>, CommitError> {
+        self.meta.prepare(draft)?.win().await
+    }
+
+    /// Splits an insert's encoded parts into those kept in the commit
+    /// (small enough, and the table's inline bound not reached as of the
+    /// last sync: the parts, and their rows should they have to become
+    /// files after all) and those uploaded as files (parts over
+    /// `max_part_bytes` or the bound are written as files here).
+    #[allow(clippy::type_complexity)]
+    async fn split_inline(
+        &self,
+        encoded: Vec<Encoded>,
+    ) -> Result<(
+        Vec<DataFile>,
+        Vec<(String, RecordBatch)>,
+        Vec<(DataFile, Vec<u8>)>,
+    )> {
+        let settings = self.config.inline;
+        let mut parts = Vec::new();
+        let mut files = Vec::new();
+        let mut too_big = Vec::new();
+        for encoded in encoded {
+            match encoded {
+                Encoded::File(file) => files.push(file),
+                Encoded::Part(part) if part.bytes.len() as u64 <= settings.max_part_bytes => {
+                    parts.push(part)
+                }
+                Encoded::Part(part) => too_big.push((part.file.partition, part.record)),
+            }
+        }
+        let adding: u64 = parts.iter().map(|p| p.bytes.len() as u64).sum();
+        if !parts.is_empty()
+            && self.meta.snapshot()?.inline_held_bytes()? + adding > settings.limit_bytes
+        {
+            too_big.extend(parts.drain(..).map(|p| (p.file.partition, p.record)));
+        }
+        files.extend(self.parts_as_files(too_big).await?);
+        let mut records = Vec::with_capacity(parts.len());
+        let inline = parts
+            .into_iter()
+            .map(|part| {
+                records.push((part.file.partition.clone(), part.record));
+                DataFile {
+                    inline: Some(InlineData(part.bytes.into())),
+                    ..part.file
+                }
+            })
+            .collect();
+        Ok((inline, records, files))
+    }
+
+    /// Encodes rows meant for inline parts as files of their partitions.
+    async fn parts_as_files(
+        &self,
+        records: Vec<(String, RecordBatch)>,
+    ) -> Result<Vec<(DataFile, Vec<u8>)>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let layout = FileLayout::of(&self.config);
+        let created = chrono::Utc::now().timestamp_millis();
+        crate::cpu::on_cpu(move || {
+            records
+                .into_iter()
+                .map(|(partition, record)| layout.encode_insert(record, &partition, created))
+                .collect()
+        })
+        .await
+    }
+
+    /// Uploads encoded files in parallel; on any failure deletes every
+    /// file it tried (a failed upload may still have landed; no commit
+    /// references any of them) and returns the error.
+    async fn upload(&self, files: Vec<(DataFile, Vec<u8>)>) -> Result<Vec<DataFile>> {
+        let paths: Vec<String> = files.iter().map(|(f, _)| f.path.clone()).collect();
+        let results: Vec<Result<DataFile>> = futures::stream::iter(files)
+            .map(|(file, bytes)| async move {
+                let path = Path::from(file.path.as_str());
+                self.store
+                    .put(&path, bytes.into())
+                    .await
+                    .map_err(|e| TableError::store(&path, e))?;
+                Ok(file)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+        if let Some(Err(error)) = failed.into_iter().next() {
+            self.delete_files(paths.iter().map(String::as_str)).await;
+            return Err(error);
+        }
+        Ok(ok.into_iter().map(Result::unwrap).collect())
+    }
+}
+
+/// Refuses a field named like a partition column (a Hive key of the rows'
+/// partition paths, compared as DuckDB does, ignoring case): queries read
+/// the partition's value in its place, so the field's own values would be
+/// silently lost.
+fn check_partition_names(batch: &Batch, paths: &[String], routing: Option<&str>) -> Result<()> {
+    let mut keys: BTreeMap<String, &str> = BTreeMap::new();
+    let mut previous: Option<&str> = None;
+    for path in paths {
+        if previous == Some(path.as_str()) {
+            continue;
+        }
+        previous = Some(path.as_str());
+        for segment in path.split('/') {
+            if let Some((key, _)) = segment.split_once('=') {
+                keys.entry(key.to_lowercase()).or_insert(path.as_str());
+            }
+        }
+    }
+    for column in &batch.columns {
+        if Some(column.name.as_str()) == routing {
+            continue;
+        }
+        let Some(path) = keys.get(&column.name.to_lowercase()) else {
+            continue;
+        };
+        if let Some(row) = column
+            .values
+            .iter()
+            .position(|v| *v != icedb_plugin::Value::Null)
+        {
+            return Err(TableError::BadInput {
+                row,
+                line: None,
+                reason: format!(
+                    "field `{}` has the name of a partition column (the row's partition is `{path}`); queries would read the partition's value in its place: rename the field",
+                    column.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
