@@ -28,9 +28,11 @@ impl MetaStore {
     /// `keep_checkpoints` checkpoints, and log entries newer than the oldest
     /// kept checkpoint or among the newest `keep_log_versions`. Without a
     /// checkpoint nothing in the log is deleted (a new process would have
-    /// nothing to start from). Idempotent.
+    /// nothing to start from). Idempotent. The newest versions kept are
+    /// counted from this replica's head, without a sync (vacuum has just
+    /// synced): a replica behind the log only expires less.
     pub async fn expire(&self, policy: ExpirePolicy) -> Result<ExpireReport> {
-        let head = self.sync().await?;
+        let head = self.local_version()?;
         let mut checkpoints = self.list_versions(CHECKPOINT_DIR, "redb").await?;
         checkpoints.sort_unstable_by(|a, b| b.cmp(a));
         let keep = policy.keep_checkpoints.max(1);
@@ -48,6 +50,10 @@ impl MetaStore {
             )
             .await?;
         let log_bound = oldest_kept.min(head.saturating_sub(policy.keep_log_versions));
+        if log_bound == 0 {
+            // No log entry may go yet: nothing to list.
+            return Ok(report);
+        }
         if log_bound > self.expired_through().await? {
             let marker = Path::from(EXPIRED_MARKER);
             self.store

@@ -37,7 +37,8 @@ const PARTITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("partition
 const SCHEMA: TableDefinition<u32, &[u8]> = TableDefinition::new("schema");
 /// version → [`CommitSummary`]
 const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
-/// path → version that added it, for purged files: paths the log may
+/// path → version that added it, for purged files (not inline parts,
+/// whose names no writer can reuse): paths the log may
 /// never add again.
 const RETIRED: TableDefinition<&str, u64> = TableDefinition::new("retired");
 /// `table_id` → the table's identity (the id of its first commit).
@@ -439,9 +440,15 @@ impl Replica {
                                 .map_err(|e| err(e.into()))?;
                         }
                     }
-                    retired
-                        .insert(purged.path.as_str(), added_in)
-                        .map_err(|e| err(e.into()))?;
+                    // An inline part's name is minted by the insert that
+                    // wrote it and is never an object, so no writer can add
+                    // it again: remembering it would grow the replica and
+                    // every checkpoint by each small insert's parts forever.
+                    if !crate::model::is_inline_path(&purged.path) {
+                        retired
+                            .insert(purged.path.as_str(), added_in)
+                            .map_err(|e| err(e.into()))?;
+                    }
                     if let Some(data) = inline
                         .remove((purged.partition.as_str(), purged.path.as_str()))
                         .map_err(|e| err(e.into()))?
@@ -1143,5 +1150,80 @@ impl Snapshot {
             Some(value) => Ok(Some(decode(&self.path, value.value())?)),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(version: u64, operation: Operation) -> Commit {
+        Commit {
+            format: crate::model::COMMIT_FORMAT,
+            version,
+            id: format!("c{version}"),
+            table_id: Some("c1".to_owned()),
+            timestamp_ms: 0,
+            writer: "test".to_owned(),
+            operation,
+            added: Vec::new(),
+            removed: Vec::new(),
+            purged: Vec::new(),
+            schema_changes: Vec::new(),
+            details: BTreeMap::new(),
+            definition: None,
+        }
+    }
+
+    fn file(path: &str, inline: bool) -> DataFile {
+        DataFile {
+            path: path.to_owned(),
+            partition: "p=1".to_owned(),
+            bytes: 3,
+            rows: 1,
+            created_ms: 0,
+            columns: BTreeMap::new(),
+            inline: inline.then(|| InlineData(bytes::Bytes::from_static(b"abc"))),
+        }
+    }
+
+    fn retired(replica: &Replica) -> Vec<String> {
+        let txn = replica.db.begin_read().unwrap();
+        let table = txn.open_table(RETIRED).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value().to_owned())
+            .collect()
+    }
+
+    /// A purged file's path is remembered so no commit can add it again; a
+    /// purged inline part's is not (no writer can reuse its name), else
+    /// every small insert would grow the replica and its checkpoints for
+    /// good.
+    #[test]
+    fn purged_inline_parts_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let part = file("inline/p=1/a.parquet", true);
+        let data = file("data/p=1/b.parquet", false);
+        let mut add = commit(1, Operation::Insert);
+        add.added = vec![part.clone(), data.clone()];
+        let mut remove = commit(2, Operation::Merge);
+        remove.removed = vec![FileRef::from(&part), FileRef::from(&data)];
+        let mut purge = commit(3, Operation::Vacuum);
+        purge.purged = remove.removed.clone();
+        replica.apply(&[add, remove, purge]).unwrap();
+
+        assert_eq!(retired(&replica), ["data/p=1/b.parquet"]);
+        let snapshot = replica.snapshot().unwrap();
+        assert!(snapshot.tombstones().unwrap().is_empty());
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 0);
+        let mut again = CommitDraft::new(Operation::Insert);
+        again.added = vec![data];
+        assert!(matches!(
+            replica.plan(&again),
+            Err(MetaError::Conflict(Conflict::FileAlreadyAdded { by_version: 1, .. }))
+        ));
     }
 }

@@ -10,6 +10,7 @@ use icedb_meta::{
     Snapshot, Tombstone, is_inline_path,
 };
 use object_store::path::Path;
+use tracing::Instrument;
 
 use crate::error::{Result, TableError};
 
@@ -84,6 +85,7 @@ impl Table {
     /// Deletes tombstoned files older than the grace period and records the
     /// purge, deletes orphans older than the grace period, and expires old
     /// log entries and checkpoints. Every step is idempotent.
+    #[tracing::instrument(level = "debug", skip_all, name = "vacuum")]
     pub async fn vacuum(&self, options: &VacuumOptions) -> Result<VacuumReport> {
         if options.grace < RETENTION_FLOOR && !options.force {
             return Err(TableError::GraceBelowFloor {
@@ -116,11 +118,16 @@ impl Table {
                 .map(|t| t.path.clone())
                 .collect(),
         )
+        .instrument(tracing::debug_span!("vacuum.delete", files = expired.len()))
         .await?;
         if !expired.is_empty() {
             let mut draft = CommitDraft::new(Operation::Vacuum);
             draft.purged = expired.iter().map(FileRef::from).collect();
-            let receipt = self.meta().commit(draft).await?;
+            let receipt = self
+                .meta()
+                .commit(draft)
+                .instrument(tracing::debug_span!("vacuum.purge"))
+                .await?;
             report.version = Some(receipt.version);
             report.purged = receipt.commit.purged.len();
             report.bytes_freed += expired
@@ -133,6 +140,7 @@ impl Table {
         // Orphans: data objects no commit references (crash leftovers).
         let orphans: Vec<(String, u64)> = self
             .list_data_objects()
+            .instrument(tracing::debug_span!("vacuum.list"))
             .await?
             .into_iter()
             .filter(|o| !referenced.contains(o.location.as_ref()))
@@ -155,7 +163,11 @@ impl Table {
         }
         report.orphans_deleted = self.delete_objects(still_unreferenced).await?;
         if let Some(policy) = options.expire {
-            let expired = self.meta().expire(policy).await?;
+            let expired = self
+                .meta()
+                .expire(policy)
+                .instrument(tracing::debug_span!("vacuum.expire"))
+                .await?;
             report.log_entries_deleted = expired.log_entries_deleted;
             report.checkpoints_deleted = expired.checkpoints_deleted;
         }
