@@ -1223,7 +1223,10 @@ mod tests {
         again.added = vec![data];
         assert!(matches!(
             replica.plan(&again),
-            Err(MetaError::Conflict(Conflict::FileAlreadyAdded { by_version: 1, .. }))
+            Err(MetaError::Conflict(Conflict::FileAlreadyAdded {
+                by_version: 1,
+                ..
+            }))
         ));
     }
 }

@@ -211,43 +211,53 @@ impl Table {
     async fn merge_round(&self, policy: &MergePolicy, scope: Scope) -> Result<MergeReport> {
         let started = Instant::now();
         self.meta().sync().await?;
+        // Reading every candidate's entry (and inline bytes) from the
+        // replica is blocking work: thousands of inline parts take tens of
+        // milliseconds.
         let snapshot = self.meta().snapshot()?;
-        let filter = policy
-            .partition_prefix
-            .clone()
-            .map_or(PartitionFilter::All, PartitionFilter::Prefix);
-        let mut partitions = snapshot.partitions(&filter)?;
-        if policy.order == PartitionOrder::Descending {
-            partitions.reverse();
-        }
-        // Partitions with inline parts are flushed in every round, beyond
-        // `max_partitions`: a flush reads nothing from the store, and the
-        // table's inline bound frees up only when they become files.
-        let inline: BTreeSet<String> = snapshot
-            .inline_partitions()?
-            .into_iter()
-            .filter(|p| filter.matches(p))
-            .collect();
-        let mut chosen: Vec<String> = partitions
-            .into_iter()
-            .filter(|p| p.files >= 2 && !inline.contains(&p.partition))
-            .filter(|_| scope == Scope::Policy)
-            .take(policy.max_partitions)
-            .map(|p| p.partition)
-            .collect();
-        chosen.extend(inline);
-        let mut candidates = Vec::new();
-        for partition in chosen {
-            let files = snapshot.files(&PartitionFilter::Prefix(partition.clone()))?;
-            let files = files
+        let planning = policy.clone();
+        let (candidates, table_schema) = tokio::task::spawn_blocking(move || {
+            let policy = &planning;
+            let filter = policy
+                .partition_prefix
+                .clone()
+                .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+            let mut partitions = snapshot.partitions(&filter)?;
+            if policy.order == PartitionOrder::Descending {
+                partitions.reverse();
+            }
+            // Partitions with inline parts are flushed in every round, beyond
+            // `max_partitions`: a flush reads nothing from the store, and the
+            // table's inline bound frees up only when they become files.
+            let inline: BTreeSet<String> = snapshot
+                .inline_partitions()?
                 .into_iter()
-                .filter(|f| f.partition == partition)
-                .filter(|f| scope == Scope::Policy || f.is_inline())
+                .filter(|p| filter.matches(p))
                 .collect();
-            candidates.push((partition, files));
-        }
-        let table_schema = snapshot.schema()?;
-        drop(snapshot);
+            let mut chosen: Vec<String> = partitions
+                .into_iter()
+                .filter(|p| p.files >= 2 && !inline.contains(&p.partition))
+                .filter(|_| scope == Scope::Policy)
+                .take(policy.max_partitions)
+                .map(|p| p.partition)
+                .collect();
+            chosen.extend(inline);
+            let mut candidates = Vec::new();
+            for partition in chosen {
+                let files = snapshot.files(&PartitionFilter::Prefix(partition.clone()))?;
+                let files = files
+                    .into_iter()
+                    .filter(|f| f.partition == partition)
+                    .filter(|f| scope == Scope::Policy || f.is_inline())
+                    .collect();
+                candidates.push((partition, files));
+            }
+            let table_schema = snapshot.schema()?;
+            Ok::<_, TableError>((candidates, table_schema))
+        })
+        .instrument(tracing::debug_span!("merge.plan"))
+        .await
+        .expect("reading the replica does not panic")?;
         // The table's target file size caps every policy's outputs.
         let capped = MergePolicy {
             target_output_bytes: policy
