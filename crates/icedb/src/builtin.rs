@@ -42,12 +42,12 @@ impl JsonTextFormat {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut columns: Vec<Column> = Vec::new();
         for (row, text) in rows.iter().enumerate() {
-            let object = match serde_json::from_str::<Json>(text.as_ref()) {
-                Ok(Json::Object(object)) => object,
-                Ok(other) => {
+            let object = match serde_json::from_str::<Row>(text.as_ref()) {
+                Ok(Row::Object(fields)) => fields,
+                Ok(Row::Other(kind)) => {
                     return Err(FormatError {
                         row,
-                        reason: format!("expected a JSON object, got {}", json_kind(&other)),
+                        reason: format!("expected a JSON object, got {kind}"),
                     });
                 }
                 Err(e) => {
@@ -80,7 +80,16 @@ impl JsonTextFormat {
                     });
                     columns.len() - 1
                 });
-                columns[slot].values.push(value);
+                let column = &mut columns[slot];
+                if column.values.len() > row {
+                    // Which of the two values is meant is anyone's guess
+                    // (JSON leaves it open; most parsers keep the last).
+                    return Err(FormatError {
+                        row,
+                        reason: format!("field `{}` appears twice", column.name),
+                    });
+                }
+                column.values.push(value);
             }
             for column in &mut columns {
                 if column.values.len() == row {
@@ -114,6 +123,56 @@ impl JsonTextFormat {
                 .map_err(|e| format!("`{text}` is not an RFC 3339 time ({e})")),
             other => Err(format!("{} is not a timestamp", json_kind(other))),
         }
+    }
+}
+
+/// A row as parsed: its top-level fields in order, each kept (a repeated
+/// name is refused by the caller, not silently collapsed as a JSON map
+/// would), or the kind of the JSON value that is not an object.
+enum Row {
+    Object(Vec<(String, Json)>),
+    Other(&'static str),
+}
+
+impl<'de> serde::Deserialize<'de> for Row {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Row, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Row;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(field) = map.next_entry::<String, Json>()? {
+                    fields.push(field);
+                }
+                Ok(Row::Object(fields))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Row::Other("an array"))
+            }
+            fn visit_unit<E>(self) -> Result<Row, E> {
+                Ok(Row::Other("null"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Row, E> {
+                Ok(Row::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Row, E> {
+                Ok(Row::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Row, E> {
+                Ok(Row::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Row, E> {
+                Ok(Row::Other("a number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Row, E> {
+                Ok(Row::Other("a string"))
+            }
+        }
+        deserializer.deserialize_any(Visit)
     }
 }
 
@@ -195,5 +254,22 @@ mod tests {
             .format(&[r#"{"ts": "yesterday"}"#])
             .unwrap_err();
         assert!(error.reason.contains("field `ts`"), "{error}");
+        for (text, kind) in [("\"x\"", "a string"), ("3", "a number"), ("null", "null")] {
+            let error = JsonTextFormat::default().format(&[text]).unwrap_err();
+            assert_eq!(error.reason, format!("expected a JSON object, got {kind}"));
+        }
+        let error = JsonTextFormat::default().format(&["[1] 2"]).unwrap_err();
+        assert!(error.reason.contains("invalid JSON"), "{error}");
+    }
+
+    /// `{"a": 1, "a": 2}` is ambiguous: a JSON map would keep one value and
+    /// drop the other without a word.
+    #[test]
+    fn refuses_a_field_named_twice() {
+        let error = JsonTextFormat::default()
+            .format(&[r#"{"a": 1, "b": 2}"#, r#"{"b": 1, "a": 2, "a": 3}"#])
+            .unwrap_err();
+        assert_eq!(error.row, 1);
+        assert_eq!(error.reason, "field `a` appears twice");
     }
 }
