@@ -138,7 +138,7 @@ fn flatten_json_flattens_to_the_configured_depth() {
         .format_blocking(&rows(&[
             r#"{"ts": 1790812800000, "user": {"id": 7, "geo": {"cc": "NL"}}, "tags": ["a", "b"]}"#,
             r#"{"at": "2026-10-01T00:00:00Z", "user": {"id": 18446744073709551615}, "n": 1.5, "ok": false, "x": null}"#,
-            r#"{"dup": 1, "dup": 2}"#,
+            r#"{"z": 2}"#,
         ]))
         .unwrap();
     assert_eq!(batch.row_count, 3);
@@ -153,7 +153,7 @@ fn flatten_json_flattens_to_the_configured_depth() {
     assert_eq!(
         names,
         [
-            "ts", "user.id", "user.geo", "tags", "at", "n", "ok", "x", "dup"
+            "ts", "user.id", "user.geo", "tags", "at", "n", "ok", "x", "z"
         ]
     );
     assert_eq!(
@@ -192,11 +192,7 @@ fn flatten_json_flattens_to_the_configured_depth() {
     );
     assert_eq!(col("n"), [Value::Null, Value::Float(1.5), Value::Null]);
     assert_eq!(col("ok"), [Value::Null, Value::Boolean(false), Value::Null]);
-    assert_eq!(
-        col("dup"),
-        [Value::Null, Value::Null, Value::Int(2)],
-        "the last duplicate key wins"
-    );
+    assert_eq!(col("z"), [Value::Null, Value::Null, Value::Int(2)]);
 }
 
 #[test]
@@ -225,6 +221,23 @@ fn flatten_json_names_the_bad_row() {
         error.message.contains("field `ts`") && error.message.contains("RFC 3339"),
         "{error}"
     );
+    // A column named twice in a row is ambiguous, whether by a repeated key
+    // or by a flattened path.
+    for (row, column) in [
+        (r#"{"dup": 1, "dup": 2}"#, "dup"),
+        (r#"{"a": {"b": 1}, "a.b": 2}"#, "a.b"),
+    ] {
+        let error = flatten
+            .format_blocking(&rows(&[r#"{"a": 1}"#, row]))
+            .unwrap_err();
+        assert_eq!(error.row, Some(1), "{error}");
+        assert!(
+            error
+                .message
+                .contains(&format!("field `{column}` appears twice")),
+            "{error}"
+        );
+    }
     // The same instance keeps working after refusing a batch.
     assert_eq!(
         flatten

@@ -11,8 +11,9 @@
 //! * `timestamp-unit` (default `ms`): the unit of numeric timestamps: `s`,
 //!   `ms` or `us`.
 //!
-//! Rows are parsed in one streaming pass (no intermediate JSON tree). Within
-//! one row a repeated key keeps its last value, as most JSON readers do.
+//! Rows are parsed in one streaming pass (no intermediate JSON tree). A row
+//! that names a column twice (a repeated key, or `{"a": {"b": 1}, "a.b": 2}`)
+//! is refused: which value is meant is anyone's guess.
 
 wit_bindgen::generate!({ path: "../../wit", world: "format-row-plugin" });
 
@@ -202,7 +203,8 @@ impl<'s> Sink<'s> {
         self.predicted_slot = slot + 1;
         let values = &mut self.columns[slot].values;
         if values.len() > row {
-            values[row] = value; // repeated key: the last one wins
+            self.leaf_error
+                .get_or_insert(format!("field `{}` appears twice", self.path));
         } else {
             values.push(value);
         }
