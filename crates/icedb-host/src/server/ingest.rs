@@ -116,11 +116,7 @@ impl Ingest {
             .queued_rows
             .get_or_create(&table_label)
             .inc_by(count as i64);
-        let result = if self.config.group_commit {
-            self.insert_grouped(rows).await
-        } else {
-            self.insert_alone(rows).await
-        };
+        let result = self.enqueue(rows).await;
         self.metrics
             .queued_rows
             .get_or_create(&table_label)
@@ -141,7 +137,9 @@ impl Ingest {
             })
     }
 
-    async fn insert_grouped(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
+    /// Hands the rows to the flusher and waits for their answer (given
+    /// once their commit is durable).
+    async fn enqueue(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
         let (reply, answer) = oneshot::channel();
         {
             let queue = self.queue.lock().expect("queue lock");
@@ -153,15 +151,6 @@ impl Ingest {
                 .map_err(|_| IngestError::ShuttingDown)?;
         }
         // The flusher answers every request it took, even on shutdown.
-        answer
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?
-            .map_err(IngestError::Table)
-    }
-
-    async fn insert_alone(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
-        let (reply, answer) = oneshot::channel();
-        self.commit_alone(rows, "1 request", reply).await;
         answer
             .await
             .map_err(|_| IngestError::ShuttingDown)?
@@ -207,7 +196,8 @@ impl Ingest {
             .observe(requests as f64);
     }
 
-    /// Forms groups and commits them, at most `concurrent_flushes` at once.
+    /// Forms groups and commits them, at most `concurrent_flushes` at once
+    /// (without group commit, each request alone, as it comes).
     /// A group closes once a flush slot is free and either the flush window
     /// since its first request has passed or it holds `max_group_rows`:
     /// requests arriving while every slot is busy join the next group
@@ -217,6 +207,18 @@ impl Ingest {
         let slots = Arc::new(Semaphore::new(self.config.concurrent_flushes));
         let mut flushes = JoinSet::new();
         while let Some(first) = queue.recv().await {
+            if !self.config.group_commit {
+                // Every request commits by itself (they take turns for the
+                // log); answered once durable, finished here so a drain
+                // waits for the replica (and the Delta log) to have it.
+                let this = self.clone();
+                flushes.spawn(async move {
+                    this.commit_alone(first.rows, "1 request", first.reply)
+                        .await
+                });
+                while flushes.try_join_next().is_some() {}
+                continue;
+            }
             let deadline = tokio::time::Instant::now() + self.config.flush_window;
             let slot = slots.clone().acquire_owned().await.expect("never closed");
             let mut rows = first.rows.row_count();
