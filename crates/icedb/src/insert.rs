@@ -10,7 +10,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use futures::StreamExt;
 use icedb_meta::{CommitDraft, CommitError, Conflict, DataFile, InlineData, Operation, PostCommit};
-use object_store::path::Path;
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
@@ -450,11 +449,7 @@ impl Table {
         let paths: Vec<String> = files.iter().map(|(f, _)| f.path.clone()).collect();
         let results: Vec<Result<DataFile>> = futures::stream::iter(files)
             .map(|(file, bytes)| async move {
-                let path = Path::from(file.path.as_str());
-                self.store
-                    .put(&path, bytes.into())
-                    .await
-                    .map_err(|e| TableError::store(&path, e))?;
+                self.put_object(&file.path, bytes).await?;
                 Ok(file)
             })
             .buffer_unordered(16)

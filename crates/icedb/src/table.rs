@@ -249,12 +249,18 @@ impl Table {
             partition,
             chrono::Utc::now().timestamp_millis(),
         )?;
-        let location = Path::from(file.path.as_str());
+        self.put_object(&file.path, bytes).await?;
+        Ok(file)
+    }
+
+    /// Writes one object of the table (a data file).
+    pub(crate) async fn put_object(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let location = Path::from(path);
         self.store
             .put(&location, bytes.into())
             .await
             .map_err(|e| TableError::store(&location, e))?;
-        Ok(file)
+        Ok(())
     }
 
     /// Best-effort deletion of files no commit references (vacuum's orphan
