@@ -137,7 +137,7 @@ fn flatten_json_flattens_to_the_configured_depth() {
     let batch = flatten
         .format_blocking(&rows(&[
             r#"{"ts": 1790812800000, "user": {"id": 7, "geo": {"cc": "NL"}}, "tags": ["a", "b"]}"#,
-            r#"{"at": "2026-10-01T00:00:00Z", "user": {"id": 18446744073709551615}, "n": 1.5, "ok": false, "x": null}"#,
+            r#"{"at": "2026-10-01T00:00:00Z", "user": {"id": 9223372036854775807}, "n": 1.5, "ok": false, "x": null}"#,
             r#"{"z": 2}"#,
         ]))
         .unwrap();
@@ -174,11 +174,7 @@ fn flatten_json_flattens_to_the_configured_depth() {
     );
     assert_eq!(
         col("user.id"),
-        [
-            Value::Int(7),
-            Value::Float(18446744073709551615.0),
-            Value::Null
-        ]
+        [Value::Int(7), Value::Int(i64::MAX), Value::Null]
     );
     assert_eq!(
         col("user.geo"),
@@ -238,6 +234,16 @@ fn flatten_json_names_the_bad_row() {
             "{error}"
         );
     }
+    // An integer beyond int64 would change if read as a float.
+    let error = flatten
+        .format_blocking(&rows(&[r#"{"user": {"id": 18446744073709551615}}"#]))
+        .unwrap_err();
+    assert_eq!(error.row, Some(0), "{error}");
+    assert!(
+        error.message.contains("field `user.id`")
+            && error.message.contains("outside the int64 range"),
+        "{error}"
+    );
     // The same instance keeps working after refusing a batch.
     assert_eq!(
         flatten

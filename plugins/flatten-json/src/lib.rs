@@ -341,10 +341,18 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
         Ok(())
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        let value = i64::try_from(v)
-            .map(Value::Int)
-            .unwrap_or(Value::Float(v as f64));
-        self.sink.leaf(value);
+        match i64::try_from(v) {
+            Ok(v) => self.sink.leaf(Value::Int(v)),
+            // Read as a float it would change (and turn the whole column
+            // into floats): refuse, as the built-in formatter does.
+            Err(_) => {
+                let reason = format!(
+                    "field `{}`: the integer {v} is outside the int64 range; send it as a string to keep it exactly",
+                    self.sink.path
+                );
+                self.sink.leaf_error.get_or_insert(reason);
+            }
+        }
         Ok(())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
