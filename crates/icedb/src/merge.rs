@@ -3,7 +3,8 @@
 //! batch per input in memory), writes one file, and commits add + remove.
 //! A conflict (another merge removed an input first) aborts the job and
 //! deletes its output; nothing is lost or duplicated.
-//! The k-way merge itself is `kway.rs`.
+//! The k-way merge itself is `kway.rs`. A little over 600 lines: the
+//! round's planning, jobs and commit share the private job types.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use arrow::array::RecordBatch;
 use futures::StreamExt;
 use icedb_meta::{
     ColumnDef, CommitDraft, CommitError, Conflict, DataFile, FileRef, Operation, PartitionFilter,
+    Snapshot,
 };
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
@@ -143,9 +145,12 @@ impl MergeReport {
 /// Jobs run at once in a round that flushes only inline parts.
 const INLINE_JOBS_AT_ONCE: usize = 8;
 
+/// Each partition a round takes, with its candidate files.
+type Candidates = Vec<(String, Vec<DataFile>)>;
+
 /// Groups of files to merge, one partition each. A group needs two files,
 /// or one inline part (flushing it into a file is the point).
-fn plan(partitions: Vec<(String, Vec<DataFile>)>, policy: &MergePolicy) -> Vec<Vec<DataFile>> {
+fn plan(partitions: Candidates, policy: &MergePolicy) -> Vec<Vec<DataFile>> {
     let worth = |group: &[DataFile]| group.len() >= 2 || group.iter().any(DataFile::is_inline);
     let mut jobs = Vec::new();
     for (_, mut files) in partitions {
@@ -216,48 +221,11 @@ impl Table {
         // milliseconds.
         let snapshot = self.meta().snapshot()?;
         let planning = policy.clone();
-        let (candidates, table_schema) = tokio::task::spawn_blocking(move || {
-            let policy = &planning;
-            let filter = policy
-                .partition_prefix
-                .clone()
-                .map_or(PartitionFilter::All, PartitionFilter::Prefix);
-            let mut partitions = snapshot.partitions(&filter)?;
-            if policy.order == PartitionOrder::Descending {
-                partitions.reverse();
-            }
-            // Partitions with inline parts are flushed in every round, beyond
-            // `max_partitions`: a flush reads nothing from the store, and the
-            // table's inline bound frees up only when they become files.
-            let inline: BTreeSet<String> = snapshot
-                .inline_partitions()?
-                .into_iter()
-                .filter(|p| filter.matches(p))
-                .collect();
-            let mut chosen: Vec<String> = partitions
-                .into_iter()
-                .filter(|p| p.files >= 2 && !inline.contains(&p.partition))
-                .filter(|_| scope == Scope::Policy)
-                .take(policy.max_partitions)
-                .map(|p| p.partition)
-                .collect();
-            chosen.extend(inline);
-            let mut candidates = Vec::new();
-            for partition in chosen {
-                let files = snapshot.files(&PartitionFilter::Prefix(partition.clone()))?;
-                let files = files
-                    .into_iter()
-                    .filter(|f| f.partition == partition)
-                    .filter(|f| scope == Scope::Policy || f.is_inline())
-                    .collect();
-                candidates.push((partition, files));
-            }
-            let table_schema = snapshot.schema()?;
-            Ok::<_, TableError>((candidates, table_schema))
-        })
-        .instrument(tracing::debug_span!("merge.plan"))
-        .await
-        .expect("reading the replica does not panic")?;
+        let (candidates, table_schema) =
+            tokio::task::spawn_blocking(move || candidates(&snapshot, &planning, scope))
+                .instrument(tracing::debug_span!("merge.plan"))
+                .await
+                .expect("reading the replica does not panic")?;
         // The table's target file size caps every policy's outputs.
         let capped = MergePolicy {
             target_output_bytes: policy
@@ -599,4 +567,49 @@ impl Written {
             ..MergeReport::default()
         }
     }
+}
+
+/// The partitions a round of `policy` takes and their candidate files (as
+/// `snapshot` holds them), with the table's schema.
+fn candidates(
+    snapshot: &Snapshot,
+    policy: &MergePolicy,
+    scope: Scope,
+) -> Result<(Candidates, Vec<ColumnDef>)> {
+    let filter = policy
+        .partition_prefix
+        .clone()
+        .map_or(PartitionFilter::All, PartitionFilter::Prefix);
+    let mut partitions = snapshot.partitions(&filter)?;
+    if policy.order == PartitionOrder::Descending {
+        partitions.reverse();
+    }
+    // Partitions with inline parts are flushed in every round, beyond
+    // `max_partitions`: a flush reads nothing from the store, and the
+    // table's inline bound frees up only when they become files.
+    let inline: BTreeSet<String> = snapshot
+        .inline_partitions()?
+        .into_iter()
+        .filter(|p| filter.matches(p))
+        .collect();
+    let mut chosen: Vec<String> = partitions
+        .into_iter()
+        .filter(|p| p.files >= 2 && !inline.contains(&p.partition))
+        .filter(|_| scope == Scope::Policy)
+        .take(policy.max_partitions)
+        .map(|p| p.partition)
+        .collect();
+    chosen.extend(inline);
+    let mut candidates = Vec::new();
+    for partition in chosen {
+        let files = snapshot.files(&PartitionFilter::Prefix(partition.clone()))?;
+        let files = files
+            .into_iter()
+            .filter(|f| f.partition == partition)
+            .filter(|f| scope == Scope::Policy || f.is_inline())
+            .collect();
+        candidates.push((partition, files));
+    }
+    let table_schema = snapshot.schema()?;
+    Ok((candidates, table_schema))
 }
