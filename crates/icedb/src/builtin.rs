@@ -2,9 +2,11 @@
 //! each top-level JSON field becomes a column; nested objects and arrays are
 //! kept as their JSON text; chosen fields are read as timestamps.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use crate::{Batch, Column, Value};
 
@@ -57,29 +59,33 @@ impl JsonTextFormat {
                     });
                 }
             };
-            for (name, json) in object {
+            for (name, raw) in object {
                 if name.is_empty() {
                     return Err(FormatError {
                         row,
                         reason: "a field has an empty name".to_owned(),
                     });
                 }
-                let value = if self.timestamp_fields.contains(&name) {
-                    self.timestamp(&json)
+                let value = if self.timestamp_fields.iter().any(|f| *f == *name) {
+                    self.timestamp(raw)
                 } else {
-                    to_value(json)
+                    to_value(raw)
                 }
                 .map_err(|reason| FormatError {
                     row,
                     reason: format!("field `{name}`: {reason}"),
                 })?;
-                let slot = *index.entry(name).or_insert_with_key(|name| {
-                    columns.push(Column {
-                        name: name.clone(),
-                        values: vec![Value::Null; row],
-                    });
-                    columns.len() - 1
-                });
+                let slot = match index.get(&*name) {
+                    Some(&slot) => slot,
+                    None => {
+                        columns.push(Column {
+                            name: name.clone().into_owned(),
+                            values: vec![Value::Null; row],
+                        });
+                        index.insert(name.into_owned(), columns.len() - 1);
+                        columns.len() - 1
+                    }
+                };
                 let column = &mut columns[slot];
                 if column.values.len() > row {
                     // Which of the two values is meant is anyone's guess
@@ -103,8 +109,9 @@ impl JsonTextFormat {
         })
     }
 
-    fn timestamp(&self, json: &Json) -> Result<Value, String> {
-        match json {
+    fn timestamp(&self, raw: &RawValue) -> Result<Value, String> {
+        let json: Json = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        match &json {
             Json::Null => Ok(Value::Null),
             Json::Number(n) => {
                 if let Some(i) = n.as_i64() {
@@ -112,10 +119,14 @@ impl JsonTextFormat {
                         .map(Value::Timestamp)
                         .ok_or_else(|| format!("{i} is out of range for a timestamp"))
                 } else {
-                    let f = n.as_f64().unwrap_or(f64::NAN);
-                    Ok(Value::Timestamp(
-                        (f * self.timestamp_unit_micros as f64) as i64,
-                    ))
+                    // A float beyond int64 microseconds would saturate
+                    // silently in a cast.
+                    let micros = n.as_f64().unwrap_or(f64::NAN) * self.timestamp_unit_micros as f64;
+                    if micros.is_finite() && micros.abs() < i64::MAX as f64 {
+                        Ok(Value::Timestamp(micros as i64))
+                    } else {
+                        Err(format!("{} is out of range for a timestamp", raw.get()))
+                    }
                 }
             }
             Json::String(text) => chrono::DateTime::parse_from_rfc3339(text)
@@ -126,49 +137,78 @@ impl JsonTextFormat {
     }
 }
 
-/// A row as parsed: its top-level fields in order, each kept (a repeated
-/// name is refused by the caller, not silently collapsed as a JSON map
-/// would), or the kind of the JSON value that is not an object.
-enum Row {
-    Object(Vec<(String, Json)>),
+/// A row as parsed: its top-level fields in order, each kept as its source
+/// text (a repeated name is refused by the caller, not silently collapsed
+/// as a JSON map would), or the kind of the JSON value that is not an
+/// object.
+enum Row<'a> {
+    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
     Other(&'static str),
 }
 
-impl<'de> serde::Deserialize<'de> for Row {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Row, D::Error> {
+/// A field name, borrowed from the row's text unless it has escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Row;
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Row<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Row<'de>, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Row<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Row<'de>, A::Error> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(field) = map.next_entry::<String, Json>()? {
-                    fields.push(field);
+                while let Some((Name(name), raw)) = map.next_entry::<Name, &RawValue>()? {
+                    fields.push((name, raw));
                 }
                 Ok(Row::Object(fields))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Row<'de>, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Row::Other("an array"))
             }
-            fn visit_unit<E>(self) -> Result<Row, E> {
+            fn visit_unit<E>(self) -> Result<Row<'de>, E> {
                 Ok(Row::Other("null"))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Row, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Row<'de>, E> {
                 Ok(Row::Other("a boolean"))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Row, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Row<'de>, E> {
                 Ok(Row::Other("a number"))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Row, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Row<'de>, E> {
                 Ok(Row::Other("a number"))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Row, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Row<'de>, E> {
                 Ok(Row::Other("a number"))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Row, E> {
+            fn visit_str<E>(self, _: &str) -> Result<Row<'de>, E> {
                 Ok(Row::Other("a string"))
             }
         }
@@ -176,24 +216,30 @@ impl<'de> serde::Deserialize<'de> for Row {
     }
 }
 
-/// A JSON value as a column value. An integer beyond int64 is refused
-/// rather than silently widened to float64 (which would change it and the
-/// whole column's type).
-fn to_value(json: Json) -> Result<Value, String> {
-    Ok(match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(b),
-        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(u)) => {
-                return Err(format!(
-                    "the integer {u} is outside the int64 range; send it as a string to keep it exactly"
-                ));
+/// A field's JSON text (already validated by the parser) as a column
+/// value. A nested object or array is kept as the text sent, only its
+/// insignificant whitespace dropped: its key order, repeated keys and
+/// number spellings are the sender's (a JSON map would reorder or collapse
+/// them, and a big integer would come back as a rounded float). An integer
+/// beyond int64 is refused rather than silently widened to float64 (which
+/// would change it and the whole column's type).
+fn to_value(raw: &RawValue) -> Result<Value, String> {
+    let text = raw.get();
+    Ok(match text.as_bytes()[0] {
+        b'{' | b'[' => Value::Text(minified(text)),
+        b'"' => Value::Text(serde_json::from_str(text).map_err(|e| e.to_string())?),
+        b't' => Value::Boolean(true),
+        b'f' => Value::Boolean(false),
+        b'n' => Value::Null,
+        _ if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => {
+            match text.parse::<f64>() {
+                Ok(float) if float.is_finite() => Value::Float(float),
+                _ => return Err(format!("the number {text} is outside the float64 range")),
             }
-            (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::Text(s),
-        nested @ (Json::Array(_) | Json::Object(_)) => Value::Text(nested.to_string()),
+        }
+        _ => Value::Int(text.parse().map_err(|_| {
+            format!("the integer {text} is outside the int64 range; send it as a string to keep it exactly")
+        })?),
     })
 }
 
@@ -206,6 +252,28 @@ fn json_kind(json: &Json) -> &'static str {
         Json::Array(_) => "an array",
         Json::Object(_) => "an object",
     }
+}
+
+/// Valid JSON text without the whitespace between its tokens.
+fn minified(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -271,5 +339,63 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.row, 1);
         assert_eq!(error.reason, "field `a` appears twice");
+    }
+
+    /// Nested JSON is stored as sent (whitespace between tokens aside): a
+    /// JSON map would drop a repeated key's first value, and a float would
+    /// round an integer beyond 64 bits.
+    #[test]
+    fn keeps_nested_json_as_sent() {
+        let rows = [
+            r#"{"p": {"b": 1, "a": [1.50, "x y\" {"], "b": 2}}"#,
+            r#"{"p": [123456789012345678901234567890, 1E3, {"k" : "\u00e9"}]}"#,
+        ];
+        let batch = JsonTextFormat::default().format(&rows).unwrap();
+        assert_eq!(
+            batch.column("p").unwrap().values,
+            [
+                Value::Text(r#"{"b":1,"a":[1.50,"x y\" {"],"b":2}"#.into()),
+                Value::Text(r#"[123456789012345678901234567890,1E3,{"k":"\u00e9"}]"#.into()),
+            ]
+        );
+    }
+
+    /// Top-level scalars: exact integers, floats, escaped text; numbers no
+    /// column type holds are refused, never rounded or saturated.
+    #[test]
+    fn reads_scalars_exactly_and_refuses_what_no_type_holds() {
+        let batch = JsonTextFormat::default()
+            .format(&[
+                r#"{"i": -9223372036854775808, "f": -2.5e-3, "s": "a\"\u00e9", "b": false, "n": null}"#,
+            ])
+            .unwrap();
+        let values: Vec<_> = batch.columns.iter().map(|c| c.values[0].clone()).collect();
+        assert_eq!(
+            values,
+            [
+                Value::Int(i64::MIN),
+                Value::Float(-2.5e-3),
+                Value::Text("a\"é".into()),
+                Value::Boolean(false),
+                Value::Null
+            ]
+        );
+        for (row, reason) in [
+            (
+                r#"{"i": 123456789012345678901234}"#,
+                "field `i`: the integer 123456789012345678901234 is outside the int64 range; send it as a string to keep it exactly",
+            ),
+            (
+                r#"{"f": 1e400}"#,
+                "field `f`: the number 1e400 is outside the float64 range",
+            ),
+            (
+                r#"{"ts": 1e300}"#,
+                "field `ts`: 1e300 is out of range for a timestamp",
+            ),
+        ] {
+            let error = JsonTextFormat::default().format(&[row]).unwrap_err();
+            assert_eq!(error.reason, reason, "{row}");
+        }
     }
 }
