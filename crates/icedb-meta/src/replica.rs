@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Conflict, MetaError, Result};
 use crate::model::{
-    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, InlineData,
-    Operation, PartitionStats, Tombstone, Totals,
+    ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, INLINE_PREFIX,
+    InlineData, Operation, PartitionStats, Tombstone, Totals,
 };
 
 /// `version` → head version; `format` → replica format.
@@ -276,6 +276,8 @@ impl Replica {
                 counter(&meta, INLINE_BYTES)?,
             );
             let mut inline_held = counter(&meta, INLINE_HELD)?;
+            let horizon_before = counter(&meta, "purged_horizon")?;
+            let mut purged_horizon = horizon_before;
             let mut table_id = info
                 .get("table_id")
                 .map_err(|e| err(e.into()))?
@@ -431,14 +433,7 @@ impl Replica {
                         drop(removed);
                         added_in = tombstone.added_in;
                         // Versions before this file's removal lost a file.
-                        let horizon = meta
-                            .get("purged_horizon")
-                            .map_err(|e| err(e.into()))?
-                            .map_or(0, |v| v.value());
-                        if tombstone.removed_in > horizon {
-                            meta.insert("purged_horizon", tombstone.removed_in)
-                                .map_err(|e| err(e.into()))?;
-                        }
+                        purged_horizon = purged_horizon.max(tombstone.removed_in);
                     }
                     // An inline part's name is minted by the insert that
                     // wrote it and is never an object, so no writer can add
@@ -448,8 +443,7 @@ impl Replica {
                         retired
                             .insert(purged.path.as_str(), added_in)
                             .map_err(|e| err(e.into()))?;
-                    }
-                    if let Some(data) = inline
+                    } else if let Some(data) = inline
                         .remove((purged.partition.as_str(), purged.path.as_str()))
                         .map_err(|e| err(e.into()))?
                     {
@@ -497,6 +491,10 @@ impl Replica {
                 }
             }
             meta.insert("version", head).map_err(|e| err(e.into()))?;
+            if purged_horizon > horizon_before {
+                meta.insert("purged_horizon", purged_horizon)
+                    .map_err(|e| err(e.into()))?;
+            }
             meta.insert(INLINE_FILES, inline_totals.0)
                 .map_err(|e| err(e.into()))?;
             meta.insert(INLINE_ROWS, inline_totals.1)
@@ -894,7 +892,10 @@ impl Snapshot {
         self.scan_files(filter, false, |file, _| visit(file))
     }
 
-    /// Visits live files with the version that added each.
+    /// Visits live files with the version that added each. With
+    /// `with_inline`, inline parts come with their bytes, read by walking
+    /// the inline table alongside (both are in (partition, path) order)
+    /// rather than by a lookup per part.
     fn scan_files(
         &self,
         filter: &PartitionFilter,
@@ -902,11 +903,20 @@ impl Snapshot {
         mut visit: impl FnMut(DataFile, u64),
     ) -> Result<()> {
         let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
-        let inline = if with_inline {
+        let inline_table = if with_inline {
             self.inline_table()?
         } else {
             None
         };
+        let mut inline_parts = match &inline_table {
+            Some(inline) => Some(
+                inline
+                    .range((filter.scan_start(), "")..)
+                    .map_err(|e| self.err(e))?,
+            ),
+            None => None,
+        };
+        let mut inline_at = None;
         for entry in table
             .range((filter.scan_start(), "")..)
             .map_err(|e| self.err(e))?
@@ -920,6 +930,27 @@ impl Snapshot {
                 continue;
             }
             let stored: StoredFile = decode(&self.path, value.value())?;
+            let mut inline = None;
+            if let (Some(parts), true) = (&mut inline_parts, crate::model::is_inline_path(path)) {
+                loop {
+                    if inline_at.is_none() {
+                        inline_at = parts.next().transpose().map_err(|e| self.err(e))?;
+                    }
+                    let Some((at, bytes)) = &inline_at else { break };
+                    match at.value().cmp(&(partition, path)) {
+                        std::cmp::Ordering::Less => inline_at = None,
+                        std::cmp::Ordering::Equal => {
+                            inline = Some(InlineData(bytes::Bytes::copy_from_slice(bytes.value())));
+                            inline_at = None;
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
+                }
+                if inline.is_none() {
+                    return Err(self.missing_inline(path));
+                }
+            }
             let file = DataFile {
                 path: path.to_owned(),
                 partition: partition.to_owned(),
@@ -927,7 +958,7 @@ impl Snapshot {
                 rows: stored.rows,
                 created_ms: stored.created_ms,
                 columns: stored.columns.into_iter().collect(),
-                inline: self.inline_data(inline.as_ref(), partition, path)?,
+                inline,
             };
             visit(file, stored.added_in);
         }
@@ -1007,10 +1038,14 @@ impl Snapshot {
             Some(bytes) => Ok(Some(InlineData(bytes::Bytes::copy_from_slice(
                 bytes.value(),
             )))),
-            None => Err(MetaError::Replica {
-                path: self.path.display().to_string(),
-                reason: format!("inline part {path} has no data"),
-            }),
+            None => Err(self.missing_inline(path)),
+        }
+    }
+
+    fn missing_inline(&self, path: &str) -> MetaError {
+        MetaError::Replica {
+            path: self.path.display().to_string(),
+            reason: format!("inline part {path} has no data"),
         }
     }
 
@@ -1041,28 +1076,30 @@ impl Snapshot {
             .map_or(0, |v| v.value()))
     }
 
-    /// Partitions holding live inline parts, in partition order.
+    /// Partitions holding live inline parts, in partition order: one seek
+    /// per partition into the live files at the inline prefix, rather than
+    /// a walk over every inline part's bytes (live and flushed).
     pub fn inline_partitions(&self) -> Result<Vec<String>> {
-        let Some(inline) = self.inline_table()? else {
-            return Ok(Vec::new());
-        };
+        let partitions = self.txn.open_table(PARTITIONS).map_err(|e| self.err(e))?;
         let files = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
-        let mut partitions: Vec<String> = Vec::new();
-        for entry in inline.iter().map_err(|e| self.err(e))? {
+        let mut holding = Vec::new();
+        for entry in partitions.iter().map_err(|e| self.err(e))? {
             let (key, _) = entry.map_err(|e| self.err(e))?;
-            let (partition, path) = key.value();
-            if partitions.last().is_some_and(|p| p == partition) {
-                continue;
-            }
-            if files
-                .get((partition, path))
+            let partition = key.value();
+            let first = files
+                .range((partition, INLINE_PREFIX)..)
                 .map_err(|e| self.err(e))?
-                .is_some()
-            {
-                partitions.push(partition.to_owned());
+                .next()
+                .transpose()
+                .map_err(|e| self.err(e))?;
+            if first.is_some_and(|(key, _)| {
+                let (at, path) = key.value();
+                at == partition && crate::model::is_inline_path(path)
+            }) {
+                holding.push(partition.to_owned());
             }
         }
-        Ok(partitions)
+        Ok(holding)
     }
 
     /// Number of live files.
@@ -1228,5 +1265,68 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    /// Partitions are listed for flushing while they hold a live inline
+    /// part, not once their parts are flushed (tombstoned, bytes still
+    /// held), and every live part comes with its own bytes.
+    #[test]
+    fn inline_partitions_and_bytes_follow_the_live_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let part = |partition: &str, name: &str, bytes: &'static [u8]| DataFile {
+            partition: partition.to_owned(),
+            inline: Some(InlineData(bytes::Bytes::from_static(bytes))),
+            ..file(&format!("inline/{partition}/{name}"), true)
+        };
+        let (a1, a2) = (part("p=1", "a", b"a1"), part("p=1", "b", b"a2"));
+        let (b1, c1) = (part("p=2", "a", b"b1"), part("p=3", "a", b"c1"));
+        let data = DataFile {
+            partition: "p=3".to_owned(),
+            ..file("data/p=3/x.parquet", false)
+        };
+        let mut add = commit(1, Operation::Insert);
+        add.added = vec![a1.clone(), a2.clone(), b1.clone(), c1.clone(), data];
+        replica.apply(&[add]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.inline_partitions().unwrap(), ["p=1", "p=2", "p=3"]);
+        let held: Vec<_> = snapshot
+            .files(&PartitionFilter::All)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path, f.inline.map(|d| d.0)))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                (a1.path.clone(), Some(bytes::Bytes::from_static(b"a1"))),
+                (a2.path.clone(), Some(bytes::Bytes::from_static(b"a2"))),
+                (b1.path.clone(), Some(bytes::Bytes::from_static(b"b1"))),
+                ("data/p=3/x.parquet".to_owned(), None),
+                (c1.path.clone(), Some(bytes::Bytes::from_static(b"c1"))),
+            ]
+        );
+        drop(snapshot);
+
+        // p=2 flushed and p=3's part flushed (its data file stays live).
+        let mut flush = commit(2, Operation::Merge);
+        flush.removed = vec![FileRef::from(&b1), FileRef::from(&c1)];
+        replica.apply(&[flush]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.inline_partitions().unwrap(), ["p=1"]);
+        let live: Vec<_> = snapshot
+            .files(&PartitionFilter::All)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path, f.inline.is_some()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                (a1.path, true),
+                (a2.path, true),
+                ("data/p=3/x.parquet".to_owned(), false)
+            ]
+        );
     }
 }

@@ -102,74 +102,40 @@ impl Table {
         self.meta().sync().await?;
         let (tombstones, referenced) = referenced_paths(self.meta().snapshot()?).await?;
 
-        let mut report = VacuumReport::default();
         let expired: Vec<_> = tombstones
             .into_iter()
             .filter(|t| t.removed_ms <= now_ms - grace_ms || self.inline_expired(t, now_ms))
             .collect();
-        // Delete first, then record: a crash in between leaves tombstones
-        // whose objects are gone, and the next vacuum finishes the job.
-        // Inline parts have no object: purging one just drops its bytes
-        // from the log's state.
-        self.delete_objects(
-            expired
-                .iter()
-                .filter(|t| !is_inline_path(&t.path))
-                .map(|t| t.path.clone())
-                .collect(),
-        )
-        .instrument(tracing::debug_span!("vacuum.delete", files = expired.len()))
-        .await?;
-        if !expired.is_empty() {
-            let mut draft = CommitDraft::new(Operation::Vacuum);
-            draft.purged = expired.iter().map(FileRef::from).collect();
-            let receipt = self
-                .meta()
-                .commit(draft)
-                .instrument(tracing::debug_span!("vacuum.purge"))
-                .await?;
-            report.version = Some(receipt.version);
-            report.purged = receipt.commit.purged.len();
-            report.bytes_freed += expired
-                .iter()
-                .filter(|t| !is_inline_path(&t.path))
-                .map(|t| t.bytes)
-                .sum::<u64>();
-        }
-
-        // Orphans: data objects no commit references (crash leftovers).
-        let orphans: Vec<(String, u64)> = self
-            .list_data_objects()
-            .instrument(tracing::debug_span!("vacuum.list"))
-            .await?
-            .into_iter()
-            .filter(|o| !referenced.contains(o.location.as_ref()))
-            .filter(|o| o.last_modified.timestamp_millis() <= now_ms - grace_ms)
-            .map(|o| (o.location.to_string(), o.size))
-            .collect();
-        // A file committed since the snapshot is referenced now, not
-        // orphaned (nothing to check when no object looked orphaned).
-        let mut late: HashSet<String> = HashSet::new();
-        if !orphans.is_empty() {
-            self.meta().sync().await?;
-            late = referenced_paths(self.meta().snapshot()?).await?.1;
-        }
-        let mut still_unreferenced = Vec::new();
-        for (path, size) in orphans {
-            if !late.contains(&path) {
-                report.bytes_freed += size;
-                still_unreferenced.push(path);
-            }
-        }
-        report.orphans_deleted = self.delete_objects(still_unreferenced).await?;
-        if let Some(policy) = options.expire {
-            let expired = self
-                .meta()
-                .expire(policy)
-                .instrument(tracing::debug_span!("vacuum.expire"))
-                .await?;
-            report.log_entries_deleted = expired.log_entries_deleted;
-            report.checkpoints_deleted = expired.checkpoints_deleted;
+        // The three steps touch disjoint things (tombstoned objects and the
+        // purge entry; unreferenced objects; old log entries and
+        // checkpoints), so their requests go out together.
+        let (tombstoned, orphans, log) = tokio::try_join!(
+            self.purge_tombstoned(expired),
+            self.delete_orphans(&referenced, now_ms - grace_ms)
+                .instrument(tracing::debug_span!("vacuum.orphans")),
+            async {
+                match options.expire {
+                    Some(policy) => self
+                        .meta()
+                        .expire(policy)
+                        .instrument(tracing::debug_span!("vacuum.expire"))
+                        .await
+                        .map(Some)
+                        .map_err(TableError::from),
+                    None => Ok(None),
+                }
+            },
+        )?;
+        let mut report = VacuumReport {
+            version: tombstoned.version,
+            purged: tombstoned.purged,
+            bytes_freed: tombstoned.bytes_freed + orphans.bytes_freed,
+            orphans_deleted: orphans.purged,
+            ..VacuumReport::default()
+        };
+        if let Some(log) = log {
+            report.log_entries_deleted = log.log_entries_deleted;
+            report.checkpoints_deleted = log.checkpoints_deleted;
         }
         self.after_commit().await;
         if self.config().delta.is_some() {
@@ -177,6 +143,71 @@ impl Table {
         }
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// Deletes the objects of `expired` tombstones, then records them all
+    /// as purged in one commit. Delete first, then record: a crash in
+    /// between leaves tombstones whose objects are gone, and the next
+    /// vacuum finishes the job. Inline parts have no object: purging one
+    /// just drops its bytes from the log's state.
+    async fn purge_tombstoned(&self, expired: Vec<Tombstone>) -> Result<Freed> {
+        let objects: Vec<String> = expired
+            .iter()
+            .filter(|t| !is_inline_path(&t.path))
+            .map(|t| t.path.clone())
+            .collect();
+        self.delete_objects(objects)
+            .instrument(tracing::debug_span!("vacuum.delete", files = expired.len()))
+            .await?;
+        if expired.is_empty() {
+            return Ok(Freed::default());
+        }
+        let mut draft = CommitDraft::new(Operation::Vacuum);
+        draft.purged = expired.iter().map(FileRef::from).collect();
+        let receipt = self
+            .meta()
+            .commit(draft)
+            .instrument(tracing::debug_span!("vacuum.purge"))
+            .await?;
+        Ok(Freed {
+            version: Some(receipt.version),
+            purged: receipt.commit.purged.len(),
+            bytes_freed: expired
+                .iter()
+                .filter(|t| !is_inline_path(&t.path))
+                .map(|t| t.bytes)
+                .sum(),
+        })
+    }
+
+    /// Deletes data objects no commit references (crash leftovers) last
+    /// modified at or before `before_ms`.
+    async fn delete_orphans(&self, referenced: &HashSet<String>, before_ms: i64) -> Result<Freed> {
+        let orphans: Vec<(String, u64)> = self
+            .list_data_objects()
+            .await?
+            .into_iter()
+            .filter(|o| !referenced.contains(o.location.as_ref()))
+            .filter(|o| o.last_modified.timestamp_millis() <= before_ms)
+            .map(|o| (o.location.to_string(), o.size))
+            .collect();
+        if orphans.is_empty() {
+            return Ok(Freed::default());
+        }
+        // A file committed since the snapshot is referenced now, not
+        // orphaned.
+        self.meta().sync().await?;
+        let late = referenced_paths(self.meta().snapshot()?).await?.1;
+        let mut freed = Freed::default();
+        let mut unreferenced = Vec::new();
+        for (path, size) in orphans {
+            if !late.contains(&path) {
+                freed.bytes_freed += size;
+                unreferenced.push(path);
+            }
+        }
+        freed.purged = self.delete_objects(unreferenced).await?;
+        Ok(freed)
     }
 
     /// Whether a tombstone is a flushed inline part past the table's
@@ -326,6 +357,15 @@ impl Table {
             }
         }
     }
+}
+
+/// What one vacuum step removed: objects or inline parts, their bytes, and
+/// the purge commit's version if it made one.
+#[derive(Default)]
+struct Freed {
+    version: Option<u64>,
+    purged: usize,
+    bytes_freed: u64,
 }
 
 /// The snapshot's tombstones, and every path it references (tombstoned or
