@@ -152,6 +152,35 @@ fn delta_rs(root: &str, versions: &[u64]) -> (u64, BTreeMap<u64, (Seen, Vec<Stri
     (answer["latest"].as_u64().unwrap(), seen)
 }
 
+/// delta-rs's `metaData.createdTime` at `version`.
+fn delta_created_time(root: &str, version: u64) -> Option<i64> {
+    let python = std::path::PathBuf::from(
+        std::env::var("ICEDB_PYTHON_VENV").expect("ICEDB_PYTHON_VENV (scripts/setup.sh)"),
+    )
+    .join("bin/python");
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys,os;from deltalake import DeltaTable;\
+             print(DeltaTable(sys.argv[1],version=int(sys.argv[2])).metadata().created_time);\
+             sys.stdout.flush();os._exit(0)",
+            &reader_uri(root),
+            &version.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// DuckDB's delta extension's view of the newest version.
 fn duckdb_delta(root: &str) -> Seen {
     let db = duckdb_delta_reader(root);
@@ -533,6 +562,8 @@ async fn vacuum_cleans_the_delta_log_up_to_a_checkpoint() {
             .await
             .unwrap();
     }
+    let created = delta_created_time(&root, 7).expect("a createdTime");
+    assert!(created > 0, "{created}");
     // Delta versions 0..=7, checkpoints at 3 and 6.
     let report = table.vacuum(&vacuum_now()).await.unwrap();
     assert_eq!(
@@ -551,6 +582,8 @@ async fn vacuum_cleans_the_delta_log_up_to_a_checkpoint() {
     assert_eq!(seen[&7].0, icedb_seen(&table, None).await);
     assert_eq!(duckdb_delta(&root), icedb_seen(&table, None).await);
     assert_eq!(seen[&6].0.rows, 7 * 50);
+    // Read from checkpoint 6 now: its metaData keeps the time it was made.
+    assert_eq!(delta_created_time(&root, 7), Some(created));
 
     // The same process exports on; so does one that starts cold.
     table

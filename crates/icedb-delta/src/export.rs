@@ -72,8 +72,10 @@ pub struct ExportReport {
 struct Position {
     delta_version: u64,
     icedb_version: u64,
-    /// The Delta version holding the `metaData` in force.
+    /// The Delta version holding the `metaData` in force, and that
+    /// action's `createdTime` (a checkpoint restates it).
     metadata_version: u64,
+    metadata_created_ms: Option<i64>,
     table_id: String,
     columns: Vec<ColumnDef>,
     keys: Vec<PartitionKey>,
@@ -268,6 +270,7 @@ impl DeltaExporter {
             delta_version: 0,
             icedb_version: commit_for_info.version,
             metadata_version: 0,
+            metadata_created_ms: Some(commit_for_info.timestamp_ms),
             table_id: if table_id.is_empty() {
                 commit_for_info.id.clone()
             } else {
@@ -278,7 +281,7 @@ impl DeltaExporter {
         };
         let mut actions = vec![
             Action::Protocol(Protocol::current()),
-            Action::MetaData(metadata(&position, commit_for_info.timestamp_ms)?),
+            Action::MetaData(metadata(&position)?),
         ];
         for file in files.iter().filter(|f| !f.is_inline()) {
             actions.push(Action::Add(add(file, &position, true)?));
@@ -298,6 +301,7 @@ impl DeltaExporter {
             delta_version: at.delta_version + 1,
             icedb_version: version,
             metadata_version: at.metadata_version,
+            metadata_created_ms: at.metadata_created_ms,
             table_id: at.table_id.clone(),
             columns: apply_schema(at.columns.clone(), &commit),
             keys: at.keys.clone(),
@@ -305,12 +309,14 @@ impl DeltaExporter {
         let mut actions = Vec::new();
         // Checkpointed versions restate the metadata: log cleanup removes
         // what is before a checkpoint, and the metaData in force must stay.
-        if position.columns != at.columns
-            || commit.definition.is_some()
-            || self.checkpoint_due(position.delta_version)
-        {
+        // A restated one keeps the time its content was created.
+        let changed = position.columns != at.columns || commit.definition.is_some();
+        if changed || self.checkpoint_due(position.delta_version) {
             position.metadata_version = position.delta_version;
-            actions.push(Action::MetaData(metadata(&position, commit.timestamp_ms)?));
+            if changed {
+                position.metadata_created_ms = Some(commit.timestamp_ms);
+            }
+            actions.push(Action::MetaData(metadata(&position)?));
         }
         // A merge that only compacts files changes no data; one that
         // flushes inline parts brings rows new to the Delta table.
@@ -351,7 +357,7 @@ fn apply_schema(mut columns: Vec<ColumnDef>, commit: &Commit) -> Vec<ColumnDef> 
     columns
 }
 
-fn metadata(position: &Position, created_ms: i64) -> Result<Metadata> {
+fn metadata(position: &Position) -> Result<Metadata> {
     Ok(Metadata {
         id: position.table_id.clone(),
         name: None,
@@ -362,7 +368,7 @@ fn metadata(position: &Position, created_ms: i64) -> Result<Metadata> {
         schema_string: schema_string(&position.columns, &position.keys)?,
         partition_columns: position.keys.iter().map(|k| k.name.clone()).collect(),
         configuration: BTreeMap::new(),
-        created_time: Some(created_ms),
+        created_time: position.metadata_created_ms,
     })
 }
 
@@ -462,6 +468,7 @@ async fn read_position(store: &Arc<dyn ObjectStore>) -> Result<Option<Position>>
         delta_version: newest,
         icedb_version: info.icedb_version,
         metadata_version: info.icedb_metadata_version,
+        metadata_created_ms: metadata.created_time,
         table_id: metadata.id,
         columns,
         keys,
@@ -506,7 +513,7 @@ async fn write_checkpoint(
     drop(snapshot);
     let mut actions = vec![
         Action::Protocol(Protocol::current()),
-        Action::MetaData(metadata(at, 0)?),
+        Action::MetaData(metadata(at)?),
     ];
     for file in files.iter().filter(|f| !f.is_inline()) {
         actions.push(Action::Add(add(file, at, false)?));
