@@ -189,6 +189,21 @@ fn flatten_json_flattens_to_the_configured_depth() {
     assert_eq!(col("n"), [Value::Null, Value::Float(1.5), Value::Null]);
     assert_eq!(col("ok"), [Value::Null, Value::Boolean(false), Value::Null]);
     assert_eq!(col("z"), [Value::Null, Value::Null, Value::Int(2)]);
+
+    // Kept text is the text sent: key order, repeated keys and number
+    // spellings included (a JSON tree would sort or collapse the keys and
+    // round the big integer).
+    let batch = flatten
+        .format_blocking(&rows(&[
+            r#"{"user": {"geo": {"z": 1, "a": [123456789012345678901234, 1E3], "z": "x \" y"}}}"#,
+        ]))
+        .unwrap();
+    assert_eq!(
+        batch.column("user.geo").unwrap().values,
+        [text(
+            r#"{"z":1,"a":[123456789012345678901234,1E3],"z":"x \" y"}"#
+        )]
+    );
 }
 
 #[test]
@@ -244,6 +259,24 @@ fn flatten_json_names_the_bad_row() {
             && error.message.contains("outside the int64 range"),
         "{error}"
     );
+    // So would one beyond 64 bits, and a float beyond float64 is no number.
+    for (row, reason) in [
+        (
+            r#"{"n": 123456789012345678901234}"#,
+            "field `n`: the integer 123456789012345678901234 is outside the int64 range",
+        ),
+        (
+            r#"{"f": -1e400}"#,
+            "field `f`: the number -1e400 is outside the float64 range",
+        ),
+        (
+            r#"{"ts": 1e300}"#,
+            "field `ts`: 1e300 is out of range for a timestamp",
+        ),
+    ] {
+        let error = flatten.format_blocking(&rows(&[row])).unwrap_err();
+        assert!(error.message.contains(reason), "{row}: {error}");
+    }
     // The same instance keeps working after refusing a batch.
     assert_eq!(
         flatten

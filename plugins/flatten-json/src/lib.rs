@@ -4,14 +4,17 @@
 //! `{"user": {"id": 7, "geo": {"cc": "NL"}}}` becomes the columns `user.id`
 //! and `user.geo.cc`. Settings:
 //! * `max-depth` (default 4): the most segments a column name may have;
-//!   objects nested deeper are kept whole as JSON text. Arrays are always
-//!   kept as JSON text.
+//!   objects nested deeper are kept whole as the JSON text sent (only the
+//!   whitespace between tokens dropped). Arrays are always kept so.
 //! * `timestamp-fields` (default none): comma-separated column names whose
 //!   values become timestamps: RFC 3339 text, or a number of epoch units.
 //! * `timestamp-unit` (default `ms`): the unit of numeric timestamps: `s`,
 //!   `ms` or `us`.
 //!
-//! Rows are parsed in one streaming pass (no intermediate JSON tree). A row
+//! Rows are parsed without an intermediate JSON tree: each value is first
+//! delimited as its raw text, and an object within `max-depth` is read on
+//! from that text. Integers beyond int64 and numbers beyond float64 are
+//! refused rather than rounded. A row
 //! that names a column twice (a repeated key, or `{"a": {"b": 1}, "a.b": 2}`)
 //! is refused: which value is meant is anyone's guess.
 
@@ -24,8 +27,8 @@ use std::fmt;
 use exports::icedb::plugin::format_row::Guest;
 use icedb::plugin::types::{Batch, Column, PluginError, Value};
 use serde::Deserialize;
-use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 struct Settings {
     max_depth: usize,
@@ -225,7 +228,11 @@ fn to_timestamp(value: Value, unit_micros: i64) -> Result<Value, String> {
             .checked_mul(unit_micros)
             .map(Value::Timestamp)
             .ok_or_else(|| format!("{n} is out of range for a timestamp")),
-        Value::Float(f) if f.is_finite() => Ok(Value::Timestamp((f * unit_micros as f64) as i64)),
+        // Beyond int64 microseconds a cast would saturate silently.
+        Value::Float(f) if (f * unit_micros as f64).abs() < i64::MAX as f64 => {
+            Ok(Value::Timestamp((f * unit_micros as f64) as i64))
+        }
+        Value::Float(f) => Err(format!("{f:e} is out of range for a timestamp")),
         Value::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
             .map(|t| Value::Timestamp(t.timestamp_micros()))
             .map_err(|e| format!("`{text}` is not an RFC 3339 time ({e})")),
@@ -311,7 +318,11 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
-/// One value at `sink.path`.
+/// One value at `sink.path`, read as its raw text first: an object within
+/// `max-depth` is flattened from that text; a deeper object or an array
+/// is kept as the text sent (whitespace between tokens dropped), so its
+/// key order, repeated keys and number spellings survive (a JSON tree
+/// would collapse the keys and round a big integer to a float).
 struct ValueSeed<'a, 's> {
     sink: &'a mut Sink<'s>,
 }
@@ -319,67 +330,90 @@ struct ValueSeed<'a, 's> {
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
+        let raw = <&'de RawValue>::deserialize(de)?;
+        let text = raw.get();
+        let value = match text.as_bytes()[0] {
+            b'{' if self.sink.depth < self.sink.settings.max_depth => {
+                let mut inner = serde_json::Deserializer::from_str(text);
+                return inner
+                    .deserialize_map(ObjectVisitor { sink: self.sink })
+                    .map_err(de::Error::custom);
+            }
+            b'{' | b'[' => Value::Text(minified(text)),
+            // Validated already: without escapes it is the text between
+            // the quotes.
+            b'"' if !text.contains('\\') => Value::Text(text[1..text.len() - 1].to_owned()),
+            b'"' => Value::Text(serde_json::from_str(text).map_err(de::Error::custom)?),
+            b't' => Value::Boolean(true),
+            b'f' => Value::Boolean(false),
+            b'n' => Value::Null,
+            _ if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) => {
+                match text.parse::<f64>() {
+                    Ok(float) if float.is_finite() => Value::Float(float),
+                    _ => {
+                        let reason = format!(
+                            "field `{}`: the number {text} is outside the float64 range",
+                            self.sink.path
+                        );
+                        self.sink.leaf_error.get_or_insert(reason);
+                        return Ok(());
+                    }
+                }
+            }
+            // Read as a float it would change (and turn the whole column
+            // into floats): refuse, as the built-in formatter does.
+            _ => match text.parse::<i64>() {
+                Ok(int) => Value::Int(int),
+                Err(_) => {
+                    let reason = format!(
+                        "field `{}`: the integer {text} is outside the int64 range; send it as a string to keep it exactly",
+                        self.sink.path
+                    );
+                    self.sink.leaf_error.get_or_insert(reason);
+                    return Ok(());
+                }
+            },
+        };
+        self.sink.leaf(value);
+        Ok(())
     }
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+/// An object within `max-depth`, flattened into the columns under its path.
+struct ObjectVisitor<'a, 's> {
+    sink: &'a mut Sink<'s>,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.sink.leaf(Value::Null);
-        Ok(())
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.sink.leaf(Value::Boolean(v));
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.sink.leaf(Value::Int(v));
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        match i64::try_from(v) {
-            Ok(v) => self.sink.leaf(Value::Int(v)),
-            // Read as a float it would change (and turn the whole column
-            // into floats): refuse, as the built-in formatter does.
-            Err(_) => {
-                let reason = format!(
-                    "field `{}`: the integer {v} is outside the int64 range; send it as a string to keep it exactly",
-                    self.sink.path
-                );
-                self.sink.leaf_error.get_or_insert(reason);
-            }
-        }
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.sink.leaf(Value::Float(v));
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.sink.leaf(Value::Text(v.to_owned()));
-        Ok(())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.sink.leaf(Value::Text(v));
-        Ok(())
+        f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        if self.sink.depth < self.sink.settings.max_depth {
-            return flatten_object(self.sink, map);
+        flatten_object(self.sink, map)
+    }
+}
+
+/// Valid JSON text without the whitespace between its tokens.
+fn minified(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
         }
-        let whole = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
-        self.sink.leaf(Value::Text(whole.to_string()));
-        Ok(())
+        out.push(c);
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let whole = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
-        self.sink.leaf(Value::Text(whole.to_string()));
-        Ok(())
-    }
+    out
 }
 
 export!(FlattenJson);
