@@ -103,12 +103,8 @@ fn reader_uri(root: &str) -> String {
 /// delta-rs's view of `versions` (empty: the newest); returns the newest
 /// version too, and each version's column names.
 fn delta_rs(root: &str, versions: &[u64]) -> (u64, BTreeMap<u64, (Seen, Vec<String>)>) {
-    let python = std::path::PathBuf::from(
-        std::env::var("ICEDB_PYTHON_VENV").expect("ICEDB_PYTHON_VENV (scripts/setup.sh)"),
-    )
-    .join("bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/support/delta_read.py");
-    let mut command = std::process::Command::new(python);
+    let mut command = std::process::Command::new(python());
     command.arg(script).arg(reader_uri(root));
     for v in versions {
         command.arg(v.to_string());
@@ -154,11 +150,7 @@ fn delta_rs(root: &str, versions: &[u64]) -> (u64, BTreeMap<u64, (Seen, Vec<Stri
 
 /// delta-rs's `metaData.createdTime` at `version`.
 fn delta_created_time(root: &str, version: u64) -> Option<i64> {
-    let python = std::path::PathBuf::from(
-        std::env::var("ICEDB_PYTHON_VENV").expect("ICEDB_PYTHON_VENV (scripts/setup.sh)"),
-    )
-    .join("bin/python");
-    let output = std::process::Command::new(python)
+    let output = std::process::Command::new(python())
         .args([
             "-c",
             "import sys,os;from deltalake import DeltaTable;\
@@ -169,16 +161,15 @@ fn delta_created_time(root: &str, version: u64) -> Option<i64> {
         ])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .ok()
+    succeeded(&output).trim().parse().ok()
+}
+
+/// The test venv's Python (with `deltalake`).
+fn python() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var("ICEDB_PYTHON_VENV").expect("ICEDB_PYTHON_VENV (scripts/setup.sh)"),
+    )
+    .join("bin/python")
 }
 
 /// DuckDB's delta extension's view of the newest version.
