@@ -70,6 +70,16 @@ struct StoredFile {
     columns: Vec<(String, ColumnStats)>,
 }
 
+/// The leading fields of a [`StoredFile`] (postcard reads a prefix): for
+/// scans that need no column statistics.
+#[derive(Deserialize)]
+struct StoredFileHead {
+    bytes: u64,
+    rows: u64,
+    created_ms: i64,
+    added_in: u64,
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("replica values always serialize")
 }
@@ -805,6 +815,26 @@ impl PartitionFilter {
     }
 }
 
+/// What a scan of the live files reads besides their entries.
+#[derive(Clone, Copy)]
+struct Scan {
+    /// Inline parts' bytes.
+    bytes: bool,
+    /// Column statistics.
+    stats: bool,
+}
+
+impl Scan {
+    const WITH_BYTES: Scan = Scan {
+        bytes: true,
+        stats: true,
+    };
+    const WITH_STATS: Scan = Scan {
+        bytes: false,
+        stats: true,
+    };
+}
+
 /// A consistent, read-only view of the table at one version. Cheap to make;
 /// holds a redb read transaction, so later commits do not change it.
 pub struct Snapshot {
@@ -856,7 +886,19 @@ impl Snapshot {
     /// inline parts with their bytes.
     pub fn files(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
-        self.scan_files(filter, true, |file, _| files.push(file))?;
+        self.scan_files(filter, Scan::WITH_BYTES, |file, _| files.push(file))?;
+        Ok(files)
+    }
+
+    /// [`Self::files`] without column statistics (`columns` empty): for
+    /// merges, which read the rows and compute the output's own.
+    pub fn files_without_stats(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
+        let mut files = Vec::new();
+        let scan = Scan {
+            bytes: true,
+            stats: false,
+        };
+        self.scan_files(filter, scan, |file, _| files.push(file))?;
         Ok(files)
     }
 
@@ -865,7 +907,7 @@ impl Snapshot {
     /// [`Self::load_inline`] fills in the bytes of the parts kept.
     pub fn files_without_bytes(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
-        self.scan_files(filter, false, |file, _| files.push(file))?;
+        self.scan_files(filter, Scan::WITH_STATS, |file, _| files.push(file))?;
         Ok(files)
     }
 
@@ -889,21 +931,21 @@ impl Snapshot {
         filter: &PartitionFilter,
         mut visit: impl FnMut(DataFile),
     ) -> Result<()> {
-        self.scan_files(filter, false, |file, _| visit(file))
+        self.scan_files(filter, Scan::WITH_STATS, |file, _| visit(file))
     }
 
     /// Visits live files with the version that added each. With
-    /// `with_inline`, inline parts come with their bytes, read by walking
+    /// `scan.bytes`, inline parts come with their bytes, read by walking
     /// the inline table alongside (both are in (partition, path) order)
     /// rather than by a lookup per part.
     fn scan_files(
         &self,
         filter: &PartitionFilter,
-        with_inline: bool,
+        scan: Scan,
         mut visit: impl FnMut(DataFile, u64),
     ) -> Result<()> {
         let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
-        let inline_table = if with_inline {
+        let inline_table = if scan.bytes {
             self.inline_table()?
         } else {
             None
@@ -929,7 +971,18 @@ impl Snapshot {
             if !filter.matches(partition) {
                 continue;
             }
-            let stored: StoredFile = decode(&self.path, value.value())?;
+            let stored: StoredFile = if scan.stats {
+                decode(&self.path, value.value())?
+            } else {
+                let head: StoredFileHead = decode(&self.path, value.value())?;
+                StoredFile {
+                    bytes: head.bytes,
+                    rows: head.rows,
+                    created_ms: head.created_ms,
+                    added_in: head.added_in,
+                    columns: Vec::new(),
+                }
+            };
             let mut inline = None;
             if let (Some(parts), true) = (&mut inline_parts, crate::model::is_inline_path(path)) {
                 loop {
@@ -987,7 +1040,7 @@ impl Snapshot {
             return Ok(None);
         }
         let mut files = Vec::new();
-        self.scan_files(filter, true, |file, added_in| {
+        self.scan_files(filter, Scan::WITH_BYTES, |file, added_in| {
             if added_in <= version {
                 files.push(file);
             }
@@ -1283,6 +1336,14 @@ mod tests {
         let (b1, c1) = (part("p=2", "a", b"b1"), part("p=3", "a", b"c1"));
         let data = DataFile {
             partition: "p=3".to_owned(),
+            columns: BTreeMap::from([(
+                "n".to_owned(),
+                ColumnStats {
+                    min: None,
+                    max: None,
+                    null_count: 4,
+                },
+            )]),
             ..file("data/p=3/x.parquet", false)
         };
         let mut add = commit(1, Operation::Insert);
@@ -1306,6 +1367,21 @@ mod tests {
                 (c1.path.clone(), Some(bytes::Bytes::from_static(b"c1"))),
             ]
         );
+        // Without statistics, everything else is the same.
+        let with = snapshot.files(&PartitionFilter::All).unwrap();
+        let without = snapshot.files_without_stats(&PartitionFilter::All).unwrap();
+        assert_eq!(with[3].columns.len(), 1);
+        assert!(without.iter().all(|f| f.columns.is_empty()));
+        let strip = |files: Vec<DataFile>| -> Vec<DataFile> {
+            files
+                .into_iter()
+                .map(|f| DataFile {
+                    columns: BTreeMap::new(),
+                    ..f
+                })
+                .collect()
+        };
+        assert_eq!(strip(with), without);
         drop(snapshot);
 
         // p=2 flushed and p=3's part flushed (its data file stays live).

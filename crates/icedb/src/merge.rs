@@ -602,7 +602,7 @@ fn candidates(
     chosen.extend(inline);
     let mut candidates = Vec::new();
     for partition in chosen {
-        let files = snapshot.files(&PartitionFilter::Prefix(partition.clone()))?;
+        let files = snapshot.files_without_stats(&PartitionFilter::Prefix(partition.clone()))?;
         let files = files
             .into_iter()
             .filter(|f| f.partition == partition)
