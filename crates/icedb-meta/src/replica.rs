@@ -7,7 +7,7 @@
 //! against it, and the read-only snapshot share private encodings and key
 //! layouts; split apart, each would expose them to the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -433,31 +433,29 @@ impl Replica {
                         .insert(removed.path.as_str(), encode(&tombstone).as_slice())
                         .map_err(|e| err(e.into()))?;
                 }
-                for purged in &commit.purged {
-                    let removed = tombstones
-                        .remove(purged.path.as_str())
-                        .map_err(|e| err(e.into()))?;
-                    let mut added_in = commit.version;
-                    if let Some(removed) = removed {
-                        let tombstone: Tombstone = decode(path, removed.value())?;
-                        drop(removed);
-                        added_in = tombstone.added_in;
-                        // Versions before this file's removal lost a file.
-                        purged_horizon = purged_horizon.max(tombstone.removed_in);
-                    }
-                    // An inline part's name is minted by the insert that
-                    // wrote it and is never an object, so no writer can add
-                    // it again: remembering it would grow the replica and
-                    // every checkpoint by each small insert's parts forever.
-                    if !crate::model::is_inline_path(&purged.path) {
-                        retired
-                            .insert(purged.path.as_str(), added_in)
-                            .map_err(|e| err(e.into()))?;
-                    } else if let Some(data) = inline
-                        .remove((purged.partition.as_str(), purged.path.as_str()))
-                        .map_err(|e| err(e.into()))?
-                    {
-                        inline_held = inline_held.saturating_sub(data.value().len() as u64);
+                if !commit.purged.is_empty() {
+                    let removed =
+                        purge_entries(&mut tombstones, &mut inline, &commit.purged, path)?;
+                    inline_held = inline_held.saturating_sub(removed.inline_bytes);
+                    for purged in &commit.purged {
+                        let mut added_in = commit.version;
+                        if let Some(&(added, removed_in)) =
+                            removed.tombstones.get(purged.path.as_str())
+                        {
+                            added_in = added;
+                            // Versions before this file's removal lost a file.
+                            purged_horizon = purged_horizon.max(removed_in);
+                        }
+                        // An inline part's name is minted by the insert that
+                        // wrote it and is never an object, so no writer can
+                        // add it again: remembering it would grow the replica
+                        // and every checkpoint by each small insert's parts
+                        // forever.
+                        if !crate::model::is_inline_path(&purged.path) {
+                            retired
+                                .insert(purged.path.as_str(), added_in)
+                                .map_err(|e| err(e.into()))?;
+                        }
                     }
                 }
                 if !commit.schema_changes.is_empty() {
@@ -731,6 +729,90 @@ impl Replica {
 
 /// Compacts a replica file (a checkpoint copy), dropping the free pages it
 /// inherited: checkpoints are downloaded by every new process.
+/// What [`purge_entries`] removed.
+struct Purged {
+    /// Path → (added in, removed in) of each tombstone removed.
+    tombstones: HashMap<String, (u64, u64)>,
+    /// Bytes of the inline parts removed.
+    inline_bytes: u64,
+}
+
+/// Removes the tombstones and inline bytes of `purged`. A purge naming a good share of a table (a vacuum after a flush:
+/// thousands of parts) walks it once with `retain`; a few paths are looked
+/// up one by one.
+fn purge_entries(
+    tombstones: &mut redb::Table<&str, &[u8]>,
+    inline: &mut redb::Table<(&str, &str), &[u8]>,
+    purged: &[FileRef],
+    path: &Path,
+) -> Result<Purged> {
+    let err = |e: redb::StorageError| replica_error(path, e);
+    let mut found = HashMap::with_capacity(purged.len());
+    let mut undecodable = None;
+    let mut keep = |key: &str, value: &[u8]| match decode::<Tombstone>(path, value) {
+        Ok(tombstone) => {
+            found.insert(key.to_owned(), (tombstone.added_in, tombstone.removed_in));
+        }
+        Err(e) => {
+            undecodable.get_or_insert(e);
+        }
+    };
+    if bulk(purged.len(), tombstones.len().map_err(err)?) {
+        let wanted: HashSet<&str> = purged.iter().map(|f| f.path.as_str()).collect();
+        tombstones
+            .retain(|key, value| {
+                let purge = wanted.contains(key);
+                if purge {
+                    keep(key, value);
+                }
+                !purge
+            })
+            .map_err(err)?;
+    } else {
+        for file in purged {
+            if let Some(value) = tombstones.remove(file.path.as_str()).map_err(err)? {
+                keep(&file.path, value.value());
+            }
+        }
+    }
+    if let Some(e) = undecodable {
+        return Err(e);
+    }
+    let parts: Vec<(&str, &str)> = purged
+        .iter()
+        .filter(|f| crate::model::is_inline_path(&f.path))
+        .map(|f| (f.partition.as_str(), f.path.as_str()))
+        .collect();
+    let mut freed = 0;
+    if bulk(parts.len(), inline.len().map_err(err)?) {
+        let wanted: HashSet<(&str, &str)> = parts.into_iter().collect();
+        inline
+            .retain(|key, value| {
+                let purge = wanted.contains(&key);
+                if purge {
+                    freed += value.len() as u64;
+                }
+                !purge
+            })
+            .map_err(err)?;
+    } else {
+        for key in parts {
+            if let Some(value) = inline.remove(key).map_err(err)? {
+                freed += value.value().len() as u64;
+            }
+        }
+    }
+    Ok(Purged {
+        tombstones: found,
+        inline_bytes: freed,
+    })
+}
+
+/// Whether removing `many` of a table's `len` entries is cheaper as one walk.
+fn bulk(many: usize, len: u64) -> bool {
+    many > 0 && many as u64 * 4 >= len
+}
+
 pub(crate) fn compact_file(path: &Path) -> Result<()> {
     let mut db = Database::open(path).map_err(|e| replica_error(path, e))?;
     db.compact().map_err(|e| replica_error(path, e))?;
@@ -1404,5 +1486,55 @@ mod tests {
                 ("data/p=3/x.parquet".to_owned(), false)
             ]
         );
+    }
+
+    /// A purge of a few entries looks each up; one of most of them walks
+    /// the tables once: both leave the same state.
+    #[test]
+    fn small_and_large_purges_leave_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let files: Vec<DataFile> = (0..12)
+            .map(|n| {
+                file(
+                    &format!(
+                        "{}/p=1/{n}.parquet",
+                        if n % 2 == 0 { "inline" } else { "data" }
+                    ),
+                    n % 2 == 0,
+                )
+            })
+            .collect();
+        let mut add = commit(1, Operation::Insert);
+        add.added = files.clone();
+        let mut remove = commit(2, Operation::Merge);
+        remove.removed = files.iter().map(FileRef::from).collect();
+        replica.apply(&[add, remove]).unwrap();
+        assert_eq!(replica.snapshot().unwrap().inline_held_bytes().unwrap(), 18);
+
+        let mut few = commit(3, Operation::Vacuum);
+        few.purged = remove_refs(&files[..2]);
+        replica.apply(&[few]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.tombstones().unwrap().len(), 10);
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 15);
+        assert_eq!(snapshot.oldest_readable_version().unwrap(), 2);
+        drop(snapshot);
+        assert_eq!(retired(&replica), ["data/p=1/1.parquet"]);
+
+        let mut many = commit(4, Operation::Vacuum);
+        many.purged = remove_refs(&files[2..]);
+        replica.apply(&[many]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert!(snapshot.tombstones().unwrap().is_empty());
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 0);
+        drop(snapshot);
+        assert_eq!(retired(&replica).len(), 6);
+        let txn = replica.db.begin_read().unwrap();
+        assert_eq!(txn.open_table(INLINE).unwrap().len().unwrap(), 0);
+    }
+
+    fn remove_refs(files: &[DataFile]) -> Vec<FileRef> {
+        files.iter().map(FileRef::from).collect()
     }
 }
