@@ -399,17 +399,13 @@ impl Replica {
                     stats.bytes += file.bytes;
                     stats.newest_write_ms = stats.newest_write_ms.max(file.created_ms);
                 }
+                let mut live = remove_live(&mut files, &commit.removed, path)?;
                 for removed in &commit.removed {
-                    let entry = files
-                        .remove((removed.partition.as_str(), removed.path.as_str()))
-                        .map_err(|e| err(e.into()))?;
-                    let Some(entry) = entry else {
+                    let Some(stored) = live.remove(removed.path.as_str()) else {
                         // The writer protocol prevents this; a hand-edited log could not.
                         tracing::warn!(version = commit.version, path = %removed.path, "commit removes a file that is not live; ignored");
                         continue;
                     };
-                    let stored: StoredFile = decode(path, entry.value())?;
-                    drop(entry);
                     if crate::model::is_inline_path(&removed.path) {
                         inline_totals.0 = inline_totals.0.saturating_sub(1);
                         inline_totals.1 = inline_totals.1.saturating_sub(stored.rows);
@@ -729,6 +725,54 @@ impl Replica {
 
 /// Compacts a replica file (a checkpoint copy), dropping the free pages it
 /// inherited: checkpoints are downloaded by every new process.
+/// Removes `removed` from the live files; returns the entry (without
+/// statistics) of each that was live, by path. Like [`purge_entries`], a
+/// removal of a good share of the table (a flush of thousands of inline
+/// parts) walks it once.
+fn remove_live(
+    files: &mut redb::Table<(&str, &str), &[u8]>,
+    removed: &[FileRef],
+    path: &Path,
+) -> Result<HashMap<String, StoredFileHead>> {
+    let err = |e: redb::StorageError| replica_error(path, e);
+    let mut live = HashMap::with_capacity(removed.len());
+    let mut undecodable = None;
+    let mut keep = |key: &str, value: &[u8]| match decode::<StoredFileHead>(path, value) {
+        Ok(head) => {
+            live.insert(key.to_owned(), head);
+        }
+        Err(e) => {
+            undecodable.get_or_insert(e);
+        }
+    };
+    if bulk(removed.len(), files.len().map_err(err)?) {
+        let wanted: HashSet<(&str, &str)> = removed
+            .iter()
+            .map(|f| (f.partition.as_str(), f.path.as_str()))
+            .collect();
+        files
+            .retain(|key, value| {
+                let remove = wanted.contains(&key);
+                if remove {
+                    keep(key.1, value);
+                }
+                !remove
+            })
+            .map_err(err)?;
+    } else {
+        for file in removed {
+            let key = (file.partition.as_str(), file.path.as_str());
+            if let Some(value) = files.remove(key).map_err(err)? {
+                keep(&file.path, value.value());
+            }
+        }
+    }
+    match undecodable {
+        Some(e) => Err(e),
+        None => Ok(live),
+    }
+}
+
 /// What [`purge_entries`] removed.
 struct Purged {
     /// Path → (added in, removed in) of each tombstone removed.
@@ -1488,10 +1532,10 @@ mod tests {
         );
     }
 
-    /// A purge of a few entries looks each up; one of most of them walks
-    /// the tables once: both leave the same state.
+    /// A removal or purge of a few entries looks each up; one of most of
+    /// them walks the tables once: both keep the state exact.
     #[test]
-    fn small_and_large_purges_leave_the_same_state() {
+    fn small_and_large_removals_and_purges_keep_the_state_exact() {
         let dir = tempfile::tempdir().unwrap();
         let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
         let files: Vec<DataFile> = (0..12)
@@ -1507,12 +1551,34 @@ mod tests {
             .collect();
         let mut add = commit(1, Operation::Insert);
         add.added = files.clone();
+        // Removing a few files looks each up, most of them walks the table.
+        let mut remove_few = commit(2, Operation::Merge);
+        remove_few.removed = remove_refs(&files[..2]);
+        replica.apply(&[add, remove_few]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        let totals = &snapshot.partitions(&PartitionFilter::All).unwrap()[0];
+        assert_eq!((totals.files, totals.rows, totals.bytes), (10, 10, 30));
+        assert_eq!(snapshot.tombstones().unwrap().len(), 2);
+        assert_eq!(snapshot.inline_totals().unwrap().files, 5);
+        drop(snapshot);
         let mut remove = commit(2, Operation::Merge);
-        remove.removed = files.iter().map(FileRef::from).collect();
-        replica.apply(&[add, remove]).unwrap();
-        assert_eq!(replica.snapshot().unwrap().inline_held_bytes().unwrap(), 18);
+        remove.version = 3;
+        remove.removed = remove_refs(&files[2..]);
+        replica.apply(&[remove]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert!(
+            snapshot
+                .partitions(&PartitionFilter::All)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(snapshot.files(&PartitionFilter::All).unwrap().is_empty());
+        assert_eq!(snapshot.tombstones().unwrap().len(), 12);
+        assert_eq!(snapshot.inline_totals().unwrap().files, 0);
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 18);
+        drop(snapshot);
 
-        let mut few = commit(3, Operation::Vacuum);
+        let mut few = commit(4, Operation::Vacuum);
         few.purged = remove_refs(&files[..2]);
         replica.apply(&[few]).unwrap();
         let snapshot = replica.snapshot().unwrap();
@@ -1522,7 +1588,7 @@ mod tests {
         drop(snapshot);
         assert_eq!(retired(&replica), ["data/p=1/1.parquet"]);
 
-        let mut many = commit(4, Operation::Vacuum);
+        let mut many = commit(5, Operation::Vacuum);
         many.purged = remove_refs(&files[2..]);
         replica.apply(&[many]).unwrap();
         let snapshot = replica.snapshot().unwrap();
