@@ -225,18 +225,23 @@ impl Table {
     /// small inserts inlining, so it wins over time travel to before a
     /// flush. Merges call it after each round, so the held bytes stay
     /// within the bound without waiting for vacuum.
+    #[tracing::instrument(level = "debug", skip_all, name = "merge.purge_inline")]
     pub(crate) async fn purge_flushed_inline(&self) -> Result<usize> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let snapshot = self.meta().snapshot()?;
-        let mut over = snapshot
-            .inline_held_bytes()?
-            .saturating_sub(self.config().inline.limit_bytes / 2);
-        let mut flushed: Vec<Tombstone> = snapshot
-            .tombstones()?
-            .into_iter()
-            .filter(|t| is_inline_path(&t.path))
-            .collect();
-        drop(snapshot);
+        let half = self.config().inline.limit_bytes / 2;
+        // A replica scan of every tombstone: on the blocking pool.
+        let (mut over, mut flushed) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let over = snapshot.inline_held_bytes()?.saturating_sub(half);
+            let flushed: Vec<Tombstone> = snapshot
+                .tombstones()?
+                .into_iter()
+                .filter(|t| is_inline_path(&t.path))
+                .collect();
+            Ok((over, flushed))
+        })
+        .await
+        .expect("reading the replica does not panic")?;
         flushed.sort_by_key(|t| (t.removed_in, t.removed_ms));
         let purged: Vec<FileRef> = flushed
             .iter()
