@@ -108,8 +108,10 @@ impl Table {
             .collect();
         // The three steps touch disjoint things (tombstoned objects and the
         // purge entry; unreferenced objects; old log entries and
-        // checkpoints), so their requests go out together.
-        let (tombstoned, orphans, log) = tokio::try_join!(
+        // checkpoints), so their requests go out together. Each runs to its
+        // end even if another fails (no purge commit is dropped midway);
+        // the first error is then the answer.
+        let (tombstoned, orphans, log) = tokio::join!(
             self.purge_tombstoned(expired),
             self.delete_orphans(&referenced, now_ms - grace_ms)
                 .instrument(tracing::debug_span!("vacuum.orphans")),
@@ -125,7 +127,8 @@ impl Table {
                     None => Ok(None),
                 }
             },
-        )?;
+        );
+        let (tombstoned, orphans, log) = (tombstoned?, orphans?, log?);
         let mut report = VacuumReport {
             version: tombstoned.version,
             purged: tombstoned.purged,
