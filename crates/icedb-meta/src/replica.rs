@@ -726,51 +726,64 @@ impl Replica {
 /// Compacts a replica file (a checkpoint copy), dropping the free pages it
 /// inherited: checkpoints are downloaded by every new process.
 /// Removes `removed` from the live files; returns the entry (without
-/// statistics) of each that was live, by path. Like [`purge_entries`], a
-/// removal of a good share of the table (a flush of thousands of inline
-/// parts) walks it once.
+/// statistics) of each that was live, by path (a flush of thousands of
+/// inline parts walks the table once: [`remove_pairs`]).
 fn remove_live(
     files: &mut redb::Table<(&str, &str), &[u8]>,
     removed: &[FileRef],
     path: &Path,
 ) -> Result<HashMap<String, StoredFileHead>> {
-    let err = |e: redb::StorageError| replica_error(path, e);
     let mut live = HashMap::with_capacity(removed.len());
     let mut undecodable = None;
-    let mut keep = |key: &str, value: &[u8]| match decode::<StoredFileHead>(path, value) {
-        Ok(head) => {
-            live.insert(key.to_owned(), head);
+    remove_pairs(files, removed, path, |key, value| {
+        match decode::<StoredFileHead>(path, value) {
+            Ok(head) => {
+                live.insert(key.to_owned(), head);
+            }
+            Err(e) => {
+                undecodable.get_or_insert(e);
+            }
         }
-        Err(e) => {
-            undecodable.get_or_insert(e);
-        }
-    };
-    if bulk(removed.len(), files.len().map_err(err)?) {
-        let wanted: HashSet<(&str, &str)> = removed
-            .iter()
-            .map(|f| (f.partition.as_str(), f.path.as_str()))
-            .collect();
-        files
+    })?;
+    match undecodable {
+        Some(e) => Err(e),
+        None => Ok(live),
+    }
+}
+
+/// Removes the (partition, path) of each of `files` from `table`, calling
+/// `removed(path, value)` for each that was there. Removing a good share
+/// of the table walks it once (`retain`); a few are looked up one by one.
+fn remove_pairs<'a>(
+    table: &mut redb::Table<(&str, &str), &[u8]>,
+    files: impl IntoIterator<Item = &'a FileRef>,
+    path: &Path,
+    mut removed: impl FnMut(&str, &[u8]),
+) -> Result<()> {
+    let err = |e: redb::StorageError| replica_error(path, e);
+    let keys: Vec<(&str, &str)> = files
+        .into_iter()
+        .map(|f| (f.partition.as_str(), f.path.as_str()))
+        .collect();
+    if bulk(keys.len(), table.len().map_err(err)?) {
+        let wanted: HashSet<(&str, &str)> = keys.into_iter().collect();
+        table
             .retain(|key, value| {
                 let remove = wanted.contains(&key);
                 if remove {
-                    keep(key.1, value);
+                    removed(key.1, value);
                 }
                 !remove
             })
             .map_err(err)?;
     } else {
-        for file in removed {
-            let key = (file.partition.as_str(), file.path.as_str());
-            if let Some(value) = files.remove(key).map_err(err)? {
-                keep(&file.path, value.value());
+        for key in keys {
+            if let Some(value) = table.remove(key).map_err(err)? {
+                removed(key.1, value.value());
             }
         }
     }
-    match undecodable {
-        Some(e) => Err(e),
-        None => Ok(live),
-    }
+    Ok(())
 }
 
 /// What [`purge_entries`] removed.
@@ -781,9 +794,9 @@ struct Purged {
     inline_bytes: u64,
 }
 
-/// Removes the tombstones and inline bytes of `purged`. A purge naming a good share of a table (a vacuum after a flush:
-/// thousands of parts) walks it once with `retain`; a few paths are looked
-/// up one by one.
+/// Removes the tombstones and inline bytes of `purged`. A purge naming a
+/// good share of a table (a vacuum after a flush: thousands of parts)
+/// walks it once with `retain`; a few paths are looked up one by one.
 fn purge_entries(
     tombstones: &mut redb::Table<&str, &[u8]>,
     inline: &mut redb::Table<(&str, &str), &[u8]>,
@@ -822,30 +835,15 @@ fn purge_entries(
     if let Some(e) = undecodable {
         return Err(e);
     }
-    let parts: Vec<(&str, &str)> = purged
-        .iter()
-        .filter(|f| crate::model::is_inline_path(&f.path))
-        .map(|f| (f.partition.as_str(), f.path.as_str()))
-        .collect();
     let mut freed = 0;
-    if bulk(parts.len(), inline.len().map_err(err)?) {
-        let wanted: HashSet<(&str, &str)> = parts.into_iter().collect();
-        inline
-            .retain(|key, value| {
-                let purge = wanted.contains(&key);
-                if purge {
-                    freed += value.len() as u64;
-                }
-                !purge
-            })
-            .map_err(err)?;
-    } else {
-        for key in parts {
-            if let Some(value) = inline.remove(key).map_err(err)? {
-                freed += value.value().len() as u64;
-            }
-        }
-    }
+    remove_pairs(
+        inline,
+        purged
+            .iter()
+            .filter(|f| crate::model::is_inline_path(&f.path)),
+        path,
+        |_, value| freed += value.len() as u64,
+    )?;
     Ok(Purged {
         tombstones: found,
         inline_bytes: freed,
