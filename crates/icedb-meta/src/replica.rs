@@ -723,8 +723,6 @@ impl Replica {
     }
 }
 
-/// Compacts a replica file (a checkpoint copy), dropping the free pages it
-/// inherited: checkpoints are downloaded by every new process.
 /// Removes `removed` from the live files; returns the entry (without
 /// statistics) of each that was live, by path (a flush of thousands of
 /// inline parts walks the table once: [`remove_pairs`]).
@@ -855,6 +853,8 @@ fn bulk(many: usize, len: u64) -> bool {
     many > 0 && many as u64 * 4 >= len
 }
 
+/// Compacts a replica file (a checkpoint copy), dropping the free pages it
+/// inherited: checkpoints are downloaded by every new process.
 pub(crate) fn compact_file(path: &Path) -> Result<()> {
     let mut db = Database::open(path).map_err(|e| replica_error(path, e))?;
     db.compact().map_err(|e| replica_error(path, e))?;
