@@ -292,6 +292,100 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
     }
 }
 
+/// The store check a host runs at start counts for the first commit, which
+/// does not repeat it (three requests); a process that did not run it
+/// checks before its first commit.
+#[tokio::test]
+async fn a_store_checked_at_start_is_not_checked_again_by_the_first_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Backend::Local.new_table(dir.path(), "checked");
+    let store_checks =
+        |faults: &FaultyStore| faults.requests().get(&Kind::OtherPut).copied().unwrap_or(0);
+    let (checked, faults) = faulty_meta(&url, &dir.path().join("a"), 1).await;
+    checked.check_store().await.unwrap();
+    let before = store_checks(&faults);
+    checked
+        .commit(insert(vec![file("p=1", "a", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(store_checks(&faults), before);
+    let (unchecked, faults) = faulty_meta(&url, &dir.path().join("b"), 1).await;
+    unchecked
+        .commit(insert(vec![file("p=1", "b", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store_checks(&faults),
+        2,
+        "two conditional creates of one key"
+    );
+}
+
+/// A writer's identity check (is the log still the table my replica
+/// describes?) reads only the metadata of a head entry it wrote itself,
+/// and still tells a re-created table whose log reached the same version.
+#[tokio::test]
+async fn the_identity_check_reads_no_entry_it_wrote_and_still_sees_a_recreated_table() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let url = backend.new_table(dir.path(), "identity");
+        let (old, faults) = faulty_meta(&url, &dir.path().join("replica"), 5).await;
+        for i in 0..3 {
+            old.commit(insert(vec![file("p=old", &i.to_string(), 5)]))
+                .await
+                .unwrap();
+        }
+        let before = faults.log_entries_read();
+        old.commit(insert(vec![file("p=old", "3", 5)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            faults.log_entries_read(),
+            before,
+            "{backend:?}: a commit on top of this process's own head read a log entry"
+        );
+        let old_id = old.snapshot().unwrap().table_id().unwrap().unwrap();
+
+        // The table is deleted and re-created up to the same version 4:
+        // the entry at the old head exists again, with other content.
+        let store = location(&url).open_store().unwrap();
+        delete_everything(&store).await;
+        let fresh = plain_meta(&url, &dir.path().join("fresh")).await;
+        for i in 0..4 {
+            fresh
+                .commit(insert(vec![file("p=new", &i.to_string(), 2)]))
+                .await
+                .unwrap();
+        }
+        let new_id = fresh.snapshot().unwrap().table_id().unwrap().unwrap();
+        assert_ne!(old_id, new_id);
+        let receipt = old
+            .commit(insert(vec![file("p=new", "after", 1)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            receipt.version, 5,
+            "{backend:?}: after the new table's head"
+        );
+        let snapshot = old.snapshot().unwrap();
+        assert_eq!(
+            snapshot.table_id().unwrap().as_deref(),
+            Some(new_id.as_str())
+        );
+        let partitions: Vec<String> = snapshot
+            .files(&PartitionFilter::All)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.partition)
+            .collect();
+        assert!(
+            partitions.iter().all(|p| p == "p=new"),
+            "{backend:?}: the old table's files are gone from the replica: {partitions:?}"
+        );
+        assert_eq!(partitions.len(), 5);
+    }
+}
+
 // ------------------------------------------------------------ the table engine under faults
 
 fn faulty_table_config(root: &str, replica: std::path::PathBuf) -> icedb::TableConfig {

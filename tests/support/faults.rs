@@ -82,6 +82,7 @@ struct State {
     single_deletes: u64,
     bulk_deletes: u64,
     requests: HashMap<Kind, u64>,
+    log_entries_read: u64,
 }
 
 /// The wrapper. Clone the `Arc` to keep a handle for scripting faults while
@@ -161,6 +162,11 @@ impl FaultyStore {
     /// How many requests of each kind reached this store (faulty or not).
     pub fn requests(&self) -> HashMap<Kind, u64> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// How many GETs returned a commit-log entry (`_icedb/log/…`).
+    pub fn log_entries_read(&self) -> u64 {
+        self.state.lock().unwrap().log_entries_read
     }
 
     pub fn injected_total(&self) -> u64 {
@@ -283,7 +289,11 @@ impl ObjectStore for FaultyStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         self.read_fault().await?;
-        self.inner.get_opts(location, options).await
+        let result = self.inner.get_opts(location, options).await;
+        if result.is_ok() && location.as_ref().starts_with("_icedb/log/") {
+            self.state.lock().unwrap().log_entries_read += 1;
+        }
+        result
     }
 
     async fn get_range(&self, location: &Path, range: Range<u64>) -> object_store::Result<Bytes> {

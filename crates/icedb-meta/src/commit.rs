@@ -178,7 +178,6 @@ impl<'a> PreparedCommit<'a> {
             meta.check_store()
                 .await
                 .map_err(CommitError::not_committed)?;
-            meta.store_checked.store(true, Ordering::Release);
         }
         let mut flight = InFlight::default();
         let mut attempts = 0u32;
@@ -385,7 +384,10 @@ impl<'a> PreparedCommit<'a> {
             .put_opts(&path, PutPayload::from(body), put)
             .await
         {
-            Ok(_) => Attempt::Won,
+            Ok(put) => {
+                self.meta.note_entry_tag(commit.version, put.e_tag);
+                Attempt::Won
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Attempt::Lost,
             Err(error) => Attempt::Unknown(MetaError::store(&path, error)),
         }

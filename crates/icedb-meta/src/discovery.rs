@@ -47,9 +47,9 @@ impl MetaStore {
             }
             LogDiscovery::Probe => return self.probe_after(head).await,
         };
-        futures::stream::iter(versions)
+        let entries: Vec<(Commit, Option<String>)> = futures::stream::iter(versions)
             .map(|version| async move {
-                self.read_commit(version)
+                self.read_entry(version)
                     .await?
                     .ok_or_else(|| MetaError::MissingVersion {
                         missing: version,
@@ -59,33 +59,44 @@ impl MetaStore {
             })
             .buffered(16)
             .try_collect()
-            .await
+            .await?;
+        Ok(self.noting_newest_tag(entries))
+    }
+
+    /// The commits of `entries`, noting the newest one's e-tag (the sync
+    /// applies them: see [`MetaStore::verify_identity`]).
+    fn noting_newest_tag(&self, mut entries: Vec<(Commit, Option<String>)>) -> Vec<Commit> {
+        if let Some((commit, tag)) = entries.last_mut() {
+            self.note_entry_tag(commit.version, tag.take());
+        }
+        entries.into_iter().map(|(commit, _)| commit).collect()
     }
 
     /// Reads versions after `head` with GETs until one is missing: first
     /// one (the common case is "nothing new"), then windows of parallel
     /// GETs growing to 32.
     async fn probe_after(&self, head: u64) -> Result<Vec<Commit>> {
-        let mut commits = Vec::new();
+        let mut entries = Vec::new();
         let mut next = head + 1;
         let mut window = 1u64;
         loop {
-            let found: Vec<Option<Commit>> = futures::stream::iter(next..next + window)
-                .map(|version| self.read_commit(version))
-                .buffered(window as usize)
-                .try_collect()
-                .await?;
+            let found: Vec<Option<(Commit, Option<String>)>> =
+                futures::stream::iter(next..next + window)
+                    .map(|version| self.read_entry(version))
+                    .buffered(window as usize)
+                    .try_collect()
+                    .await?;
             let present = found.iter().take_while(|c| c.is_some()).count();
-            commits.extend(found.into_iter().take(present).flatten());
+            entries.extend(found.into_iter().take(present).flatten());
             if present < window as usize {
-                if commits.is_empty() && self.expired_through().await? > head {
+                if entries.is_empty() && self.expired_through().await? > head {
                     return Err(MetaError::MissingVersion {
                         missing: head + 1,
                         found: head + 1,
                         hint: "it was expired".to_owned(),
                     });
                 }
-                return Ok(commits);
+                return Ok(self.noting_newest_tag(entries));
             }
             next += window;
             window = (window * 4).min(32);

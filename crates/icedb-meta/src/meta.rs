@@ -91,6 +91,10 @@ pub struct MetaStore {
     pub(crate) options: MetaOptions,
     pub(crate) discovery: LogDiscovery,
     pub(crate) store_checked: AtomicBool,
+    /// The e-tag of the newest log entry this process wrote or applied from
+    /// the log, by version: while it is the head, the identity check needs
+    /// only the entry's metadata, not its body.
+    pub(crate) head_tag: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl MetaStore {
@@ -155,6 +159,7 @@ impl MetaStore {
             options,
             discovery,
             store_checked: AtomicBool::new(false),
+            head_tag: std::sync::Mutex::new(None),
         };
         if !meta.verify_identity().await? {
             meta.reset_replica().await?;
@@ -260,16 +265,36 @@ impl MetaStore {
         let expected = snapshot.commit(head)?;
         let table_id = snapshot.table_id()?;
         drop(snapshot);
-        // Only the identity is compared: a full parse would decode every
-        // file entry and inline part of the head commit, on every commit.
         let path = log_path(head);
-        let found = match self.get_if_present(&path).await? {
-            Some(bytes) => Some(crate::log::parse_entry::<crate::log::CommitIdentity>(
-                &path, &bytes, head,
-            )?),
-            None => None,
+        // The head entry as this process wrote or applied it, if it still
+        // carries the same e-tag: its metadata is enough (the entry of a
+        // merge can be hundreds of kilobytes). Anything else: the full
+        // check below.
+        let known = self
+            .head_tag
+            .lock()
+            .expect("head tag lock")
+            .clone()
+            .filter(|(version, _)| *version == head);
+        if let Some((_, tag)) = known {
+            match self.store.head(&path).await {
+                Ok(meta) if meta.e_tag.as_deref() == Some(tag.as_str()) => return Ok(true),
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(MetaError::store(&path, e)),
+            }
+        }
+        // Only the identity is compared: a full parse would decode every
+        // file entry and inline part of the head commit.
+        let (found, tag) = match self.get_tagged(&path).await? {
+            Some((bytes, tag)) => (
+                Some(crate::log::parse_entry::<crate::log::CommitIdentity>(
+                    &path, &bytes, head,
+                )?),
+                tag,
+            ),
+            None => (None, None),
         };
-        Ok(match (found, expected) {
+        let same = match (found, expected) {
             (Some(found), Some(expected)) => {
                 found.id == expected.id
                     && match (&found.table_id, &table_id) {
@@ -281,7 +306,11 @@ impl MetaStore {
             // for anything; a missing entry is a different log (or an
             // expired one: rebuilding from a checkpoint is safe either way).
             _ => false,
-        })
+        };
+        if same {
+            self.note_entry_tag(head, tag);
+        }
+        Ok(same)
     }
 
     /// Replaces the replica with an empty one (it is a cache: the log and
@@ -325,10 +354,46 @@ impl MetaStore {
 
     /// Reads one commit from the log.
     pub async fn read_commit(&self, version: u64) -> Result<Option<Commit>> {
+        Ok(self.read_entry(version).await?.map(|(commit, _)| commit))
+    }
+
+    /// Reads one commit from the log, with its entry's e-tag.
+    pub(crate) async fn read_entry(
+        &self,
+        version: u64,
+    ) -> Result<Option<(Commit, Option<String>)>> {
         let path = log_path(version);
-        match self.get_if_present(&path).await? {
-            Some(bytes) => parse_commit(&path, &bytes, version).map(Some),
+        match self.get_tagged(&path).await? {
+            Some((bytes, tag)) => Ok(Some((parse_commit(&path, &bytes, version)?, tag))),
             None => Ok(None),
+        }
+    }
+
+    /// An object's bytes and e-tag, or `None` if it does not exist.
+    pub(crate) async fn get_tagged(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(bytes::Bytes, Option<String>)>> {
+        let result = match self.store.get(path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(MetaError::store(path, e)),
+        };
+        let tag = result.meta.e_tag.clone();
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| MetaError::store(path, e))?;
+        Ok(Some((bytes, tag)))
+    }
+
+    /// Notes the e-tag of log entry `version`, which this process wrote or
+    /// is applying (a newer version's replaces an older one's).
+    pub(crate) fn note_entry_tag(&self, version: u64, tag: Option<String>) {
+        let Some(tag) = tag else { return };
+        let mut known = self.head_tag.lock().expect("head tag lock");
+        if known.as_ref().is_none_or(|(v, _)| *v <= version) {
+            *known = Some((version, tag));
         }
     }
 

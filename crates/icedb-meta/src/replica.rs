@@ -1014,12 +1014,14 @@ impl Snapshot {
         Ok(files)
     }
 
-    /// [`Self::files`] without column statistics (`columns` empty): for
-    /// merges, which read the rows and compute the output's own.
-    pub fn files_without_stats(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
+    /// [`Self::files`] without column statistics (`columns` empty) or the
+    /// inline parts' bytes: for merge planning (a merge reads the rows and
+    /// computes the output's own statistics; each job loads its parts'
+    /// bytes with [`Self::load_inline`]).
+    pub fn file_heads(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>> {
         let mut files = Vec::new();
         let scan = Scan {
-            bytes: true,
+            bytes: false,
             stats: false,
         };
         self.scan_files(filter, scan, |file, _| files.push(file))?;
@@ -1491,11 +1493,16 @@ mod tests {
                 (c1.path.clone(), Some(bytes::Bytes::from_static(b"c1"))),
             ]
         );
-        // Without statistics, everything else is the same.
+        // Heads: without statistics and bytes, everything else the same;
+        // loading the bytes gives them back.
         let with = snapshot.files(&PartitionFilter::All).unwrap();
-        let without = snapshot.files_without_stats(&PartitionFilter::All).unwrap();
+        let mut heads = snapshot.file_heads(&PartitionFilter::All).unwrap();
         assert_eq!(with[3].columns.len(), 1);
-        assert!(without.iter().all(|f| f.columns.is_empty()));
+        assert!(
+            heads
+                .iter()
+                .all(|f| f.columns.is_empty() && f.inline.is_none())
+        );
         let strip = |files: Vec<DataFile>| -> Vec<DataFile> {
             files
                 .into_iter()
@@ -1505,7 +1512,8 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(strip(with), without);
+        snapshot.load_inline(&mut heads).unwrap();
+        assert_eq!(strip(with), heads);
         drop(snapshot);
 
         // p=2 flushed and p=3's part flushed (its data file stays live).

@@ -13,7 +13,8 @@ use crate::meta::MetaStore;
 impl MetaStore {
     /// Verifies that the store refuses a second conditional create of the
     /// same key; without that, concurrent writers would overwrite each
-    /// other's commits. Runs automatically before the first commit.
+    /// other's commits. Runs automatically before the first commit unless
+    /// it already passed (a host runs it at start).
     pub async fn check_store(&self) -> Result<()> {
         let path = Path::from(format!("{STORE_CHECK_DIR}/{}", uuid::Uuid::now_v7()));
         let create = || PutOptions {
@@ -46,6 +47,10 @@ impl MetaStore {
         };
         if let Err(error) = self.store.delete(&path).await {
             tracing::debug!(%error, "could not remove the store-check object");
+        }
+        if verdict.is_ok() {
+            self.store_checked
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         verdict
     }

@@ -9,7 +9,12 @@ use tokio::sync::Semaphore;
 
 fn cores() -> &'static Semaphore {
     static CPU: OnceLock<Semaphore> = OnceLock::new();
-    CPU.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+    CPU.get_or_init(|| Semaphore::new(core_count()))
+}
+
+/// The cores CPU-heavy work is spread over.
+pub(crate) fn core_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Runs `work` on the blocking pool once a core is free.

@@ -100,8 +100,10 @@ enum Encoded {
 }
 
 /// Rows of small files one insert's CPU task encodes before the next file
-/// goes to another task (see [`Table::insert_batch`]).
-const ENCODE_TASK_ROWS: usize = 2_048;
+/// goes to another task (see [`Table::insert_batch`]): an insert's rows are
+/// spread over the cores, in tasks of at least the first and at most the
+/// second bound.
+const ENCODE_TASK_ROWS: (usize, usize) = (256, 2_048);
 
 impl Table {
     /// Inserts newline-delimited JSON (blank lines are skipped). Errors name
@@ -270,15 +272,19 @@ impl Table {
         let batch = Arc::new(batch);
         let columns = Arc::new(columns);
         // One job per file; small jobs are packed into one CPU task until it
-        // holds ENCODE_TASK_ROWS rows, so a group commit's thirty 27-row
-        // parts are two tasks rather than thirty trips through the core
-        // semaphore and the blocking pool, while a big insert still encodes
+        // holds its share of the rows, so a group commit's thirty 27-row
+        // parts are one task per core rather than thirty trips through the
+        // core semaphore and the blocking pool, and a big insert encodes
         // its files on every core.
+        let (least, most) = ENCODE_TASK_ROWS;
+        let share = (batch.row_count as usize)
+            .div_ceil(crate::cpu::core_count())
+            .clamp(least, most);
         let mut tasks: Vec<Vec<(String, Vec<usize>)>> = Vec::new();
         let mut task_rows = usize::MAX;
         for (partition, rows) in groups {
             for chunk in rows.chunks(self.config.max_rows_per_file.max(1)) {
-                if task_rows >= ENCODE_TASK_ROWS {
+                if task_rows >= share {
                     tasks.push(Vec::new());
                     task_rows = 0;
                 }

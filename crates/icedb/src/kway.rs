@@ -1,9 +1,12 @@
-//! The k-way merge of a merge job: inputs already sorted by the table's
-//! sort order stream through a binary heap into one sorted output, written
+//! The rows of a merge job, from its inputs to its output file
+//! ([`MergeJob`]): inputs already sorted by the table's sort order stream
+//! through a binary heap into one sorted output (the k-way merge), written
 //! in full chunks whatever the inputs' batch sizes; an input in another
-//! order is sorted whole first.
+//! order is sorted whole first. Inputs all in memory (inline parts) are
+//! sorted together instead.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{RecordBatch, new_null_array};
 use arrow::compute::{cast, interleave_record_batch};
@@ -11,12 +14,96 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use icedb_meta::ColumnStats;
+use icedb_meta::{ColumnDef, ColumnStats, DataFile, Snapshot};
+use object_store::ObjectStore;
+use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::ParquetObjectWriter;
+use parquet::file::properties::WriterProperties;
+use tracing::Instrument;
 
 use crate::error::Result;
+use crate::schema::arrow_schema;
 use crate::write;
+
+/// One merge job's inputs and where its output goes.
+pub(crate) struct MergeJob {
+    pub store: Arc<dyn ObjectStore>,
+    /// The replica as the job was planned on: inline parts' bytes.
+    pub snapshot: Arc<Snapshot>,
+    pub files: Vec<DataFile>,
+    pub table_schema: Vec<ColumnDef>,
+    pub sort_order: Vec<String>,
+    pub output: Path,
+    pub props: WriterProperties,
+}
+
+/// What a merge job wrote.
+pub(crate) struct JobOutput {
+    pub rows: u64,
+    pub stats: BTreeMap<String, ColumnStats>,
+    pub bytes: u64,
+    /// The output's columns: every column some input has, with the
+    /// table's type.
+    pub columns: Vec<ColumnDef>,
+}
+
+impl MergeJob {
+    /// Opens the inputs, merges their rows and writes the output (not
+    /// deleted on failure: the caller does).
+    pub(crate) async fn run(mut self) -> Result<JobOutput> {
+        // On a blocking thread (the caller's): a replica read may block.
+        self.snapshot.load_inline(&mut self.files)?;
+        let wanted_order = self.sort_order.join(",");
+        let opened = crate::inputs::open_all(&self.store, &self.files, &wanted_order)
+            .instrument(tracing::debug_span!("merge.open"))
+            .await?;
+        let columns: Vec<ColumnDef> = self
+            .table_schema
+            .iter()
+            .filter(|def| {
+                opened
+                    .iter()
+                    .any(|input| input.schema.field_with_name(&def.name).is_ok())
+            })
+            .cloned()
+            .collect();
+        let schema = arrow_schema(&columns);
+        let mut streams = Vec::with_capacity(opened.len());
+        if self.files.iter().all(DataFile::is_inline) {
+            let mut batches = Vec::new();
+            for input in opened {
+                batches.extend(input.batches.try_collect::<Vec<_>>().await?);
+            }
+            let sorted = sort_together(&batches, &schema, &self.sort_order)?;
+            streams.push(futures::stream::iter([Ok(sorted)]).boxed());
+        } else {
+            for input in opened {
+                streams.push(if input.sorted {
+                    input.batches
+                } else {
+                    resorted(input.batches, &schema, &self.sort_order).await?
+                });
+            }
+        }
+        let mut writer = AsyncArrowWriter::try_new(
+            ParquetObjectWriter::new(self.store, self.output),
+            schema.clone(),
+            Some(self.props),
+        )?;
+        let (rows, stats) = merge_sorted(streams, &schema, &self.sort_order, &mut writer)
+            .instrument(tracing::debug_span!("merge.write"))
+            .await?;
+        writer.finish().await?;
+        Ok(JobOutput {
+            rows,
+            stats,
+            // Every byte of the file went through the writer.
+            bytes: writer.bytes_written() as u64,
+            columns,
+        })
+    }
+}
 
 /// An input's batches, in the table's sort order.
 pub(crate) type Input = BoxStream<'static, Result<RecordBatch>>;
@@ -35,6 +122,41 @@ pub(crate) async fn resorted(
     let whole = arrow::compute::concat_batches(schema, &batches)?;
     let sorted = write::sort(whole, sort_order)?;
     Ok(futures::stream::iter([Ok(sorted)]).boxed())
+}
+
+/// Inputs already in memory (a flush of inline parts: hundreds of a few
+/// rows each) as one batch sorted by one stable sort of their
+/// concatenation, in input order: the order the heap merge gives (equal
+/// keys keep input order, then row order), without a cursor, a key
+/// conversion and heap steps per input. Inputs need not be sorted.
+pub(crate) fn sort_together(
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    sort_order: &[String],
+) -> Result<RecordBatch> {
+    let conformed: Vec<RecordBatch> = batches
+        .iter()
+        .map(|batch| conform_to(batch, schema))
+        .collect::<Result<_>>()?;
+    let whole = arrow::compute::concat_batches(schema, &conformed)?;
+    let keys: Vec<_> = sort_order
+        .iter()
+        .filter_map(|name| whole.column_by_name(name).cloned())
+        .collect();
+    if keys.is_empty() || whole.num_rows() < 2 {
+        return Ok(whole);
+    }
+    let converter = RowConverter::new(
+        keys.iter()
+            .map(|column| SortField::new(column.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&keys)?;
+    let mut order: Vec<u32> = (0..whole.num_rows() as u32).collect();
+    // `sort_by` is stable.
+    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    let indices = arrow::array::UInt32Array::from(order);
+    Ok(arrow::compute::take_record_batch(&whole, &indices)?)
 }
 
 /// One input of the k-way merge: its stream, current batch and cursor.
@@ -234,7 +356,7 @@ async fn write_chunk(
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, StringArray};
+    use arrow::array::{Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use object_store::ObjectStore;
     use object_store::memory::InMemory;
@@ -333,6 +455,84 @@ mod tests {
             }
         }
         // A stable sort of the inputs in input order is the one right answer.
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, expected);
+    }
+
+    /// Inputs sorted together (the in-memory path of a flush) come out as
+    /// one stable sort of their concatenation in input order, whatever
+    /// each input's own order, with a column some inputs lack filled with
+    /// nulls for their rows.
+    #[test]
+    fn inputs_sorted_together_are_one_stable_sort_of_their_concatenation() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event", DataType::Utf8, false),
+            Field::new("ts", DataType::Int64, false),
+            Field::new("n", DataType::Int64, false),
+            Field::new("extra", DataType::Utf8, true),
+        ]));
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let mut batches = Vec::new();
+        let mut expected = Vec::new();
+        for input in 0..60i64 {
+            let rows = rng.random_range(1..30);
+            let event: Vec<&str> = (0..rows)
+                .map(|_| ["click", "signup", "view"][rng.random_range(0..3)])
+                .collect();
+            let ts: Vec<i64> = (0..rows).map(|_| rng.random_range(0..20)).collect();
+            let n: Vec<i64> = (0..rows).map(|i| input * 1_000 + i as i64).collect();
+            let with_extra = input % 3 != 0;
+            for i in 0..rows {
+                let extra = with_extra.then(|| format!("x{}", n[i]));
+                expected.push(((event[i].to_owned(), ts[i]), n[i], extra));
+            }
+            let mut fields = vec![
+                Field::new("event", DataType::Utf8, false),
+                Field::new("ts", DataType::Int64, false),
+                Field::new("n", DataType::Int64, false),
+            ];
+            let mut columns: Vec<arrow::array::ArrayRef> = vec![
+                Arc::new(StringArray::from(event)),
+                Arc::new(Int64Array::from(ts)),
+                Arc::new(Int64Array::from(n.clone())),
+            ];
+            if with_extra {
+                fields.push(Field::new("extra", DataType::Utf8, true));
+                columns.push(Arc::new(StringArray::from_iter_values(
+                    n.iter().map(|n| format!("x{n}")),
+                )));
+            }
+            batches.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap());
+        }
+        let order = ["event".to_owned(), "ts".to_owned()];
+        let sorted = sort_together(&batches, &schema, &order).unwrap();
+        assert_eq!(sorted.schema(), schema);
+        let strings = |i: usize| {
+            sorted
+                .column(i)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone()
+        };
+        let ints = |i: usize| {
+            sorted
+                .column(i)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone()
+        };
+        let (event, ts, n, extra) = (strings(0), ints(1), ints(2), strings(3));
+        let got: Vec<_> = (0..sorted.num_rows())
+            .map(|i| {
+                (
+                    (event.value(i).to_owned(), ts.value(i)),
+                    n.value(i),
+                    extra.is_valid(i).then(|| extra.value(i).to_owned()),
+                )
+            })
+            .collect();
         expected.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(got, expected);
     }

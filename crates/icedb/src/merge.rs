@@ -7,6 +7,7 @@
 //! round's planning, jobs and commit share the private job types.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
@@ -16,12 +17,10 @@ use icedb_meta::{
     Snapshot,
 };
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
-use parquet::arrow::async_writer::ParquetObjectWriter;
 use tracing::Instrument;
 
 use crate::error::{Result, TableError};
-use crate::kway::{conform_to, merge_sorted, resorted};
+use crate::kway::{JobOutput, MergeJob, conform_to};
 use crate::schema::arrow_schema;
 use crate::table::Table;
 use crate::write::FileLayout;
@@ -216,16 +215,23 @@ impl Table {
     async fn merge_round(&self, policy: &MergePolicy, scope: Scope) -> Result<MergeReport> {
         let started = Instant::now();
         self.meta().sync().await?;
-        // Reading every candidate's entry (and inline bytes) from the
-        // replica is blocking work: thousands of inline parts take tens of
-        // milliseconds.
+        // Reading every candidate's entry from the replica is blocking
+        // work: thousands of inline parts take milliseconds. Their bytes are
+        // read by each job, in parallel (a merge query reads them here).
         let snapshot = self.meta().snapshot()?;
         let planning = policy.clone();
-        let (candidates, table_schema) =
-            tokio::task::spawn_blocking(move || candidates(&snapshot, &planning, scope))
-                .instrument(tracing::debug_span!("merge.plan"))
-                .await
-                .expect("reading the replica does not panic")?;
+        let (candidates, table_schema, snapshot) = tokio::task::spawn_blocking(move || {
+            let (mut candidates, schema) = candidates(&snapshot, &planning, scope)?;
+            if planning.query.is_some() {
+                for (_, files) in &mut candidates {
+                    snapshot.load_inline(files)?;
+                }
+            }
+            Ok::<_, TableError>((candidates, schema, Arc::new(snapshot)))
+        })
+        .instrument(tracing::debug_span!("merge.plan"))
+        .await
+        .expect("reading the replica does not panic")?;
         // The table's target file size caps every policy's outputs.
         let capped = MergePolicy {
             target_output_bytes: policy
@@ -255,7 +261,7 @@ impl Table {
             }
         } else {
             let written: Vec<Result<Written>> = futures::stream::iter(jobs)
-                .map(|inputs| self.write_merged(inputs, &table_schema))
+                .map(|inputs| self.write_merged(inputs, &table_schema, snapshot.clone()))
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
@@ -389,62 +395,32 @@ impl Table {
         &self,
         inputs: Vec<DataFile>,
         table_schema: &[ColumnDef],
+        snapshot: Arc<Snapshot>,
     ) -> Result<Written> {
         let store = self.meta().object_store();
         let partition = inputs[0].partition.clone();
         let layout = FileLayout::of(self.config());
-        let wanted_order = layout.sort_order.join(",");
-        let opened = crate::inputs::open_all(&store, &inputs, &wanted_order)
-            .instrument(tracing::debug_span!("merge.open"))
-            .await?;
-        // The output has every column any input has, with the table's type.
-        let mut present: Vec<ColumnDef> = Vec::new();
-        for def in table_schema {
-            if opened
-                .iter()
-                .any(|input| input.schema.field_with_name(&def.name).is_ok())
-            {
-                present.push(def.clone());
-            }
-        }
-        let schema = arrow_schema(&present);
-        let mut streams = Vec::with_capacity(opened.len());
-        for input in opened {
-            streams.push(if input.sorted {
-                input.batches
-            } else {
-                resorted(input.batches, &schema, &layout.sort_order).await?
-            });
-        }
         let path = FileLayout::new_path(&partition);
         let object = Path::from(path.as_str());
-        let sort_order = layout.sort_order.clone();
         let props = layout.properties();
-        let writer = AsyncArrowWriter::try_new(
-            ParquetObjectWriter::new(store.clone(), object.clone()),
-            schema.clone(),
-            Some(props),
-        )?;
-
-        // Picking rows and encoding Parquet is CPU work: off the async workers.
-        let span = tracing::debug_span!("merge.write");
-        let written = crate::cpu::on_blocking_thread(
-            async move {
-                let mut writer = writer;
-                let done = merge_sorted(streams, &schema, &sort_order, &mut writer).await;
-                match done {
-                    Ok((rows, stats)) => {
-                        writer.finish().await?;
-                        // Every byte of the file went through the writer.
-                        Ok((rows, stats, writer.bytes_written() as u64))
-                    }
-                    Err(error) => Err(error),
-                }
-            }
-            .instrument(span),
-        )
-        .await;
-        let (rows, stats, bytes) = match written {
+        let job = MergeJob {
+            store,
+            snapshot,
+            files: inputs.clone(),
+            table_schema: table_schema.to_vec(),
+            sort_order: layout.sort_order,
+            output: object,
+            props,
+        };
+        // Decoding inputs, picking rows and encoding Parquet is CPU work:
+        // off the async workers, the inputs' reads included.
+        let written = crate::cpu::on_blocking_thread(job.run()).await;
+        let JobOutput {
+            rows,
+            stats,
+            bytes,
+            columns,
+        } = match written {
             Ok(done) => done,
             Err(error) => {
                 self.delete_files(std::iter::once(path.as_str())).await;
@@ -463,7 +439,7 @@ impl Table {
         Ok(Written {
             inputs,
             output,
-            columns: present,
+            columns,
         })
     }
 
@@ -602,7 +578,7 @@ fn candidates(
     chosen.extend(inline);
     let mut candidates = Vec::new();
     for partition in chosen {
-        let files = snapshot.files_without_stats(&PartitionFilter::Prefix(partition.clone()))?;
+        let files = snapshot.file_heads(&PartitionFilter::Prefix(partition.clone()))?;
         let files = files
             .into_iter()
             .filter(|f| f.partition == partition)
