@@ -237,6 +237,22 @@ async fn delete_everything(store: &Arc<dyn ObjectStore>) {
     }
 }
 
+/// Deletes the table at `url` and re-creates it with `commits` commits of
+/// one file each (`p=new/0`, `p=new/1`, …) by another writer; returns the
+/// new table's id.
+async fn recreate(url: &str, dir: &FsPath, commits: usize) -> String {
+    let store = location(url).open_store().unwrap();
+    delete_everything(&store).await;
+    let fresh = plain_meta(url, &dir.join("fresh")).await;
+    for i in 0..commits {
+        fresh
+            .commit(insert(vec![file("p=new", &i.to_string(), 2)]))
+            .await
+            .unwrap();
+    }
+    fresh.snapshot().unwrap().table_id().unwrap().unwrap()
+}
+
 #[tokio::test]
 async fn a_replica_of_a_recreated_table_is_discarded() {
     for backend in Backend::ALL {
@@ -252,14 +268,7 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
         let old_id = old.snapshot().unwrap().table_id().unwrap().unwrap();
         // A long-running writer keeps its replica (head 3) while the table
         // is deleted and re-created with one commit.
-        let store = location(&url).open_store().unwrap();
-        delete_everything(&store).await;
-        let fresh = plain_meta(&url, &dir.path().join("fresh")).await;
-        fresh
-            .commit(insert(vec![file("p=new", "n", 2)]))
-            .await
-            .unwrap();
-        let new_id = fresh.snapshot().unwrap().table_id().unwrap().unwrap();
+        let new_id = recreate(&url, dir.path(), 1).await;
         assert_ne!(old_id, new_id);
 
         let receipt = old
@@ -285,7 +294,7 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["data/p=new/after.parquet", "data/p=new/n.parquet"],
+            ["data/p=new/0.parquet", "data/p=new/after.parquet"],
             "{backend:?}"
         );
         assert_eq!(reopened.local_version().unwrap(), 2);
@@ -348,16 +357,7 @@ async fn the_identity_check_reads_no_entry_it_wrote_and_still_sees_a_recreated_t
 
         // The table is deleted and re-created up to the same version 4:
         // the entry at the old head exists again, with other content.
-        let store = location(&url).open_store().unwrap();
-        delete_everything(&store).await;
-        let fresh = plain_meta(&url, &dir.path().join("fresh")).await;
-        for i in 0..4 {
-            fresh
-                .commit(insert(vec![file("p=new", &i.to_string(), 2)]))
-                .await
-                .unwrap();
-        }
-        let new_id = fresh.snapshot().unwrap().table_id().unwrap().unwrap();
+        let new_id = recreate(&url, dir.path(), 4).await;
         assert_ne!(old_id, new_id);
         let receipt = old
             .commit(insert(vec![file("p=new", "after", 1)]))
