@@ -253,6 +253,23 @@ async fn recreate(url: &str, dir: &FsPath, commits: usize) -> String {
     fresh.snapshot().unwrap().table_id().unwrap().unwrap()
 }
 
+/// A writer whose table was re-created commits `p=new/after` at `version`
+/// of the new log, and its replica then carries the new table's id.
+async fn commits_into_new_table(old: &MetaStore, new_id: &str, version: u64, backend: Backend) {
+    let receipt = old
+        .commit(insert(vec![file("p=new", "after", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt.version, version,
+        "{backend:?}: committed after the new log's head"
+    );
+    assert_eq!(
+        old.snapshot().unwrap().table_id().unwrap().as_deref(),
+        Some(new_id)
+    );
+}
+
 #[tokio::test]
 async fn a_replica_of_a_recreated_table_is_discarded() {
     for backend in Backend::ALL {
@@ -271,18 +288,7 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
         let new_id = recreate(&url, dir.path(), 1).await;
         assert_ne!(old_id, new_id);
 
-        let receipt = old
-            .commit(insert(vec![file("p=new", "after", 1)]))
-            .await
-            .unwrap();
-        assert_eq!(
-            receipt.version, 2,
-            "{backend:?}: committed into the new log's order"
-        );
-        assert_eq!(
-            old.snapshot().unwrap().table_id().unwrap().as_deref(),
-            Some(new_id.as_str())
-        );
+        commits_into_new_table(&old, &new_id, 2, backend).await;
         drop(old);
         // A process opening the old replica directory sees only the new table.
         let reopened = plain_meta(&url, &replica).await;
@@ -359,19 +365,8 @@ async fn the_identity_check_reads_no_entry_it_wrote_and_still_sees_a_recreated_t
         // the entry at the old head exists again, with other content.
         let new_id = recreate(&url, dir.path(), 4).await;
         assert_ne!(old_id, new_id);
-        let receipt = old
-            .commit(insert(vec![file("p=new", "after", 1)]))
-            .await
-            .unwrap();
-        assert_eq!(
-            receipt.version, 5,
-            "{backend:?}: after the new table's head"
-        );
+        commits_into_new_table(&old, &new_id, 5, backend).await;
         let snapshot = old.snapshot().unwrap();
-        assert_eq!(
-            snapshot.table_id().unwrap().as_deref(),
-            Some(new_id.as_str())
-        );
         let partitions: Vec<String> = snapshot
             .files(&PartitionFilter::All)
             .unwrap()
