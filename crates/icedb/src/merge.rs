@@ -251,6 +251,7 @@ impl Table {
         .max(1);
         let mut report = MergeReport::default();
         if let Some(query) = policy.query.as_deref() {
+            drop(snapshot);
             let outcomes: Vec<Result<MergeReport>> = futures::stream::iter(jobs)
                 .map(|inputs| self.merge_with_query(inputs, &table_schema, query))
                 .buffer_unordered(concurrency)
@@ -265,6 +266,9 @@ impl Table {
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
+            // The jobs have read their parts: the round's read transaction
+            // need not outlive them.
+            drop(snapshot);
             let (ok, failed): (Vec<_>, Vec<_>) = written.into_iter().partition(Result::is_ok);
             let written: Vec<Written> = ok.into_iter().map(Result::unwrap).collect();
             if let Some(Err(error)) = failed.into_iter().next() {
