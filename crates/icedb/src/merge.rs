@@ -1,10 +1,11 @@
 //! Merges: the planner bin-packs small files per partition; each job
-//! merge-sorts its already-sorted inputs in a streaming k-way merge (one
-//! batch per input in memory), writes one file, and commits add + remove.
+//! merge-sorts its inputs (files in a streaming k-way merge, one batch per
+//! input in memory; inline parts, all in memory, by one stable sort),
+//! writes one file, and commits add + remove.
 //! A conflict (another merge removed an input first) aborts the job and
 //! deletes its output; nothing is lost or duplicated.
-//! The k-way merge itself is `kway.rs`. A little over 600 lines: the
-//! round's planning, jobs and commit share the private job types.
+//! A job's rows — loading, decoding, merging, encoding — are `kway.rs`
+//! (`MergeJob`); this file plans rounds and commits them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
