@@ -337,8 +337,10 @@ async fn a_store_checked_at_start_is_not_checked_again_by_the_first_commit() {
 }
 
 /// A writer's identity check (is the log still the table my replica
-/// describes?) reads only the metadata of a head entry it wrote itself,
-/// and still tells a re-created table whose log reached the same version.
+/// describes?) reads only the metadata of a head entry it wrote itself on
+/// S3 (a local directory's e-tags are not its content's: the entry is
+/// read), and still tells a re-created table whose log reached the same
+/// version.
 #[tokio::test]
 async fn the_identity_check_reads_no_entry_it_wrote_and_still_sees_a_recreated_table() {
     for backend in Backend::ALL {
@@ -354,10 +356,14 @@ async fn the_identity_check_reads_no_entry_it_wrote_and_still_sees_a_recreated_t
         old.commit(insert(vec![file("p=old", "3", 5)]))
             .await
             .unwrap();
+        let expected = match backend {
+            Backend::S3 => 0,
+            Backend::Local => 1,
+        };
         assert_eq!(
-            faults.log_entries_read(),
-            before,
-            "{backend:?}: a commit on top of this process's own head read a log entry"
+            faults.log_entries_read() - before,
+            expected,
+            "{backend:?}: log entries a commit on top of this process's own head read"
         );
         let old_id = old.snapshot().unwrap().table_id().unwrap().unwrap();
 

@@ -54,6 +54,14 @@ pub struct MetaOptions {
     /// How sync discovers new commits; by default `List` for remote stores
     /// and `Probe` for local directories.
     pub discovery: Option<LogDiscovery>,
+    /// Whether a log entry's e-tag identifies it, so the identity check
+    /// before a commit may compare e-tags (a HEAD) instead of reading the
+    /// entry: by default yes for remote stores (an S3 e-tag is the content's
+    /// digest, or unique per write), no for local directories (an e-tag
+    /// there is inode, mtime and size, which a re-created table could
+    /// repeat on a file system with coarse timestamps; reading a local
+    /// entry costs little anyway).
+    pub etag_identity: Option<bool>,
     /// Local tables: fsync data files, log entries and checkpoints (file
     /// and directory) before a write returns. Off only for benchmarks of
     /// its cost.
@@ -70,6 +78,7 @@ impl Default for MetaOptions {
             outcome_budget: Duration::from_secs(120),
             max_commit_duration: Duration::from_secs(600),
             discovery: None,
+            etag_identity: None,
             fsync: true,
         }
     }
@@ -121,6 +130,9 @@ impl MetaStore {
                 TableLocation::Local(_) => LogDiscovery::Probe,
                 TableLocation::S3 { .. } => LogDiscovery::List,
             });
+        }
+        if options.etag_identity.is_none() {
+            options.etag_identity = Some(matches!(location, TableLocation::S3 { .. }));
         }
         MetaStore::open(store, &location.canonical(), options).await
     }
@@ -275,7 +287,7 @@ impl MetaStore {
             .lock()
             .expect("head tag lock")
             .clone()
-            .filter(|(version, _)| *version == head);
+            .filter(|(version, _)| *version == head && self.options.etag_identity != Some(false));
         if let Some((_, tag)) = known {
             match self.store.head(&path).await {
                 Ok(meta) if meta.e_tag.as_deref() == Some(tag.as_str()) => return Ok(true),
