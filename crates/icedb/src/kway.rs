@@ -111,16 +111,12 @@ pub(crate) type Input = BoxStream<'static, Result<RecordBatch>>;
 /// An input written in another order (before an `alter` of the sort order),
 /// read whole and sorted: merge inputs are small files.
 pub(crate) async fn resorted(
-    mut stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
+    stream: impl futures::Stream<Item = Result<RecordBatch>> + Unpin,
     schema: &SchemaRef,
     sort_order: &[String],
 ) -> Result<Input> {
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.try_next().await? {
-        batches.push(conform_to(&batch, schema)?);
-    }
-    let whole = arrow::compute::concat_batches(schema, &batches)?;
-    let sorted = write::sort(whole, sort_order)?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await?;
+    let sorted = sort_together(&batches, schema, sort_order)?;
     Ok(futures::stream::iter([Ok(sorted)]).boxed())
 }
 
