@@ -12,6 +12,25 @@ fn cores() -> &'static Semaphore {
     CPU.get_or_init(|| Semaphore::new(core_count()))
 }
 
+/// Permits for background CPU work (flushing inline parts into files):
+/// one less than the cores, at least one, so a flush's burst of jobs
+/// leaves a core to the inserts and queries it would otherwise delay.
+fn background() -> &'static Semaphore {
+    static BACKGROUND: OnceLock<Semaphore> = OnceLock::new();
+    BACKGROUND.get_or_init(|| Semaphore::new(core_count().saturating_sub(1).max(1)))
+}
+
+/// Waits for a core background work may use (see [`background`]); the
+/// caller holds it for its computing, not for its I/O.
+pub(crate) async fn background_core() -> tokio::sync::SemaphorePermit<'static> {
+    tracing::Instrument::instrument(
+        background().acquire(),
+        tracing::debug_span!("cpu.background"),
+    )
+    .await
+    .expect("never closed")
+}
+
 /// The cores CPU-heavy work is spread over.
 pub(crate) fn core_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -26,7 +45,8 @@ pub async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static
         tracing::Instrument::instrument(cores().acquire(), tracing::debug_span!("cpu.permit"))
             .await
             .expect("never closed");
-    match tokio::task::spawn_blocking(work).await {
+    let running = tracing::debug_span!("cpu.run");
+    match tokio::task::spawn_blocking(move || running.in_scope(work)).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }

@@ -52,39 +52,18 @@ impl MergeJob {
     /// Opens the inputs, merges their rows and writes the output (not
     /// deleted on failure: the caller does).
     pub(crate) async fn run(mut self) -> Result<JobOutput> {
-        // On a blocking thread (the caller's): a replica read may block.
-        self.snapshot.load_inline(&mut self.files)?;
-        let wanted_order = self.sort_order.join(",");
-        let opened = crate::inputs::open_all(&self.store, &self.files, &wanted_order)
-            .instrument(tracing::debug_span!("merge.open"))
-            .await?;
-        let columns: Vec<ColumnDef> = self
-            .table_schema
-            .iter()
-            .filter(|def| {
-                opened
-                    .iter()
-                    .any(|input| input.schema.field_with_name(&def.name).is_ok())
-            })
-            .cloned()
-            .collect();
-        let schema = arrow_schema(&columns);
-        let mut streams = Vec::with_capacity(opened.len());
         if self.files.iter().all(DataFile::is_inline) {
-            let mut batches = Vec::new();
-            for input in opened {
-                batches.extend(input.batches.try_collect::<Vec<_>>().await?);
-            }
-            let sorted = sort_together(&batches, &schema, &self.sort_order)?;
-            streams.push(futures::stream::iter([Ok(sorted)]).boxed());
-        } else {
-            for input in opened {
-                streams.push(if input.sorted {
-                    input.batches
-                } else {
-                    resorted(input.batches, &schema, &self.sort_order).await?
-                });
-            }
+            return self.flush().await;
+        }
+        let opened = self.open().await?;
+        let (columns, schema) = self.output_columns(&opened);
+        let mut streams = Vec::with_capacity(opened.len());
+        for input in opened {
+            streams.push(if input.sorted {
+                input.batches
+            } else {
+                resorted(input.batches, &schema, &self.sort_order).await?
+            });
         }
         let mut writer = AsyncArrowWriter::try_new(
             ParquetObjectWriter::new(self.store, self.output),
@@ -102,6 +81,63 @@ impl MergeJob {
             bytes: writer.bytes_written() as u64,
             columns,
         })
+    }
+
+    /// A job of inline parts only (a flush): every row is in memory, so
+    /// they are sorted together and encoded in one go, holding a
+    /// background core ([`crate::cpu::background_core`]) for that, and the
+    /// file is uploaded after.
+    async fn flush(mut self) -> Result<JobOutput> {
+        let core = crate::cpu::background_core().await;
+        let opened = self.open().await?;
+        let (columns, schema) = self.output_columns(&opened);
+        let mut batches = Vec::new();
+        for input in opened {
+            batches.extend(input.batches.try_collect::<Vec<_>>().await?);
+        }
+        let (sorted, bytes) = tracing::debug_span!("merge.write").in_scope(|| -> Result<_> {
+            let sorted = sort_together(&batches, &schema, &self.sort_order)?;
+            let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
+            Ok((sorted, bytes))
+        })?;
+        drop(core);
+        let written = bytes.len() as u64;
+        self.store
+            .put(&self.output, bytes.into())
+            .await
+            .map_err(|e| crate::error::TableError::store(&self.output, e))?;
+        Ok(JobOutput {
+            rows: sorted.num_rows() as u64,
+            stats: write::column_stats(&sorted),
+            bytes: written,
+            columns,
+        })
+    }
+
+    /// Loads the inline parts' bytes and opens every input.
+    async fn open(&mut self) -> Result<Vec<crate::inputs::Input>> {
+        // On a blocking thread (the caller's): a replica read may block.
+        self.snapshot.load_inline(&mut self.files)?;
+        let wanted_order = self.sort_order.join(",");
+        crate::inputs::open_all(&self.store, &self.files, &wanted_order)
+            .instrument(tracing::debug_span!("merge.open"))
+            .await
+    }
+
+    /// The output's columns: every table column some input has.
+    fn output_columns(&self, opened: &[crate::inputs::Input]) -> (Vec<ColumnDef>, SchemaRef) {
+        let columns: Vec<ColumnDef> = self
+            .table_schema
+            .iter()
+            .filter(|def| {
+                opened
+                    .iter()
+                    .any(|input| input.schema.field_with_name(&def.name).is_ok())
+            })
+            .cloned()
+            .collect();
+        let schema = arrow_schema(&columns);
+        (columns, schema)
     }
 }
 
