@@ -934,6 +934,46 @@ fn post_together(url: &str, bodies: Vec<String>) -> Vec<(u16, String)> {
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// Clients that wait for their answers come back together: once a group
+/// has been seen, a group as big as it closes as soon as its requests are
+/// in, not at the end of the window. The first group has no predecessor and
+/// waits the window out.
+#[test]
+fn a_group_as_big_as_the_last_one_closes_without_waiting_out_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let window = Duration::from_secs(3);
+    let host = HostProcess::start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        &[
+            replica_env(dir.path()),
+            ("ICEDB__INGEST__FLUSH_WINDOW", "3s".to_owned()),
+        ],
+    );
+    let rows_url = format!("{}/v1/tables/events/rows", host.url);
+    let bodies = |round: usize| -> Vec<String> {
+        (0..3)
+            .map(|client| format!("{{\"id\":\"{round}-{client}\",\"event\":\"e\"}}\n"))
+            .collect()
+    };
+    let mut took = Vec::new();
+    for round in 0..2 {
+        let started = Instant::now();
+        let answers = post_together(&rows_url, bodies(round));
+        took.push(started.elapsed());
+        for (status, body) in &answers {
+            assert_eq!(*status, 200, "{body}");
+            let ack: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(ack["requests_in_commit"], 3, "round {round}: {ack}");
+        }
+    }
+    assert!(took[0] >= window - Duration::from_millis(500), "{took:?}");
+    assert!(took[1] < window, "{took:?}");
+    assert_eq!(get_json(&format!("{}/v1/tables/events", host.url))["rows"], 6);
+    host.signal("TERM");
+    assert!(host.wait().success());
+}
+
 #[test]
 fn group_commit_shares_commits_isolates_bad_requests_and_pushes_back() {
     let dir = tempfile::tempdir().unwrap();

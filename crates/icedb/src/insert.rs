@@ -216,6 +216,7 @@ impl Table {
             })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, name = "insert.format", fields(rows = rows.len()))]
     async fn format(&self, rows: Vec<String>) -> Result<Batch> {
         match &self.formatter {
             Formatter::JsonText(format) => {
@@ -294,6 +295,7 @@ impl Table {
             }
         }
         let parts: usize = tasks.iter().map(Vec::len).sum();
+        let task_count = tasks.len();
         let inline_rows = self.config.inline.max_rows;
         let encoders = tasks.into_iter().map(|jobs| {
             let (batch, columns, layout) =
@@ -317,7 +319,11 @@ impl Table {
             })
         });
         let encoded: Vec<Encoded> = futures::future::try_join_all(encoders)
-            .instrument(tracing::debug_span!("insert.encode", parts))
+            .instrument(tracing::debug_span!(
+                "insert.encode",
+                parts,
+                tasks = task_count
+            ))
             .await?
             .into_iter()
             .flatten()

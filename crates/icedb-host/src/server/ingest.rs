@@ -4,9 +4,10 @@
 //! queue; a full queue refuses at once (the API answers 429).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use icedb::{InsertReceipt, PreparedRows, Table, TableError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::config::IngestConfig;
@@ -59,6 +60,7 @@ pub struct Ingest {
     table: Arc<Table>,
     config: IngestConfig,
     admission: Arc<Semaphore>,
+    arrivals: Arc<Arrivals>,
     queue: std::sync::Mutex<Option<mpsc::UnboundedSender<Pending>>>,
     flusher: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
@@ -75,6 +77,7 @@ impl Ingest {
         let (sender, receiver) = mpsc::unbounded_channel();
         let ingest = Arc::new(Ingest {
             admission: Arc::new(Semaphore::new(config.queue_rows)),
+            arrivals: Arc::new(Arrivals::default()),
             table,
             config,
             queue: std::sync::Mutex::new(Some(sender)),
@@ -98,8 +101,10 @@ impl Ingest {
                 limit: self.config.queue_rows,
             });
         }
+        let permit = self.try_admit(rows)?;
         Ok(Admission {
-            _permit: self.try_admit(rows)?,
+            _permit: permit,
+            arriving: Some(Arriving::new(self.arrivals.clone())),
         })
     }
 
@@ -107,7 +112,7 @@ impl Ingest {
     /// committed.
     pub async fn insert(
         &self,
-        admission: Admission,
+        mut admission: Admission,
         rows: PreparedRows,
     ) -> Result<Ack, IngestError> {
         let count = rows.row_count();
@@ -116,7 +121,7 @@ impl Ingest {
             .queued_rows
             .get_or_create(&table_label)
             .inc_by(count as i64);
-        let result = self.enqueue(rows).await;
+        let result = self.enqueue(rows, admission.arriving.take()).await;
         self.metrics
             .queued_rows
             .get_or_create(&table_label)
@@ -139,7 +144,11 @@ impl Ingest {
 
     /// Hands the rows to the flusher and waits for their answer (given
     /// once their commit is durable).
-    async fn enqueue(&self, rows: PreparedRows) -> Result<Ack, IngestError> {
+    async fn enqueue(
+        &self,
+        rows: PreparedRows,
+        arriving: Option<Arriving>,
+    ) -> Result<Ack, IngestError> {
         let (reply, answer) = oneshot::channel();
         {
             let queue = self.queue.lock().expect("queue lock");
@@ -150,6 +159,9 @@ impl Ingest {
                 .send(Pending { rows, reply })
                 .map_err(|_| IngestError::ShuttingDown)?;
         }
+        // Counted out only once queued: a flusher that sees no request
+        // arriving finds every earlier one in the queue.
+        drop(arriving);
         // The flusher answers every request it took, even on shutdown.
         answer
             .await
@@ -198,14 +210,21 @@ impl Ingest {
 
     /// Forms groups and commits them, at most `concurrent_flushes` at once
     /// (without group commit, each request alone, as it comes).
-    /// A group closes once a flush slot is free and either the flush window
-    /// since its first request has passed or it holds `max_group_rows`:
-    /// requests arriving while every slot is busy join the next group
-    /// however long the wait, so under load groups grow with the commit time
-    /// instead of the window, and an idle host waits at most the window.
+    ///
+    /// A group waits for a free flush slot, then takes everything queued
+    /// meanwhile (so under load groups grow with the commit time), and
+    /// closes once no request is being read or formatted and either it
+    /// holds as many requests as the group before it (clients that wait for
+    /// their answers come back together: nothing is gained by waiting out
+    /// the window for them) or `flush_window` since its first request has
+    /// passed. Requests still being formatted are waited for at most one
+    /// more window, counted from the later of that and the slot coming
+    /// free; `max_group_rows` closes a group at once.
     async fn flush_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Pending>) {
         let slots = Arc::new(Semaphore::new(self.config.concurrent_flushes));
         let mut flushes = JoinSet::new();
+        // The first group has no predecessor: it waits for the window.
+        let mut expected = usize::MAX;
         while let Some(first) = queue.recv().await {
             if !self.config.group_commit {
                 // Every request commits by itself (they take turns for the
@@ -219,25 +238,43 @@ impl Ingest {
                 while flushes.try_join_next().is_some() {}
                 continue;
             }
-            let deadline = tokio::time::Instant::now() + self.config.flush_window;
+            let window = self.config.flush_window;
+            let soft = tokio::time::Instant::now() + window;
             let slot = slots.clone().acquire_owned().await.expect("never closed");
+            let hard = soft.max(tokio::time::Instant::now()) + window;
             let mut rows = first.rows.row_count();
             let mut group = vec![first];
             while rows < self.config.max_group_rows {
-                let next = match queue.try_recv() {
-                    Ok(pending) => Some(pending),
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        tokio::time::timeout_at(deadline, queue.recv())
-                            .await
-                            .ok()
-                            .flatten()
+                // Read before the queue: a request counted out of
+                // `arriving` is already queued.
+                let arriving = self.arrivals.count.load(Ordering::Acquire);
+                match queue.try_recv() {
+                    Ok(pending) => {
+                        rows += pending.rows.row_count();
+                        group.push(pending);
+                        continue;
                     }
-                };
-                let Some(pending) = next else { break };
-                rows += pending.rows.row_count();
-                group.push(pending);
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {}
+                }
+                let now = tokio::time::Instant::now();
+                if (arriving == 0 && (group.len() >= expected || now >= soft)) || now >= hard {
+                    break;
+                }
+                let until = if arriving == 0 { soft } else { hard };
+                tokio::select! {
+                    next = queue.recv() => match next {
+                        Some(pending) => {
+                            rows += pending.rows.row_count();
+                            group.push(pending);
+                        }
+                        None => break,
+                    },
+                    () = self.arrivals.changed.notified() => {}
+                    () = tokio::time::sleep_until(until) => {}
+                }
             }
+            expected = group.len();
             let this = self.clone();
             flushes.spawn(async move {
                 this.flush(group).await;
@@ -317,6 +354,35 @@ impl Ingest {
 /// A request's place in the queue, held until its rows are committed.
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
+    /// Counts the request as arriving until its rows are queued (or it
+    /// fails before that).
+    arriving: Option<Arriving>,
+}
+
+/// Requests admitted whose rows are not queued yet (being formatted): a
+/// group about to close waits for them.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicUsize,
+    /// Signalled whenever a request stops arriving.
+    changed: Notify,
+}
+
+/// One request counted in [`Arrivals`] until dropped.
+struct Arriving(Arc<Arrivals>);
+
+impl Arriving {
+    fn new(arrivals: Arc<Arrivals>) -> Arriving {
+        arrivals.count.fetch_add(1, Ordering::AcqRel);
+        Arriving(arrivals)
+    }
+}
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_one();
+    }
 }
 
 fn ack(receipt: InsertReceipt, rows: usize, requests: usize) -> Ack {
