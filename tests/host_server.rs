@@ -969,7 +969,10 @@ fn a_group_as_big_as_the_last_one_closes_without_waiting_out_the_window() {
     }
     assert!(took[0] >= window - Duration::from_millis(500), "{took:?}");
     assert!(took[1] < window, "{took:?}");
-    assert_eq!(get_json(&format!("{}/v1/tables/events", host.url))["rows"], 6);
+    assert_eq!(
+        get_json(&format!("{}/v1/tables/events", host.url))["rows"],
+        6
+    );
     host.signal("TERM");
     assert!(host.wait().success());
 }

@@ -55,7 +55,7 @@ pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,
 };
 pub use inline_part::inline_rows;
-pub use insert::{DurableInsert, InsertReceipt, PreparedRows};
+pub use insert::{DurableInsert, InsertReceipt, JoinedRows, PreparedRows};
 pub use log::race_conditional_creates;
 pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};

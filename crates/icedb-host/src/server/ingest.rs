@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use icedb::{InsertReceipt, PreparedRows, Table, TableError};
+use icedb::{InsertReceipt, JoinedRows, PreparedRows, Table, TableError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -288,34 +288,32 @@ impl Ingest {
 
     async fn flush(&self, mut group: Vec<Pending>) {
         if group.len() == 1 {
-            // Nothing to join: no copy of the rows.
+            // Nothing to join.
             let pending = group.pop().expect("one request");
             self.commit_alone(pending.rows, "1 request", pending.reply)
                 .await;
             return;
         }
         let requests = group.len();
-        let rows: usize = group.iter().map(|p| p.rows.row_count()).sum();
         let running = self.activity.start(
             Kind::Insert,
             self.table.name(),
             format!("{requests} requests"),
         );
-        // The parts are kept in case the group has to be retried request by request.
-        let joined = tracing::debug_span!("ingest.join", requests, rows)
-            .in_scope(|| PreparedRows::concat(group.iter().map(|p| p.rows.clone()).collect()));
-        match self.table.insert_prepared_durable(joined).await {
+        let (inputs, replies): (Vec<PreparedRows>, Vec<_>) =
+            group.into_iter().map(|p| (p.rows, p.reply)).unzip();
+        let counts: Vec<usize> = inputs.iter().map(PreparedRows::row_count).collect();
+        let joined =
+            tracing::debug_span!("ingest.join", requests).in_scope(|| JoinedRows::join(inputs));
+        match self.table.insert_joined_durable(&joined).await {
             Ok(durable) => {
                 // Answered once the log entry is durable; the replica
                 // applies it before the next group commits.
                 let receipt = durable.receipt();
                 self.record_commit(receipt, requests);
                 running.finish(Status::Ok, commit_detail(receipt, requests));
-                for pending in group {
-                    let count = pending.rows.row_count();
-                    let _ = pending
-                        .reply
-                        .send(Ok(ack(receipt.clone(), count, requests)));
+                for (reply, count) in replies.into_iter().zip(counts) {
+                    let _ = reply.send(Ok(ack(receipt.clone(), count, requests)));
                 }
                 durable.finish().await;
             }
@@ -324,18 +322,18 @@ impl Ingest {
                 // only the culprit fails, with an error naming its own lines.
                 running.finish(
                     Status::Error,
-                    serde_json::json!({"requests": requests, "rows": rows, "retried_alone": true, "error": e.to_string()}),
+                    serde_json::json!({"requests": requests, "rows": joined.row_count(), "retried_alone": true, "error": e.to_string()}),
                 );
-                for pending in group {
-                    self.commit_alone(pending.rows, "1 request (retried alone)", pending.reply)
+                for (rows, reply) in joined.split().into_iter().zip(replies) {
+                    self.commit_alone(rows, "1 request (retried alone)", reply)
                         .await;
                 }
             }
             Err(e) => {
                 running.fail(&e);
                 let e = Arc::new(e);
-                for pending in group {
-                    let _ = pending.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
