@@ -91,16 +91,16 @@ fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome 
                             .header("content-type", "application/x-ndjson")
                             .send(body.as_bytes())
                             .expect("the host answers");
+                        // Reading the answer whole returns the connection
+                        // to the agent's pool (kept alive, as clients do).
+                        let answer = response.body_mut().read_to_string().unwrap_or_default();
                         match response.status().as_u16() {
                             200 => break,
                             429 => {
                                 retries += 1;
                                 std::thread::sleep(Duration::from_millis(20));
                             }
-                            other => panic!(
-                                "insert answered {other}: {}",
-                                response.body_mut().read_to_string().unwrap_or_default()
-                            ),
+                            other => panic!("insert answered {other}: {answer}"),
                         }
                     }
                     latencies.push(sent.elapsed());

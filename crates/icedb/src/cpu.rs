@@ -41,10 +41,12 @@ pub(crate) fn core_count() -> usize {
 /// # Panics
 /// If `work` panics (the panic is carried over to the caller).
 pub async fn on_cpu<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
-    let _permit =
-        tracing::Instrument::instrument(cores().acquire(), tracing::debug_span!("cpu.permit"))
-            .await
-            .expect("never closed");
+    let _permit = tracing::Instrument::instrument(
+        cores().acquire(),
+        tracing::debug_span!("cpu.permit", free = cores().available_permits()),
+    )
+    .await
+    .expect("never closed");
     let running = tracing::debug_span!("cpu.run");
     match tokio::task::spawn_blocking(move || running.in_scope(work)).await {
         Ok(value) => value,
