@@ -155,6 +155,13 @@ pub async fn run(
     tracing::info!("listening on http://{address}");
 
     let draining = state.clone();
+    // Answers go out at once, not held back by Nagle's algorithm until the
+    // client acknowledges earlier bytes.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(async move {
             shutdown.await;
