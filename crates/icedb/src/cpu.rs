@@ -12,25 +12,6 @@ fn cores() -> &'static Semaphore {
     CPU.get_or_init(|| Semaphore::new(core_count()))
 }
 
-/// Permits for background CPU work (flushing inline parts into files):
-/// one less than the cores, at least one, so a flush's burst of jobs
-/// leaves a core to the inserts and queries it would otherwise delay.
-fn background() -> &'static Semaphore {
-    static BACKGROUND: OnceLock<Semaphore> = OnceLock::new();
-    BACKGROUND.get_or_init(|| Semaphore::new(core_count().saturating_sub(1).max(1)))
-}
-
-/// Waits for a core background work may use (see [`background`]); the
-/// caller holds it for its computing, not for its I/O.
-pub(crate) async fn background_core() -> tokio::sync::SemaphorePermit<'static> {
-    tracing::Instrument::instrument(
-        background().acquire(),
-        tracing::debug_span!("cpu.background"),
-    )
-    .await
-    .expect("never closed")
-}
-
 /// The cores CPU-heavy work is spread over.
 pub(crate) fn core_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -71,3 +52,49 @@ where
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
+
+/// # Panics
+/// If the OS cannot start a thread, or `work` panics (carried over).
+///
+/// Drives `work` like [`on_blocking_thread`], on a thread of its own that
+/// runs at a lower OS priority (nice 10 on Linux): background work that
+/// computes (flushing inline parts into files) takes every idle core, but
+/// yields them to inserts and queries whenever they want one. Capping it
+/// at fewer cores instead made a flush slower when nothing else runs.
+pub(crate) async fn in_background<F>(work: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("icedb-background".to_owned())
+        .spawn(move || {
+            lower_priority();
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(work)));
+            let _ = done.send(outcome);
+        })
+        .expect("the OS starts a thread");
+    match result.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => unreachable!("the thread answers or panics"),
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux keeps a nice
+/// value per thread; `who = 0` is the caller). Best effort: raising the
+/// nice value needs no privilege, and the thread ends with its work.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments.
+    let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) } != 0;
+    if failed {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower a background thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}

@@ -84,23 +84,22 @@ impl MergeJob {
     }
 
     /// A job of inline parts only (a flush): every row is in memory, so
-    /// they are sorted together and encoded in one go, holding a
-    /// background core ([`crate::cpu::background_core`]) for that, and the
-    /// file is uploaded after.
+    /// they are sorted together and encoded in one go, and the file is
+    /// uploaded with one request.
     async fn flush(mut self) -> Result<JobOutput> {
-        let core = crate::cpu::background_core().await;
         let opened = self.open().await?;
         let (columns, schema) = self.output_columns(&opened);
         let mut batches = Vec::new();
         for input in opened {
             batches.extend(input.batches.try_collect::<Vec<_>>().await?);
         }
-        let (sorted, bytes) = tracing::debug_span!("merge.write").in_scope(|| -> Result<_> {
-            let sorted = sort_together(&batches, &schema, &self.sort_order)?;
-            let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
-            Ok((sorted, bytes))
-        })?;
-        drop(core);
+        let (sorted, bytes, stats) =
+            tracing::debug_span!("merge.write").in_scope(|| -> Result<_> {
+                let sorted = sort_together(&batches, &schema, &self.sort_order)?;
+                let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
+                let stats = write::column_stats(&sorted);
+                Ok((sorted, bytes, stats))
+            })?;
         let written = bytes.len() as u64;
         self.store
             .put(&self.output, bytes.into())
@@ -108,7 +107,7 @@ impl MergeJob {
             .map_err(|e| crate::error::TableError::store(&self.output, e))?;
         Ok(JobOutput {
             rows: sorted.num_rows() as u64,
-            stats: write::column_stats(&sorted),
+            stats,
             bytes: written,
             columns,
         })

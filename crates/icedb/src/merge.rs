@@ -418,8 +418,14 @@ impl Table {
             props,
         };
         // Decoding inputs, picking rows and encoding Parquet is CPU work:
-        // off the async workers, the inputs' reads included.
-        let written = crate::cpu::on_blocking_thread(job.run()).await;
+        // off the async workers, the inputs' reads included. A flush (inline
+        // parts only: no input I/O) runs at a lower priority, so that
+        // inserts keep their cores while it computes.
+        let written = if inputs.iter().all(DataFile::is_inline) {
+            crate::cpu::in_background(job.run()).await
+        } else {
+            crate::cpu::on_blocking_thread(job.run()).await
+        };
         let JobOutput {
             rows,
             stats,
