@@ -88,7 +88,9 @@ pub struct IngestConfig {
     /// Concurrent inserts within one flush window share files and a commit.
     pub group_commit: bool,
     /// How long the first insert of a group waits for others when a flush
-    /// slot is free (while every slot is busy, a group keeps growing).
+    /// slot is free (while every slot is busy, a group keeps growing). A
+    /// group closes earlier once it holds as many requests as the group
+    /// before it and none is still being formatted.
     #[serde(with = "humantime_serde")]
     pub flush_window: Duration,
     /// A group is flushed early once it holds this many rows.
