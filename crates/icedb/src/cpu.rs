@@ -1,6 +1,7 @@
 //! CPU-heavy work (Parquet encoding, the k-way merge, result encoding,
 //! gzip) runs on tokio's blocking pool, at most one task per core at a
-//! time, so the async workers keep serving requests and I/O.
+//! time, so the async workers keep serving requests and I/O; background
+//! work (flushes) runs on threads of its own at a lower OS priority.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -53,14 +54,14 @@ where
     }
 }
 
-/// # Panics
-/// If the OS cannot start a thread, or `work` panics (carried over).
-///
 /// Drives `work` like [`on_blocking_thread`], on a thread of its own that
 /// runs at a lower OS priority (nice 10 on Linux): background work that
 /// computes (flushing inline parts into files) takes every idle core, but
 /// yields them to inserts and queries whenever they want one. Capping it
 /// at fewer cores instead made a flush slower when nothing else runs.
+///
+/// # Panics
+/// If the OS cannot start a thread, or `work` panics (carried over).
 pub(crate) async fn in_background<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,
