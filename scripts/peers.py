@@ -11,6 +11,10 @@ the test venv and starts moto). Environment:
                           as 100-row inserts)
   ICEDB_PEERS_BIG_ROWS    rows of the big-insert workload (default 100 000,
                           as 10 000-row inserts)
+  ICEDB_PEERS_ENGINES     comma-separated engines to run (default all:
+                          IceDB,DuckLake,DuckLake inlining,Delta); e.g.
+                          `IceDB` alone to compare two IceDB builds
+                          (ICEDB_BIN) without the peers' minutes
   ICEDB_PEERS_TRACE_AFTER print every thread's stack and stop after this many
                           seconds (debugging a stuck run; default: never)
 
@@ -47,6 +51,7 @@ KEY, SECRET = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY
 RUNS = int(os.environ.get("ICEDB_PEERS_RUNS", "3"))
 SMALL = int(os.environ.get("ICEDB_PEERS_SMALL_ROWS", "20000"))
 BIG = int(os.environ.get("ICEDB_PEERS_BIG_ROWS", "100000"))
+ENGINES = os.environ.get("ICEDB_PEERS_ENGINES", "IceDB,DuckLake,DuckLake inlining,Delta").split(",")
 
 s3 = boto3.client("s3", endpoint_url=ENDPOINT)
 
@@ -287,7 +292,7 @@ def workload(label, rows, rows_per_insert, engines, work):
                 phases = run_icedb(ndjson, rows_per_insert, rows, work)
             elif engine == "DuckLake":
                 phases = run_ducklake(chunks, rows, work, inlining=False)
-            elif engine == "DuckLake, inlining on":
+            elif engine == "DuckLake inlining":
                 phases = run_ducklake(chunks, rows, work, inlining=True)
             else:
                 phases = run_delta(chunks, rows)
@@ -296,8 +301,6 @@ def workload(label, rows, rows_per_insert, engines, work):
                   + ", ".join(f"{p} {phases[p]:.2f}" for p in PHASES), file=sys.stderr, flush=True)
     median = {e: {p: statistics.median(r[p] for r in runs) for p in PHASES + ["files"]}
               for e, runs in results.items()}
-    cli = {p: statistics.median(r[p] for r in results["IceDB"])
-           for p in ("count, CLI process", "merge, CLI process", "vacuum, CLI process")}
     print(f"\n{label}: {rows} rows as {rows // rows_per_insert} inserts of {rows_per_insert} rows, "
           f"moto S3, median of {RUNS} runs (s; ratio = IceDB / best peer)")
     header = f"| {'phase':<22} | " + " | ".join(f"{e:>21}" for e in engines) + " | IceDB / best peer |"
@@ -305,12 +308,18 @@ def workload(label, rows, rows_per_insert, engines, work):
     print("|" + "---|" * (len(engines) + 2))
     for phase in PHASES:
         peers = [median[e][phase] for e in engines if e != "IceDB"]
-        best = min(peers)
-        ratio = median["IceDB"][phase] / best if best > 0 else float("inf")
+        best = min(peers, default=None)
+        ratio = "" if best is None or "IceDB" not in median else \
+            f"{median['IceDB'][phase] / best:.2f}" if best > 0 else "inf"
         cells = " | ".join(f"{median[e][phase]:>21.3f}" for e in engines)
-        print(f"| {phase:<22} | {cells} | {ratio:>17.2f} |")
+        print(f"| {phase:<22} | {cells} | {ratio:>17} |")
     cells = " | ".join(f"{int(median[e]['files']):>21}" for e in engines)
     print(f"| {'files after ingest':<22} | {cells} | {'':>17} |")
+    if "IceDB" not in results:
+        sys.stdout.flush()
+        return
+    cli = {p: statistics.median(r[p] for r in results["IceDB"])
+           for p in ("count, CLI process", "merge, CLI process", "vacuum, CLI process")}
     print(f"IceDB's counts, compaction and cleanup above are requests to a running `icedb-host run` "
           f"(warm, like the peers' connections); as whole CLI processes: count(*) "
           f"{cli['count, CLI process']:.3f} s, merge {cli['merge, CLI process']:.3f} s, "
@@ -324,9 +333,10 @@ def main():
     print(f"DuckDB {duckdb.__version__}, deltalake {__import__('deltalake').__version__}, "
           f"IceDB {icedb(['--version']).strip()}", flush=True)
     with tempfile.TemporaryDirectory() as work:
-        workload("Small inserts", SMALL, 100,
-                 ["IceDB", "DuckLake", "DuckLake, inlining on", "Delta"], work)
-        workload("Big inserts", BIG, 10_000, ["IceDB", "DuckLake", "Delta"], work)
+        small = ["IceDB", "DuckLake", "DuckLake inlining", "Delta"]
+        workload("Small inserts", SMALL, 100, [e for e in small if e in ENGINES], work)
+        big = ["IceDB", "DuckLake", "Delta"]
+        workload("Big inserts", BIG, 10_000, [e for e in big if e in ENGINES], work)
 
 
 if __name__ == "__main__":
