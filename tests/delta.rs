@@ -7,6 +7,10 @@
 //! join at their flush; racing, failing and interrupted exporters leave a
 //! gapless log with each IceDB commit once; a long log exports
 //! incrementally.
+//!
+//! Longer than 600 lines on purpose: every file under tests/ links into a
+//! test executable of its own (~200 MB with DuckDB and wasmtime), so a
+//! suite stays one file.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,6 +6,10 @@
 //! its output, an unknown outcome never deletes committed files, a re-added
 //! path is refused, vacuum respects the retention floor, and a replica of a
 //! deleted and re-created table is discarded.
+//!
+//! Longer than 600 lines on purpose: every file under tests/ links into a
+//! test executable of its own (~200 MB with DuckDB and wasmtime), so a
+//! suite stays one file.
 
 use std::path::Path as FsPath;
 use std::sync::Arc;

@@ -1,6 +1,10 @@
 //! The real `icedb-host run` over HTTP: the embedded default, bad requests,
 //! authentication and read-only queries, several hosts on one S3 table with
 //! their schedulers running, and SIGTERM / kill -9 under load.
+//!
+//! Longer than 600 lines on purpose: every file under tests/ links into a
+//! test executable of its own (~200 MB with DuckDB and wasmtime), so a
+//! suite stays one file.
 
 use std::collections::HashSet;
 use std::io::Write;

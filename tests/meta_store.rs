@@ -3,6 +3,10 @@
 //! one meta store, which take turns), conflicting merges,
 //! checkpoint bootstrap vs full replay (property test), damaged log entries
 //! and checkpoints, expiry, and a store that ignores conditional creates.
+//!
+//! Longer than 600 lines on purpose: every file under tests/ links into a
+//! test executable of its own (~200 MB with DuckDB and wasmtime), so a
+//! suite stays one file.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path as FsPath;

@@ -2,7 +2,8 @@
 //! Parquet or inline parts → parallel upload → one commit, with the
 //! inline split and its `InlineFull` fallback. [`DurableInsert`] is the
 //! state between a won log entry (the rows may be acknowledged) and the
-//! replica having it.
+//! replica having it. The rows it takes, formatted and not yet inserted
+//! (and joined for group commit), are `prepared.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tracing::Instrument;
 
 use crate::Batch;
 use crate::error::{Result, TableError};
+use crate::prepared::{JoinedRows, PreparedRows};
 use crate::schema;
 use crate::table::{Formatter, Table};
 use crate::write::{self, FileLayout};
@@ -64,82 +66,6 @@ impl DurableInsert<'_> {
         }
         table.after_commit().await;
         receipt
-    }
-}
-
-/// Rows formatted for a table and not yet inserted (see
-/// [`Table::prepare_ndjson`]).
-#[derive(Debug, Clone)]
-pub struct PreparedRows {
-    batch: Batch,
-    /// The input line of each row, for NDJSON input.
-    lines: Option<Vec<usize>>,
-}
-
-impl PreparedRows {
-    pub fn row_count(&self) -> usize {
-        self.batch.row_count as usize
-    }
-}
-
-/// Prepared inputs joined into one insert (group commit), their rows moved
-/// rather than copied: columns are united by name and an input lacking a
-/// column holds nulls there. [`JoinedRows::split`] gives every input back
-/// as it was, so that after a group failed on someone's rows each input can
-/// be inserted alone. Errors of the joined insert name rows of the whole
-/// group, not input lines.
-#[derive(Debug)]
-pub struct JoinedRows {
-    batch: Arc<Batch>,
-    /// Each input's row count, column names (in its order) and input lines.
-    inputs: Vec<(usize, Vec<String>, Option<Vec<usize>>)>,
-}
-
-impl JoinedRows {
-    pub fn join(inputs: Vec<PreparedRows>) -> JoinedRows {
-        let mut shapes = Vec::with_capacity(inputs.len());
-        let mut batches = Vec::with_capacity(inputs.len());
-        for PreparedRows { batch, lines } in inputs {
-            let names = batch.columns.iter().map(|c| c.name.clone()).collect();
-            shapes.push((batch.row_count as usize, names, lines));
-            batches.push(batch);
-        }
-        JoinedRows {
-            batch: Arc::new(Batch::concat(batches)),
-            inputs: shapes,
-        }
-    }
-
-    pub fn row_count(&self) -> usize {
-        self.batch.row_count as usize
-    }
-
-    /// The inputs as they were joined, in order.
-    pub fn split(self) -> Vec<PreparedRows> {
-        let mut start = 0;
-        self.inputs
-            .into_iter()
-            .map(|(rows, names, lines)| {
-                let columns = names
-                    .into_iter()
-                    .map(|name| {
-                        let joined = self.batch.column(&name).expect("joined by name");
-                        crate::Column {
-                            values: joined.values[start..start + rows].to_vec(),
-                            name,
-                        }
-                    })
-                    .collect();
-                start += rows;
-                PreparedRows {
-                    batch: Batch {
-                        row_count: rows as u32,
-                        columns,
-                    },
-                    lines,
-                }
-            })
-            .collect()
     }
 }
 
@@ -579,79 +505,4 @@ fn check_partition_names(batch: &Batch, paths: &[String], routing: Option<&str>)
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Column, Value};
-
-    fn input(columns: Vec<(&str, Vec<Value>)>, lines: Option<Vec<usize>>) -> PreparedRows {
-        let row_count = columns[0].1.len() as u32;
-        PreparedRows {
-            batch: Batch {
-                row_count,
-                columns: columns
-                    .into_iter()
-                    .map(|(name, values)| Column {
-                        name: name.to_owned(),
-                        values,
-                    })
-                    .collect(),
-            },
-            lines,
-        }
-    }
-
-    #[test]
-    fn joined_inputs_split_back_into_exactly_what_was_joined() {
-        let text = |s: &str| Value::Text(s.to_owned());
-        let inputs = vec![
-            input(
-                vec![
-                    ("a", vec![Value::Int(1), Value::Int(2)]),
-                    ("b", vec![text("x"), Value::Null]),
-                ],
-                Some(vec![1, 3]),
-            ),
-            // Other column order, a column of nulls only, a new column.
-            input(
-                vec![
-                    ("c", vec![Value::Null]),
-                    ("b", vec![text("y")]),
-                    ("a", vec![Value::Int(3)]),
-                ],
-                None,
-            ),
-            input(
-                vec![("d", vec![Value::Boolean(true), Value::Float(0.5)])],
-                Some(vec![2, 5]),
-            ),
-        ];
-        let joined = JoinedRows::join(inputs.clone());
-        assert_eq!(joined.row_count(), 5);
-        let names: Vec<&str> = joined
-            .batch
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        assert_eq!(names, ["a", "b", "c", "d"]);
-        assert_eq!(
-            joined.batch.column("d").unwrap().values,
-            [
-                Value::Null,
-                Value::Null,
-                Value::Null,
-                Value::Boolean(true),
-                Value::Float(0.5)
-            ]
-        );
-        let split = joined.split();
-        assert_eq!(split.len(), inputs.len());
-        for (back, sent) in split.iter().zip(&inputs) {
-            assert_eq!(back.batch, sent.batch);
-            assert_eq!(back.lines, sent.lines);
-        }
-    }
 }

@@ -16,6 +16,7 @@ mod config;
 mod cpu;
 mod definition;
 mod delta;
+mod engine;
 mod error;
 pub mod events;
 mod inline_part;
@@ -28,6 +29,7 @@ mod merge;
 pub mod output;
 mod partitioning;
 mod plan;
+mod prepared;
 mod query;
 pub mod rows;
 mod schema;
@@ -43,6 +45,7 @@ pub use definition::{
     AlterReport, Explicit, FormatDefinition, ParquetDefinition, PartitionDefinition,
     PluginReference, TableDefinition,
 };
+pub use engine::default_extension_dir;
 pub use error::{Result, TableError};
 pub use icedb_delta::{DeltaSettings, ExportReport as DeltaExportReport};
 pub use icedb_meta::{
@@ -55,10 +58,11 @@ pub use icedb_plugin::{
     Batch, CONTRACT_VERSION, Column, HostOptions, Interface, PluginHost, Value,
 };
 pub use inline_part::inline_rows;
-pub use insert::{DurableInsert, InsertReceipt, JoinedRows, PreparedRows};
+pub use insert::{DurableInsert, InsertReceipt};
 pub use log::race_conditional_creates;
 pub use maintenance::{RETENTION_FLOOR, RewriteReport, VacuumOptions, VacuumReport};
 pub use merge::{MergePolicy, MergeReport, PartitionOrder};
-pub use query::{ColumnRange, QueryOptions, QueryResult, default_extension_dir};
+pub use prepared::{JoinedRows, PreparedRows};
+pub use query::{ColumnRange, QueryOptions, QueryResult};
 pub use table::{LoadedPlugin, Table};
 pub use write::encode_parquet;

@@ -14,9 +14,9 @@ use object_store::path::Path;
 use crate::builtin::JsonTextFormat;
 use crate::config::{FormatSpec, TableConfig};
 use crate::definition::{self, TableDefinition, WriteBlock};
+use crate::engine::QueryEngine;
 use crate::error::{Result, TableError};
 use crate::partitioning::Partitioner;
-use crate::query::QueryEngine;
 use crate::write::FileLayout;
 
 /// How rows are formatted: built-in or plugin.

@@ -11,10 +11,10 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use duckdb::Connection;
 use icedb_meta::{ColumnDef, DataFile, PartitionStats, StatValue};
 
+use crate::engine::{duck, quote_ident, quote_literal};
 use crate::error::{Result, TableError};
 use crate::kway::conform_to;
 use crate::plan::{Aggregate, Filter, HiveType, Plan, extreme, hive_values};
-use crate::query::{duck, quote_ident, quote_literal};
 use crate::schema::{arrow_schema, sql_type};
 
 /// What a user query returned, how many files planning kept and how many
