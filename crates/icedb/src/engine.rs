@@ -1,8 +1,9 @@
 //! DuckDB's databases for a table: one for IceDB's own SQL (merges,
 //! rewrites), one for user queries (sandboxed to the table's root, limits
 //! applied, no credential readable from SQL), each rebuilt when the S3
-//! credentials it holds change; the URLs DuckDB reads files by; and the
-//! scrubbing of credentials from DuckDB's messages.
+//! credentials it holds change; the URLs DuckDB reads files by; the
+//! scrubbing of credentials from DuckDB's messages; and DuckDB's parser as
+//! the judge of whether SQL is one read-only SELECT.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use object_store::aws::AwsCredential;
 
 use crate::config::TableConfig;
 use crate::error::{Result, TableError};
-use crate::query::check_select;
 use crate::view::view_sql;
 
 pub(crate) struct QueryEngine {
@@ -355,4 +355,43 @@ pub(crate) fn scrub_error(error: TableError, credential: Option<&AwsCredential>)
         TableError::DuckDb(message) => TableError::DuckDb(scrub(&message, credential)),
         other => other,
     }
+}
+
+/// Accepts `sql` only if DuckDB's own parser says it is exactly one
+/// statement of the SELECT kind (`json_serialize_sql` serialises SELECT
+/// statements only, and lists every statement it parsed).
+pub(crate) fn check_select(connection: &Connection, sql: &str) -> Result<serde_json::Value> {
+    let serialized: String = connection
+        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |row| {
+            row.get(0)
+        })
+        .map_err(duck)?;
+    let parsed: serde_json::Value = serde_json::from_str(&serialized)
+        .map_err(|e| TableError::DuckDb(format!("reading DuckDB's parse of the query: {e}")))?;
+    let quoted = {
+        let text = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let head: String = text.chars().take(80).collect();
+        if head.len() < text.len() {
+            format!("`{head}…`")
+        } else {
+            format!("`{head}`")
+        }
+    };
+    if parsed["error"].as_bool().unwrap_or(true) {
+        let message = parsed["error_message"].as_str().unwrap_or("unknown error");
+        return Err(TableError::NotReadOnly(
+            if parsed["error_type"].as_str() == Some("parser") {
+                format!("DuckDB cannot parse {quoted}: {message}")
+            } else {
+                format!("{quoted} is not a single read-only SELECT statement (DuckDB: {message})")
+            },
+        ));
+    }
+    let statements = parsed["statements"].as_array().map_or(0, Vec::len);
+    if statements != 1 {
+        return Err(TableError::NotReadOnly(format!(
+            "{quoted} holds {statements} statements; exactly one SELECT is accepted"
+        )));
+    }
+    Ok(parsed)
 }

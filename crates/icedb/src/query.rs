@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use duckdb::Connection;
 use icedb_meta::{DataFile, PartitionFilter, PartitionStats, StatValue};
 
-use crate::engine::{duck, scrub_error};
+use crate::engine::{check_select, scrub_error};
 use crate::error::{Result, TableError};
 use crate::plan::{Filter, Plan, hive_types, timestamp_text};
 use crate::table::Table;
@@ -63,45 +62,6 @@ impl QueryResult {
     pub fn row_count(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
-}
-
-/// Accepts `sql` only if DuckDB's own parser says it is exactly one
-/// statement of the SELECT kind (`json_serialize_sql` serialises SELECT
-/// statements only, and lists every statement it parsed).
-pub(crate) fn check_select(connection: &Connection, sql: &str) -> Result<serde_json::Value> {
-    let serialized: String = connection
-        .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |row| {
-            row.get(0)
-        })
-        .map_err(duck)?;
-    let parsed: serde_json::Value = serde_json::from_str(&serialized)
-        .map_err(|e| TableError::DuckDb(format!("reading DuckDB's parse of the query: {e}")))?;
-    let quoted = {
-        let text = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        let head: String = text.chars().take(80).collect();
-        if head.len() < text.len() {
-            format!("`{head}…`")
-        } else {
-            format!("`{head}`")
-        }
-    };
-    if parsed["error"].as_bool().unwrap_or(true) {
-        let message = parsed["error_message"].as_str().unwrap_or("unknown error");
-        return Err(TableError::NotReadOnly(
-            if parsed["error_type"].as_str() == Some("parser") {
-                format!("DuckDB cannot parse {quoted}: {message}")
-            } else {
-                format!("{quoted} is not a single read-only SELECT statement (DuckDB: {message})")
-            },
-        ));
-    }
-    let statements = parsed["statements"].as_array().map_or(0, Vec::len);
-    if statements != 1 {
-        return Err(TableError::NotReadOnly(format!(
-            "{quoted} holds {statements} statements; exactly one SELECT is accepted"
-        )));
-    }
-    Ok(parsed)
 }
 
 impl Table {
