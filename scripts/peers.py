@@ -309,8 +309,9 @@ def workload(label, rows, rows_per_insert, engines, work):
     for phase in PHASES:
         peers = [median[e][phase] for e in engines if e != "IceDB"]
         best = min(peers, default=None)
-        ratio = "" if best is None or "IceDB" not in median else \
-            f"{median['IceDB'][phase] / best:.2f}" if best > 0 else "inf"
+        ratio = ""  # nothing to compare with when IceDB or every peer was left out
+        if best is not None and "IceDB" in median:
+            ratio = f"{median['IceDB'][phase] / best:.2f}" if best > 0 else "inf"
         cells = " | ".join(f"{median[e][phase]:>21.3f}" for e in engines)
         print(f"| {phase:<22} | {cells} | {ratio:>17} |")
     cells = " | ".join(f"{int(median[e]['files']):>21}" for e in engines)
