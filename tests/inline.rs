@@ -209,8 +209,28 @@ async fn rewrite_drop_and_vacuum_account_for_inline_parts() {
         .unwrap()
         .bytes;
     assert!(held > live);
-    table.vacuum(&icedb_e2e::vacuum_now()).await.unwrap();
+    let tombstones = table.meta().snapshot().unwrap().tombstones().unwrap();
+    let report = table.vacuum(&icedb_e2e::vacuum_now()).await.unwrap();
+    assert_eq!(report.purged, tombstones.len());
+    // The purge names the files it deleted and purges the flushed and
+    // dropped parts by version: its entry does not grow with their count.
+    let entry = table
+        .meta()
+        .read_commit(report.version.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(entry.purged.iter().all(|f| !f.path.starts_with("inline/")));
+    assert_eq!(
+        entry.purged_inline_through,
+        tombstones
+            .iter()
+            .filter(|t| t.path.starts_with("inline/"))
+            .map(|t| t.removed_in)
+            .max()
+    );
     let snapshot = table.meta().snapshot().unwrap();
+    assert!(snapshot.tombstones().unwrap().is_empty());
     assert_eq!(snapshot.inline_held_bytes().unwrap(), live);
     assert_eq!(data_objects(&table).await, live_paths(table.meta()));
     drop(snapshot);

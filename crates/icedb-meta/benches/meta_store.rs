@@ -93,6 +93,7 @@ async fn write_history(
                         .collect(),
                     removed: vec![],
                     purged: vec![],
+                    purged_inline_through: None,
                     schema_changes: vec![],
                     details: BTreeMap::new(),
                     definition: None,

@@ -25,7 +25,9 @@ use rand::Rng;
 use crate::error::{CommitError, MetaError, NotCommitted, Result};
 use crate::log::log_path;
 use crate::meta::MetaStore;
-use crate::model::{COMMIT_FORMAT, Commit, CommitDraft, Operation, PLAIN_COMMIT_FORMAT};
+use crate::model::{
+    COMMIT_FORMAT, Commit, CommitDraft, INLINE_COMMIT_FORMAT, Operation, PLAIN_COMMIT_FORMAT,
+};
 
 /// A successful commit.
 #[derive(Debug, Clone)]
@@ -341,8 +343,10 @@ impl<'a> PreparedCommit<'a> {
         let version = head + 1;
         let inline = self.draft.added.iter().any(|f| f.inline.is_some());
         Ok(Commit {
-            format: if inline {
+            format: if plan.purged_inline_through.is_some() {
                 COMMIT_FORMAT
+            } else if inline {
+                INLINE_COMMIT_FORMAT
             } else {
                 PLAIN_COMMIT_FORMAT
             },
@@ -360,6 +364,7 @@ impl<'a> PreparedCommit<'a> {
             added: self.draft.added.clone(),
             removed: self.draft.removed.clone(),
             purged: plan.purged,
+            purged_inline_through: plan.purged_inline_through,
             schema_changes: plan.schema_changes,
             details: self.draft.details.clone(),
             definition: plan.definition,
@@ -452,7 +457,8 @@ fn validate_draft(draft: &CommitDraft) -> Result<()> {
         && (draft.definition.is_none()
             || !draft.added.is_empty()
             || !draft.removed.is_empty()
-            || !draft.purged.is_empty())
+            || !draft.purged.is_empty()
+            || draft.purged_inline_through.is_some())
     {
         return Err(MetaError::InvalidCommit(
             "an alter states the new definition and adds or removes no file".to_owned(),

@@ -5,12 +5,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The newest commit format this build reads. A commit carrying inline
-/// rows is written in format 3 (its parts are Arrow IPC; format 2's were
-/// Parquet, and a build that reads only format 1 would take an inline part
-/// for a missing object); every other commit in format 1, so older builds
-/// still read tables that never inline.
-pub const COMMIT_FORMAT: u32 = 3;
+/// The newest commit format this build reads. A commit purging flushed
+/// inline parts by version ([`Commit::purged_inline_through`]) is written
+/// in format 4 (a format-3 build would ignore the purge and keep state no
+/// other replica has); one carrying inline rows in format 3 (its parts are
+/// Arrow IPC; format 2's were Parquet, and a build that reads only format
+/// 1 would take an inline part for a missing object); every other commit
+/// in format 1, so older builds still read tables that never inline.
+pub const COMMIT_FORMAT: u32 = 4;
+
+/// The format of a commit carrying inline rows.
+pub(crate) const INLINE_COMMIT_FORMAT: u32 = 3;
 
 /// The format of a commit without inline rows.
 pub(crate) const PLAIN_COMMIT_FORMAT: u32 = 1;
@@ -234,6 +239,12 @@ pub struct Commit {
     /// Tombstoned files this commit records as physically deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub purged: Vec<FileRef>,
+    /// Every inline part removed at or before this version is purged (its
+    /// bytes and tombstone forgotten): a flush removes thousands of parts,
+    /// and naming each again here would make the entry as large as the
+    /// flush's. Format 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_inline_through: Option<u64>,
     /// Columns this commit adds to the schema or widens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_changes: Vec<ColumnDef>,
@@ -254,6 +265,9 @@ pub struct CommitDraft {
     pub added: Vec<DataFile>,
     pub removed: Vec<FileRef>,
     pub purged: Vec<FileRef>,
+    /// Purge every inline part removed at or before this version
+    /// ([`Commit::purged_inline_through`]).
+    pub purged_inline_through: Option<u64>,
     /// The columns of the added files (with their types); new ones are added
     /// to the schema, int64 meeting float64 widens, anything else conflicts.
     pub columns: Vec<ColumnDef>,

@@ -55,6 +55,8 @@ const INLINE_FILES: &str = "inline_files";
 const INLINE_ROWS: &str = "inline_rows";
 const INLINE_BYTES: &str = "inline_bytes";
 const INLINE_HELD: &str = "inline_held_bytes";
+/// META key: the newest [`Commit::purged_inline_through`] applied.
+const INLINE_PURGED_THROUGH: &str = "inline_purged_through";
 
 /// Bumped when the replica's tables change shape; older replicas are rebuilt.
 const REPLICA_FORMAT: u64 = 2;
@@ -117,6 +119,9 @@ impl Drop for Replica {
 pub(crate) struct Plan {
     pub schema_changes: Vec<ColumnDef>,
     pub purged: Vec<FileRef>,
+    /// The draft's purge of inline parts by version, unless one as far
+    /// reaching was applied already.
+    pub purged_inline_through: Option<u64>,
     /// The definition to record (only when the table has none yet).
     pub definition: Option<serde_json::Value>,
 }
@@ -286,6 +291,7 @@ impl Replica {
                 counter(&meta, INLINE_BYTES)?,
             );
             let mut inline_held = counter(&meta, INLINE_HELD)?;
+            let mut inline_purged_through = counter(&meta, INLINE_PURGED_THROUGH)?;
             let horizon_before = counter(&meta, "purged_horizon")?;
             let mut purged_horizon = horizon_before;
             let mut table_id = info
@@ -454,6 +460,19 @@ impl Replica {
                         }
                     }
                 }
+                let mut summary = CommitSummary::of(commit);
+                if let Some(through) = commit.purged_inline_through
+                    && through > inline_purged_through
+                {
+                    let removed =
+                        purge_inline_through(&mut tombstones, &mut inline, through, path)?;
+                    inline_held = inline_held.saturating_sub(removed.inline_bytes);
+                    if let Some(&newest) = removed.tombstones.values().map(|(_, r)| r).max() {
+                        purged_horizon = purged_horizon.max(newest);
+                    }
+                    summary.files_purged += removed.tombstones.len() as u64;
+                    inline_purged_through = through;
+                }
                 if !commit.schema_changes.is_empty() {
                     let mut positions: BTreeMap<String, u32> = BTreeMap::new();
                     for entry in schema.iter().map_err(|e| err(e.into()))? {
@@ -476,10 +495,7 @@ impl Replica {
                     }
                 }
                 summaries
-                    .insert(
-                        commit.version,
-                        encode(&CommitSummary::of(commit)).as_slice(),
-                    )
+                    .insert(commit.version, encode(&summary).as_slice())
                     .map_err(|e| err(e.into()))?;
                 head = commit.version;
             }
@@ -506,6 +522,8 @@ impl Replica {
             meta.insert(INLINE_BYTES, inline_totals.2)
                 .map_err(|e| err(e.into()))?;
             meta.insert(INLINE_HELD, inline_held)
+                .map_err(|e| err(e.into()))?;
+            meta.insert(INLINE_PURGED_THROUGH, inline_purged_through)
                 .map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
@@ -603,6 +621,17 @@ impl Replica {
                 purged.push(file.clone());
             }
         }
+        let purged_inline_through = match draft.purged_inline_through {
+            Some(through) if through > snapshot.version() => {
+                return Err(MetaError::InvalidCommit(format!(
+                    "a purge of inline parts removed through version {through}, beyond the head {}",
+                    snapshot.version()
+                )));
+            }
+            // Already purged by a concurrent vacuum or merge: nothing to do.
+            Some(through) if through <= snapshot.inline_purged_through()? => None,
+            through => through,
+        };
         let schema: BTreeMap<String, ColumnDef> = snapshot
             .schema()?
             .into_iter()
@@ -663,6 +692,7 @@ impl Replica {
             return Ok(Plan {
                 schema_changes,
                 purged,
+                purged_inline_through,
                 definition: draft.definition.clone(),
             });
         }
@@ -680,6 +710,7 @@ impl Replica {
         Ok(Plan {
             schema_changes,
             purged,
+            purged_inline_through,
             definition,
         })
     }
@@ -846,6 +877,60 @@ fn purge_entries(
         tombstones: found,
         inline_bytes: freed,
     })
+}
+
+/// Removes the tombstones and inline bytes of every inline part removed
+/// at or before version `through` (one walk of the tombstones' inline
+/// range; inline paths sort together under [`INLINE_PREFIX`]).
+fn purge_inline_through(
+    tombstones: &mut redb::Table<&str, &[u8]>,
+    inline: &mut redb::Table<(&str, &str), &[u8]>,
+    through: u64,
+    path: &Path,
+) -> Result<Purged> {
+    let err = |e: redb::StorageError| replica_error(path, e);
+    let mut purged: Vec<FileRef> = Vec::new();
+    let mut found = HashMap::new();
+    let mut undecodable = None;
+    let end = inline_prefix_end();
+    tombstones
+        .retain_in(INLINE_PREFIX..end.as_str(), |key, value| {
+            match decode::<Tombstone>(path, value) {
+                Ok(tombstone) if tombstone.removed_in <= through => {
+                    found.insert(key.to_owned(), (tombstone.added_in, tombstone.removed_in));
+                    purged.push(FileRef {
+                        path: tombstone.path,
+                        partition: tombstone.partition,
+                    });
+                    false
+                }
+                Ok(_) => true,
+                Err(e) => {
+                    undecodable.get_or_insert(e);
+                    true
+                }
+            }
+        })
+        .map_err(err)?;
+    if let Some(e) = undecodable {
+        return Err(e);
+    }
+    let mut freed = 0;
+    remove_pairs(inline, &purged, path, |_, value| {
+        freed += value.len() as u64
+    })?;
+    Ok(Purged {
+        tombstones: found,
+        inline_bytes: freed,
+    })
+}
+
+/// The first key after every path under [`INLINE_PREFIX`].
+fn inline_prefix_end() -> String {
+    let mut end = INLINE_PREFIX.to_owned();
+    let last = end.pop().expect("the prefix is not empty");
+    end.push(char::from_u32(last as u32 + 1).expect("the prefix ends in ASCII"));
+    end
 }
 
 /// Whether removing `many` of a table's `len` entries is cheaper as one walk.
@@ -1147,12 +1232,7 @@ impl Snapshot {
     /// The oldest version whose files all still exist (older ones lost
     /// files to vacuum).
     pub fn oldest_readable_version(&self) -> Result<u64> {
-        let meta = self.txn.open_table(META).map_err(|e| self.err(e))?;
-        let horizon = meta
-            .get("purged_horizon")
-            .map_err(|e| self.err(e))?
-            .map_or(0, |v| v.value());
-        Ok(horizon.max(1))
+        Ok(self.meta_counter("purged_horizon")?.max(1))
     }
 
     /// The files that were live at `version` (≤ this snapshot's), if they
@@ -1248,9 +1328,19 @@ impl Snapshot {
     /// Bytes of every inline part the state holds: live ones and flushed
     /// ones not yet purged (what a writer's inline bound counts).
     pub fn inline_held_bytes(&self) -> Result<u64> {
+        self.meta_counter(INLINE_HELD)
+    }
+
+    /// The newest version through which removed inline parts were purged
+    /// by version (0: never).
+    pub fn inline_purged_through(&self) -> Result<u64> {
+        self.meta_counter(INLINE_PURGED_THROUGH)
+    }
+
+    fn meta_counter(&self, key: &str) -> Result<u64> {
         let meta = self.txn.open_table(META).map_err(|e| self.err(e))?;
         Ok(meta
-            .get(INLINE_HELD)
+            .get(key)
             .map_err(|e| self.err(e))?
             .map_or(0, |v| v.value()))
     }
@@ -1385,6 +1475,7 @@ mod tests {
             added: Vec::new(),
             removed: Vec::new(),
             purged: Vec::new(),
+            purged_inline_through: None,
             schema_changes: Vec::new(),
             details: BTreeMap::new(),
             definition: None,
@@ -1444,6 +1535,65 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    /// A purge by version forgets exactly the inline parts removed at or
+    /// before it (their tombstones, bytes and held count), leaves later
+    /// flushes' parts, live parts and file tombstones alone, moves the
+    /// time-travel horizon to the newest removal it purged, counts the
+    /// parts in the commit's summary, and is planned away once a purge as
+    /// far reaching was applied (a concurrent vacuum's).
+    #[test]
+    fn a_purge_by_version_forgets_exactly_the_parts_removed_by_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let part = |name: &str| file(&format!("inline/p=1/{name}"), true);
+        let (a, b, c, live) = (part("a"), part("b"), part("c"), part("d"));
+        let data = file("data/p=1/x.parquet", false);
+        let mut add = commit(1, Operation::Insert);
+        add.added = vec![a.clone(), b.clone(), c.clone(), live.clone(), data.clone()];
+        let mut flush = commit(2, Operation::Merge);
+        flush.removed = vec![FileRef::from(&a), FileRef::from(&b), FileRef::from(&data)];
+        let mut later = commit(3, Operation::Merge);
+        later.removed = vec![FileRef::from(&c)];
+        replica.apply(&[add, flush, later]).unwrap();
+        assert_eq!(replica.snapshot().unwrap().inline_held_bytes().unwrap(), 12);
+
+        let mut draft = CommitDraft::new(Operation::Vacuum);
+        draft.purged_inline_through = Some(4);
+        assert!(matches!(
+            replica.plan(&draft),
+            Err(MetaError::InvalidCommit(_))
+        ));
+        draft.purged_inline_through = Some(2);
+        let plan = replica.plan(&draft).unwrap();
+        assert_eq!(plan.purged_inline_through, Some(2));
+        let mut purge = commit(4, Operation::Vacuum);
+        purge.purged_inline_through = plan.purged_inline_through;
+        replica.apply(&[purge]).unwrap();
+
+        let snapshot = replica.snapshot().unwrap();
+        let mut left: Vec<String> = snapshot
+            .tombstones()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.path)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["data/p=1/x.parquet", "inline/p=1/c"]);
+        // c (flushed, not purged) and d (live) keep their bytes.
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 6);
+        let mut files = vec![live.clone()];
+        files[0].inline = None;
+        snapshot.load_inline(&mut files).unwrap();
+        assert_eq!(files[0].inline, live.inline);
+        assert_eq!(snapshot.oldest_readable_version().unwrap(), 2);
+        assert_eq!(snapshot.inline_purged_through().unwrap(), 2);
+        assert_eq!(snapshot.commit(4).unwrap().unwrap().files_purged, 2);
+        assert!(retired(&replica).is_empty());
+        drop(snapshot);
+        let plan = replica.plan(&draft).unwrap();
+        assert_eq!(plan.purged_inline_through, None);
     }
 
     /// Partitions are listed for flushing while they hold a live inline

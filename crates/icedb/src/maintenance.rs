@@ -102,17 +102,23 @@ impl Table {
         self.meta().sync().await?;
         let (tombstones, referenced) = referenced_paths(self.meta().snapshot()?).await?;
 
-        let expired: Vec<_> = tombstones
+        let (flushed, files): (Vec<Tombstone>, Vec<Tombstone>) = tombstones
             .into_iter()
-            .filter(|t| t.removed_ms <= now_ms - grace_ms || self.inline_expired(t, now_ms))
+            .partition(|t| is_inline_path(&t.path));
+        let expired: Vec<_> = files
+            .into_iter()
+            .filter(|t| t.removed_ms <= now_ms - grace_ms)
             .collect();
+        let inline = inline_purge(flushed, |t| {
+            t.removed_ms <= now_ms - grace_ms || self.inline_expired(t, now_ms)
+        });
         // The three steps touch disjoint things (tombstoned objects and the
         // purge entry; unreferenced objects; old log entries and
         // checkpoints), so their requests go out together. Each runs to its
         // end even if another fails (no purge commit is dropped midway);
         // the first error is then the answer.
         let (tombstoned, orphans, log) = tokio::join!(
-            self.purge_tombstoned(expired),
+            self.purge_tombstoned(expired, inline),
             self.delete_orphans(&referenced, now_ms - grace_ms)
                 .instrument(tracing::debug_span!("vacuum.orphans")),
             async {
@@ -149,24 +155,26 @@ impl Table {
     }
 
     /// Deletes the objects of `expired` tombstones, then records them all
-    /// as purged in one commit. Delete first, then record: a crash in
-    /// between leaves tombstones whose objects are gone, and the next
-    /// vacuum finishes the job. Inline parts have no object: purging one
-    /// just drops its bytes from the log's state.
-    async fn purge_tombstoned(&self, expired: Vec<Tombstone>) -> Result<Freed> {
-        let objects: Vec<String> = expired
-            .iter()
-            .filter(|t| !is_inline_path(&t.path))
-            .map(|t| t.path.clone())
-            .collect();
+    /// as purged in one commit, with the flushed inline parts of `inline`.
+    /// Delete first, then record: a crash in between leaves tombstones
+    /// whose objects are gone, and the next vacuum finishes the job. Inline
+    /// parts have no object: purging them just drops their bytes from the
+    /// log's state.
+    async fn purge_tombstoned(
+        &self,
+        expired: Vec<Tombstone>,
+        inline: Option<InlinePurge>,
+    ) -> Result<Freed> {
+        let objects: Vec<String> = expired.iter().map(|t| t.path.clone()).collect();
         self.delete_objects(objects)
             .instrument(tracing::debug_span!("vacuum.delete", files = expired.len()))
             .await?;
-        if expired.is_empty() {
+        if expired.is_empty() && inline.is_none() {
             return Ok(Freed::default());
         }
         let mut draft = CommitDraft::new(Operation::Vacuum);
         draft.purged = expired.iter().map(FileRef::from).collect();
+        draft.purged_inline_through = inline.map(|i| i.through);
         let receipt = self
             .meta()
             .commit(draft)
@@ -174,12 +182,13 @@ impl Table {
             .await?;
         Ok(Freed {
             version: Some(receipt.version),
-            purged: receipt.commit.purged.len(),
-            bytes_freed: expired
-                .iter()
-                .filter(|t| !is_inline_path(&t.path))
-                .map(|t| t.bytes)
-                .sum(),
+            purged: receipt.commit.purged.len()
+                + receipt
+                    .commit
+                    .purged_inline_through
+                    .and(inline)
+                    .map_or(0, |i| i.parts),
+            bytes_freed: expired.iter().map(|t| t.bytes).sum(),
         })
     }
 
@@ -234,7 +243,7 @@ impl Table {
         let snapshot = self.meta().snapshot()?;
         let half = self.config().inline.limit_bytes / 2;
         // A replica scan of every tombstone: on the blocking pool.
-        let (mut over, mut flushed) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (mut over, flushed) = tokio::task::spawn_blocking(move || -> Result<_> {
             let over = snapshot.inline_held_bytes()?.saturating_sub(half);
             let flushed: Vec<Tombstone> = snapshot
                 .tombstones()?
@@ -245,25 +254,22 @@ impl Table {
         })
         .await
         .expect("reading the replica does not panic")?;
-        flushed.sort_by_key(|t| (t.removed_in, t.removed_ms));
-        let purged: Vec<FileRef> = flushed
-            .iter()
-            .filter(|t| {
-                let purge = over > 0 || self.inline_expired(t, now_ms);
-                if purge {
-                    over = over.saturating_sub(t.bytes);
-                }
-                purge
-            })
-            .map(FileRef::from)
-            .collect();
-        if purged.is_empty() {
+        let Some(inline) = inline_purge(flushed, |t| {
+            let purge = over > 0 || self.inline_expired(t, now_ms);
+            if purge {
+                over = over.saturating_sub(t.bytes);
+            }
+            purge
+        }) else {
             return Ok(0);
-        }
+        };
         let mut draft = CommitDraft::new(Operation::Vacuum);
-        draft.purged = purged;
+        draft.purged_inline_through = Some(inline.through);
         let receipt = self.meta().commit(draft).await?;
-        Ok(receipt.commit.purged.len())
+        Ok(receipt
+            .commit
+            .purged_inline_through
+            .map_or(0, |_| inline.parts))
     }
 
     /// Deletes objects (already-missing ones count as deleted); returns how
@@ -376,6 +382,38 @@ struct Freed {
     bytes_freed: u64,
 }
 
+/// A purge of flushed inline parts by version: every part removed at or
+/// before `through` (`parts` of them in the planning snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InlinePurge {
+    through: u64,
+    parts: usize,
+}
+
+/// How far flushed inline parts may be purged: walking them oldest
+/// removal first, the newest removal version through which `purge` holds
+/// for every part (the parts of one removal go together: they were
+/// flushed by one commit at one time). A part `purge` refuses stops the
+/// walk; those removed after it wait for a later purge.
+fn inline_purge(
+    mut flushed: Vec<Tombstone>,
+    mut purge: impl FnMut(&Tombstone) -> bool,
+) -> Option<InlinePurge> {
+    flushed.sort_by_key(|t| t.removed_in);
+    let mut reached: Option<InlinePurge> = None;
+    for tombstone in &flushed {
+        let same_removal = reached.is_some_and(|r| r.through == tombstone.removed_in);
+        if !purge(tombstone) && !same_removal {
+            break;
+        }
+        reached = Some(InlinePurge {
+            through: tombstone.removed_in,
+            parts: reached.map_or(0, |r| r.parts) + 1,
+        });
+    }
+    reached
+}
+
 /// The snapshot's tombstones, and every path it references (tombstoned or
 /// live), read on the blocking pool (a replica scan of every file).
 async fn referenced_paths(snapshot: Snapshot) -> Result<(Vec<Tombstone>, HashSet<String>)> {
@@ -389,4 +427,67 @@ async fn referenced_paths(snapshot: Snapshot) -> Result<(Vec<Tombstone>, HashSet
     })
     .await
     .expect("reading the replica does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flushed(path: &str, removed_in: u64, removed_ms: i64) -> Tombstone {
+        Tombstone {
+            path: format!("inline/p=1/{path}"),
+            partition: "p=1".to_owned(),
+            bytes: 10,
+            rows: 1,
+            removed_ms,
+            added_in: 1,
+            removed_in,
+        }
+    }
+
+    /// The purge reaches the newest removal before the first part refused,
+    /// takes a removal's parts together, and counts them.
+    #[test]
+    fn inline_purges_stop_at_the_first_refused_removal() {
+        let parts = vec![
+            flushed("e", 5, 50),
+            flushed("a", 2, 20),
+            flushed("c", 3, 90),
+            flushed("b", 2, 20),
+            flushed("d", 4, 40),
+        ];
+        // Expired by age: removals 2 (two parts); 3 is too young, so 4 and
+        // 5 wait although old enough.
+        assert_eq!(
+            inline_purge(parts.clone(), |t| t.removed_ms <= 60),
+            Some(InlinePurge {
+                through: 2,
+                parts: 2
+            })
+        );
+        assert_eq!(
+            inline_purge(parts.clone(), |_| true),
+            Some(InlinePurge {
+                through: 5,
+                parts: 5
+            })
+        );
+        assert_eq!(inline_purge(parts.clone(), |t| t.removed_in > 2), None);
+        // A byte budget spent on the first part of a removal still takes
+        // the removal's other part.
+        let mut budget = 10u64;
+        let purge = inline_purge(parts, |t| {
+            let take = budget > 0;
+            budget = budget.saturating_sub(t.bytes);
+            take
+        });
+        assert_eq!(
+            purge,
+            Some(InlinePurge {
+                through: 2,
+                parts: 2
+            })
+        );
+        assert_eq!(inline_purge(Vec::new(), |_| true), None);
+    }
 }
