@@ -233,6 +233,16 @@ fn embedded_default_serves_inserts_queries_and_status() {
     assert_eq!(status, 200, "{body}");
     let vacuumed: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(vacuumed["purged"], 0, "within the grace: {vacuumed}");
+    assert_eq!(vacuumed["orphans_checked"], true, "{vacuumed}");
+    let (status, body) = post(
+        &format!("{url}/v1/tables/events/vacuum?orphans=false"),
+        NDJSON,
+        b"",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let vacuumed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(vacuumed["orphans_checked"], false, "{vacuumed}");
     assert_eq!(count(url, "SELECT count(*) AS n FROM events"), total as i64);
     let (status, _) = post(&format!("{url}/v1/tables/nope/vacuum"), NDJSON, b"", None);
     assert_eq!(status, 404);

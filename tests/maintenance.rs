@@ -54,6 +54,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
                 grace: Duration::from_secs(3600),
                 force: false,
                 expire: None,
+                orphans: true,
             })
             .await
             .unwrap();
@@ -63,10 +64,23 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
         );
 
         let now = icedb_e2e::vacuum_now();
+        // Without the orphan check, the tombstoned files go and the orphan
+        // stays (nothing under data/ is listed).
+        let purge = table
+            .vacuum(&VacuumOptions {
+                orphans: false,
+                ..now.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(purge.purged, tombstones, "{backend:?}");
+        assert!(purge.version.is_some());
+        assert_eq!((purge.orphans_deleted, purge.orphans_checked), (0, false));
+        assert!(data_objects(&table).await.contains(&orphan.to_string()));
+
         let report = table.vacuum(&now).await.unwrap();
-        assert_eq!(report.purged, tombstones, "{backend:?}");
-        assert_eq!(report.orphans_deleted, 1);
-        assert!(report.version.is_some());
+        assert_eq!((report.purged, report.version), (0, None), "{backend:?}");
+        assert_eq!((report.orphans_deleted, report.orphans_checked), (1, true));
         assert_eq!(
             data_objects(&table).await,
             live_paths(table.meta()),

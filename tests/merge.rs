@@ -305,6 +305,7 @@ async fn queries_read_older_versions_until_vacuum() {
             grace: std::time::Duration::ZERO,
             force: true,
             expire: None,
+            orphans: true,
         })
         .await
         .unwrap();

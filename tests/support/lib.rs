@@ -478,6 +478,7 @@ pub fn vacuum_now() -> icedb::VacuumOptions {
         grace: std::time::Duration::ZERO,
         force: true,
         expire: None,
+        orphans: true,
     }
 }
 

@@ -199,6 +199,10 @@ pub struct VacuumArgs {
     /// missing file. Use only when every writer is stopped.
     #[arg(long)]
     pub force: bool,
+    /// Do not look for orphans (the listing of every data object); removed
+    /// files and old log entries still go.
+    #[arg(long)]
+    pub no_orphans: bool,
 }
 
 pub async fn vacuum(args: VacuumArgs) -> Result<()> {
@@ -207,13 +211,18 @@ pub async fn vacuum(args: VacuumArgs) -> Result<()> {
         .vacuum(&VacuumOptions {
             grace: args.grace,
             force: args.force,
+            orphans: !args.no_orphans,
             ..VacuumOptions::default()
         })
         .await?;
+    let orphans = if report.orphans_checked {
+        format!("{} orphans", report.orphans_deleted)
+    } else {
+        "no orphans (not looked for)".to_owned()
+    };
     println!(
-        "purged {} removed files and {} orphans ({} MiB freed); expired {} log entries, {} checkpoints and {} Delta log entries; {:.2?}",
+        "purged {} removed files and {orphans} ({} MiB freed); expired {} log entries, {} checkpoints and {} Delta log entries; {:.2?}",
         report.purged,
-        report.orphans_deleted,
         report.bytes_freed >> 20,
         report.log_entries_deleted,
         report.checkpoints_deleted,

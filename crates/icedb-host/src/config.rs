@@ -398,6 +398,10 @@ pub struct VacuumSection {
     pub force: bool,
     pub keep_log_versions: u64,
     pub keep_checkpoints: usize,
+    /// How often a scheduled vacuum also looks for orphans (a LIST of every
+    /// data object; see `VacuumOptions::orphans`); 0: every vacuum.
+    #[serde(with = "humantime_serde")]
+    pub orphans_every: Duration,
 }
 
 impl Default for VacuumSection {
@@ -409,6 +413,7 @@ impl Default for VacuumSection {
             force: false,
             keep_log_versions: 1_000,
             keep_checkpoints: 3,
+            orphans_every: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -817,6 +822,7 @@ impl HostConfig {
                 keep_checkpoints: section.vacuum.keep_checkpoints,
                 keep_log_versions: section.vacuum.keep_log_versions,
             }),
+            orphans: true,
         }
     }
 }

@@ -172,7 +172,7 @@ fn main() {
 
         queries(&table, "after merge").await;
 
-        let vacuum = table.vacuum(&VacuumOptions { grace: Duration::ZERO, force: true, expire: None }).await.expect("vacuum");
+        let vacuum = table.vacuum(&VacuumOptions { grace: Duration::ZERO, force: true, expire: None, orphans: true }).await.expect("vacuum");
         println!(
             "vacuum         {:>10.2?}   ({} tombstoned files purged, {} MiB freed)",
             vacuum.elapsed,

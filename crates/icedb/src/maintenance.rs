@@ -39,6 +39,12 @@ pub struct VacuumOptions {
     pub force: bool,
     /// Old log entries and checkpoints to expire, if any.
     pub expire: Option<ExpirePolicy>,
+    /// Look for orphans: a LIST of every object under `data/`, which grows
+    /// with the table while orphans (the uploads of writers that died
+    /// before committing) stay rare, so a host looks on a slower cadence of
+    /// its own (`[tables.vacuum] orphans_every`). Purging tombstones and
+    /// expiring the log need no listing of data.
+    pub orphans: bool,
 }
 
 impl Default for VacuumOptions {
@@ -50,6 +56,7 @@ impl Default for VacuumOptions {
                 keep_checkpoints: 3,
                 keep_log_versions: 1_000,
             }),
+            orphans: true,
         }
     }
 }
@@ -60,6 +67,8 @@ pub struct VacuumReport {
     pub purged: usize,
     /// Objects under `data/` no commit references, deleted.
     pub orphans_deleted: usize,
+    /// Whether this vacuum looked for orphans ([`VacuumOptions::orphans`]).
+    pub orphans_checked: bool,
     pub bytes_freed: u64,
     /// The version recording the purge, if one was needed.
     pub version: Option<u64>,
@@ -100,7 +109,8 @@ impl Table {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let grace_ms = options.grace.as_millis() as i64;
         self.meta().sync().await?;
-        let (tombstones, referenced) = referenced_paths(self.meta().snapshot()?).await?;
+        let (tombstones, referenced) =
+            referenced_paths(self.meta().snapshot()?, options.orphans).await?;
 
         let (flushed, files): (Vec<Tombstone>, Vec<Tombstone>) = tombstones
             .into_iter()
@@ -119,8 +129,15 @@ impl Table {
         // the first error is then the answer.
         let (tombstoned, orphans, log) = tokio::join!(
             self.purge_tombstoned(expired, inline),
-            self.delete_orphans(&referenced, now_ms - grace_ms)
-                .instrument(tracing::debug_span!("vacuum.orphans")),
+            async {
+                if options.orphans {
+                    self.delete_orphans(&referenced, now_ms - grace_ms)
+                        .instrument(tracing::debug_span!("vacuum.orphans"))
+                        .await
+                } else {
+                    Ok(Freed::default())
+                }
+            },
             async {
                 match options.expire {
                     Some(policy) => self
@@ -140,6 +157,7 @@ impl Table {
             purged: tombstoned.purged,
             bytes_freed: tombstoned.bytes_freed + orphans.bytes_freed,
             orphans_deleted: orphans.purged,
+            orphans_checked: options.orphans,
             ..VacuumReport::default()
         };
         if let Some(log) = log {
@@ -209,7 +227,7 @@ impl Table {
         // A file committed since the snapshot is referenced now, not
         // orphaned.
         self.meta().sync().await?;
-        let late = referenced_paths(self.meta().snapshot()?).await?.1;
+        let late = referenced_paths(self.meta().snapshot()?, true).await?.1;
         let mut freed = Freed::default();
         let mut unreferenced = Vec::new();
         for (path, size) in orphans {
@@ -414,15 +432,22 @@ fn inline_purge(
     reached
 }
 
-/// The snapshot's tombstones, and every path it references (tombstoned or
-/// live), read on the blocking pool (a replica scan of every file).
-async fn referenced_paths(snapshot: Snapshot) -> Result<(Vec<Tombstone>, HashSet<String>)> {
+/// The snapshot's tombstones, and (if `live` is asked for, for the orphan
+/// check) every path it references, tombstoned or live: read on the
+/// blocking pool (a replica scan of every file).
+async fn referenced_paths(
+    snapshot: Snapshot,
+    live: bool,
+) -> Result<(Vec<Tombstone>, HashSet<String>)> {
     tokio::task::spawn_blocking(move || {
         let tombstones = snapshot.tombstones()?;
-        let mut referenced: HashSet<String> = tombstones.iter().map(|t| t.path.clone()).collect();
-        snapshot.for_each_file(&PartitionFilter::All, |file| {
-            referenced.insert(file.path);
-        })?;
+        let mut referenced = HashSet::new();
+        if live {
+            referenced.extend(tombstones.iter().map(|t| t.path.clone()));
+            snapshot.for_each_file(&PartitionFilter::All, |file| {
+                referenced.insert(file.path);
+            })?;
+        }
         Ok((tombstones, referenced))
     })
     .await

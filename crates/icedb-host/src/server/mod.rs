@@ -106,10 +106,11 @@ pub async fn run(
             table.clone(),
             scheduler::Schedule {
                 merges: config.merges(section),
-                vacuum: section
-                    .vacuum
-                    .enabled
-                    .then(|| (section.vacuum.every, HostConfig::vacuum_options(section))),
+                vacuum: section.vacuum.enabled.then(|| scheduler::ScheduledVacuum {
+                    every: section.vacuum.every,
+                    options: HostConfig::vacuum_options(section),
+                    orphans_every: section.vacuum.orphans_every,
+                }),
                 checkpoint: (section.checkpoint.every_versions > 0).then_some((
                     section.checkpoint.check_every,
                     section.checkpoint.every_versions,

@@ -4,8 +4,8 @@
 //! their work instead of racing in step. Every run shows in the activity log
 //! and in metrics; a failed run is logged and retried at the next tick.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use icedb::{MergePolicy, Table, VacuumOptions};
 use rand::Rng;
@@ -19,11 +19,28 @@ use crate::server::metrics::{self, Metrics, PolicyLabels, TaskLabels};
 #[derive(Clone)]
 pub struct Schedule {
     pub merges: Vec<ScheduledMerge>,
-    pub vacuum: Option<(Duration, VacuumOptions)>,
+    pub vacuum: Option<ScheduledVacuum>,
     /// (check every, versions between checkpoints)
     pub checkpoint: Option<(Duration, u64)>,
     /// How often the Delta log catches up, if the table keeps one.
     pub delta: Option<Duration>,
+}
+
+/// A table's scheduled vacuum.
+#[derive(Clone)]
+pub struct ScheduledVacuum {
+    pub every: Duration,
+    pub options: VacuumOptions,
+    /// Every this often (and at the first run) it also looks for orphans.
+    pub orphans_every: Duration,
+}
+
+impl ScheduledVacuum {
+    /// Whether a vacuum now should look for orphans, the last look having
+    /// completed at `last` (never: `None`).
+    fn orphans_due(&self, last: Option<Instant>, now: Instant) -> bool {
+        last.is_none_or(|last| now.duration_since(last) >= self.orphans_every)
+    }
 }
 
 #[derive(Clone)]
@@ -67,12 +84,24 @@ pub fn spawn(
             async move { run_merge(&context, &policy).await }
         }));
     }
-    if let Some((interval, options)) = schedule.vacuum {
+    if let Some(vacuum) = schedule.vacuum {
         let context = context.clone();
-        tasks.spawn(every(interval, move || {
+        let orphans_checked = Arc::new(Mutex::new(None));
+        tasks.spawn(every(vacuum.every, move || {
             let context = context.clone();
-            let options = options.clone();
-            async move { run_vacuum(&context, &options).await }
+            let orphans_checked = orphans_checked.clone();
+            let last = *orphans_checked.lock().expect("never poisoned");
+            let options = VacuumOptions {
+                orphans: vacuum.orphans_due(last, Instant::now()),
+                ..vacuum.options.clone()
+            };
+            async move {
+                if let Ok(answer) = vacuum_now(&context, &options).await
+                    && answer["orphans_checked"] == true
+                {
+                    *orphans_checked.lock().expect("never poisoned") = Some(Instant::now());
+                }
+            }
         }));
     }
     if let Some(interval) = schedule.delta {
@@ -199,10 +228,6 @@ async fn recorded_merge(
     }
 }
 
-async fn run_vacuum(context: &Context, options: &VacuumOptions) {
-    let _ = vacuum_now(context, options).await;
-}
-
 /// One vacuum with `options`, recorded in activity and metrics; the
 /// scheduler's tick and `POST /v1/tables/{t}/vacuum` both run this. The
 /// answer is what the activity records.
@@ -233,6 +258,7 @@ pub async fn vacuum_now(
             let answer = serde_json::json!({
                 "purged": report.purged,
                 "orphans_deleted": report.orphans_deleted,
+                "orphans_checked": report.orphans_checked,
                 "bytes_freed": report.bytes_freed,
                 "version": report.version,
                 "log_entries_deleted": report.log_entries_deleted,
@@ -298,5 +324,27 @@ async fn run_checkpoint(context: &Context, versions: u64) {
             record_run(context, "checkpoint", "error");
             running.fail(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first scheduled vacuum looks for orphans, then one per
+    /// `orphans_every`; 0 looks every time.
+    #[test]
+    fn orphans_are_looked_for_first_then_once_per_interval() {
+        let mut vacuum = ScheduledVacuum {
+            every: Duration::from_secs(600),
+            options: VacuumOptions::default(),
+            orphans_every: Duration::from_secs(3600),
+        };
+        let now = Instant::now();
+        assert!(vacuum.orphans_due(None, now));
+        assert!(!vacuum.orphans_due(Some(now), now + Duration::from_secs(600)));
+        assert!(vacuum.orphans_due(Some(now), now + Duration::from_secs(3600)));
+        vacuum.orphans_every = Duration::ZERO;
+        assert!(vacuum.orphans_due(Some(now), now));
     }
 }

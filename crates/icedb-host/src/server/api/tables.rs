@@ -159,12 +159,20 @@ pub async fn merge(
     Ok(Json(report))
 }
 
-/// `POST /v1/tables/{table}/vacuum`: a vacuum now, with the table's
-/// `[tables.vacuum]` settings (its grace and retention floor; nothing in
-/// the request can lower them).
+#[derive(Deserialize)]
+pub struct VacuumQuery {
+    /// Look for orphans (default true; `false` skips the listing of every
+    /// data object).
+    orphans: Option<bool>,
+}
+
+/// `POST /v1/tables/{table}/vacuum[?orphans=false]`: a vacuum now, with the
+/// table's `[tables.vacuum]` settings (its grace and retention floor;
+/// nothing in the request can lower them).
 pub async fn vacuum(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    Query(query): Query<VacuumQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let served = served(&state, &name)?;
     let context = crate::server::scheduler::Context {
@@ -172,7 +180,11 @@ pub async fn vacuum(
         metrics: state.metrics.clone(),
         activity: state.activity.clone(),
     };
-    let answer = crate::server::scheduler::vacuum_now(&context, &served.vacuum)
+    let options = icedb::VacuumOptions {
+        orphans: query.orphans.unwrap_or(true),
+        ..served.vacuum.clone()
+    };
+    let answer = crate::server::scheduler::vacuum_now(&context, &options)
         .await
         .map_err(|e| ApiError::from_table(&e))?;
     Ok(Json(answer))
