@@ -216,12 +216,12 @@ pub async fn vacuum(args: VacuumArgs) -> Result<()> {
         })
         .await?;
     let orphans = if report.orphans_checked {
-        format!("{} orphans", report.orphans_deleted)
+        format!(" and {} orphans", report.orphans_deleted)
     } else {
-        "no orphans (not looked for)".to_owned()
+        ", orphans not looked for".to_owned()
     };
     println!(
-        "purged {} removed files and {orphans} ({} MiB freed); expired {} log entries, {} checkpoints and {} Delta log entries; {:.2?}",
+        "purged {} removed files{orphans} ({} MiB freed); expired {} log entries, {} checkpoints and {} Delta log entries; {:.2?}",
         report.purged,
         report.bytes_freed >> 20,
         report.log_entries_deleted,
