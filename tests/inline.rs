@@ -139,6 +139,44 @@ async fn inline_rows_are_seen_at_once_and_exactly_once_after_the_flush() {
         // parts, still held for `keep_flushed`.
         assert_eq!(counts(&table, Some(before_flush)).await, (500, 500));
         assert_eq!(counts(&table, Some(1)).await, (100, 100));
+
+        // Vacuum purges them by version: time travel to before the flush
+        // is then refused, the present is whole, and a replica that
+        // applies the purge from the log (the reader) or starts from a
+        // checkpoint after it ends in the same state.
+        let purge = table.vacuum(&icedb_e2e::vacuum_now()).await.unwrap();
+        assert_eq!(purge.purged as u64, inline.files, "{backend:?}");
+        let options = QueryOptions {
+            version: Some(before_flush),
+            ..QueryOptions::default()
+        };
+        let refused = table
+            .query("SELECT count(id) FROM events", &options)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("version {before_flush} cannot be read")),
+            "{refused}"
+        );
+        assert_eq!(counts(&table, None).await, (500, 500), "{backend:?}");
+        table.meta().checkpoint().await.unwrap();
+        let mut late = config.clone();
+        late.meta.replica_dir = Some(dir.path().join("replica-late"));
+        let late = open(late).await;
+        reader.meta().sync().await.unwrap();
+        for replica in [&table, &reader, &late] {
+            let snapshot = replica.meta().snapshot().unwrap();
+            assert!(snapshot.tombstones().unwrap().is_empty(), "{backend:?}");
+            assert_eq!(snapshot.inline_held_bytes().unwrap(), 0);
+            assert_eq!(
+                snapshot.oldest_readable_version().unwrap(),
+                before_flush + 1
+            );
+            drop(snapshot);
+            assert_eq!(counts(replica, None).await, (500, 500), "{backend:?}");
+        }
         drop(root);
     }
 }
