@@ -96,9 +96,7 @@ pub fn spawn(
                 ..vacuum.options.clone()
             };
             async move {
-                if let Ok(answer) = vacuum_now(&context, &options).await
-                    && answer["orphans_checked"] == true
-                {
+                if vacuum_now(&context, &options).await.is_ok() && options.orphans {
                     *orphans_checked.lock().expect("never poisoned") = Some(Instant::now());
                 }
             }
