@@ -20,8 +20,8 @@ the test venv and starts moto). Environment:
 
 IceDB ingests with its CLI (`icedb-host insert`, one process: process start
 and table open included), then a running `icedb-host run` answers the
-counts and runs the compaction (`POST /v1/tables/events/merge?policy=cold`
-until a round merges nothing) and the cleanup (`POST .../vacuum?orphans=false`,
+counts and runs the compaction (`POST /v1/tables/events/merge?policy=cold&until=quiescent`:
+cold rounds until one merges nothing, in one request) and the cleanup (`POST .../vacuum?orphans=false`,
 grace 0: removed files and old log entries, no listing of data objects for
 orphans, as DuckLake's `ducklake_cleanup_old_files`) over HTTP: a warm
 process, as the peers' connections are. The same count, merge and vacuum
@@ -154,10 +154,10 @@ class Host:
         return self.post("/v1/query", {"sql": "SELECT count(*) AS n FROM events"})["rows"][0]["n"]
 
     def merge(self):
-        for _ in range(100):
-            if self.post("/v1/tables/events/merge?policy=cold")["files_out"] == 0:
-                return
-        raise RuntimeError("the merge did not settle in 100 rounds")
+        # Cold rounds until one plans nothing, in one request (as the peers'
+        # flush and merge calls): the CLI's `merge`.
+        answer = self.post("/v1/tables/events/merge?policy=cold&until=quiescent")
+        assert answer["files_out"] > 0, answer
 
     def vacuum(self):
         # Tombstones and the log, no orphan listing: what DuckLake's

@@ -217,10 +217,19 @@ fn embedded_default_serves_inserts_queries_and_status() {
     );
     assert!(metrics.contains(&format!("icedb_table_rows{{table=\"events\"}} {total}")));
 
-    // Maintenance on demand: a cold round flushes the inline parts into
-    // files; a vacuum keeps the replaced parts within the default 1 h grace.
+    // Maintenance on demand: cold rounds until quiescent flush the inline
+    // parts into files (one round after it finds nothing to do); a vacuum
+    // keeps the replaced parts within the default 1 h grace.
     let (status, body) = post(
-        &format!("{url}/v1/tables/events/merge?policy=cold"),
+        &format!("{url}/v1/tables/events/merge?policy=cold&until=settled"),
+        NDJSON,
+        b"",
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`until=settled`"), "{body}");
+    let (status, body) = post(
+        &format!("{url}/v1/tables/events/merge?policy=cold&until=quiescent"),
         NDJSON,
         b"",
         None,
@@ -229,6 +238,15 @@ fn embedded_default_serves_inserts_queries_and_status() {
     let merged: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(merged["policy"], "cold");
     assert!(merged["files_out"].as_u64().unwrap() >= 30, "{merged}");
+    let (status, body) = post(
+        &format!("{url}/v1/tables/events/merge?policy=cold"),
+        NDJSON,
+        b"",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["jobs"], 0, "nothing left after quiescence: {again}");
     let (status, body) = post(&format!("{url}/v1/tables/events/vacuum"), NDJSON, b"", None);
     assert_eq!(status, 200, "{body}");
     let vacuumed: Value = serde_json::from_str(&body).unwrap();

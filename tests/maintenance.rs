@@ -107,6 +107,90 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
     }
 }
 
+/// A vacuum without the orphan check starts from the replica as last
+/// synced; one that finds nothing there syncs and looks again, so a host
+/// whose replica nothing else syncs still purges other writers' removals,
+/// and one that finds something purges it and catches up through its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vacuum_from_a_stale_replica_still_purges_other_writers_removals() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let root = backend.new_table(dir.path(), "stale");
+        let open_at = |replica: &str| {
+            let mut config = table_config(&root, dir.path().join(replica));
+            config.inline.max_rows = 0;
+            async move {
+                Table::open(config, &PluginHost::new(Default::default()).unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        let writer = open_at("replica-writer").await;
+        let mut generator = EventGenerator::new(41);
+        for _ in 0..3 {
+            writer.insert_rows(generator.batch(200)).await.unwrap();
+        }
+        // Opened (and synced) before the writer's merge: its replica knows
+        // no tombstone.
+        let janitor = open_at("replica-janitor").await;
+        let before = janitor.meta().local_version().unwrap();
+        writer
+            .merge_until_quiescent(&MergePolicy::cold())
+            .await
+            .unwrap();
+        let tombstones = writer
+            .meta()
+            .snapshot()
+            .unwrap()
+            .tombstones()
+            .unwrap()
+            .len();
+        assert!(tombstones > 0);
+        assert_eq!(janitor.meta().local_version().unwrap(), before, "stale");
+
+        let options = VacuumOptions {
+            orphans: false,
+            ..icedb_e2e::vacuum_now()
+        };
+        let report = janitor.vacuum(&options).await.unwrap();
+        assert_eq!(report.purged, tombstones, "{backend:?}");
+        assert_eq!(data_objects(&writer).await, live_paths(writer.meta()));
+        writer.meta().sync().await.unwrap();
+        assert!(
+            writer
+                .meta()
+                .snapshot()
+                .unwrap()
+                .tombstones()
+                .unwrap()
+                .is_empty()
+        );
+
+        // The writer merges again; the janitor's replica (synced by its own
+        // purge commit) knows none of the new removals: it syncs, sees
+        // them and purges them too.
+        for _ in 0..2 {
+            writer.insert_rows(generator.batch(200)).await.unwrap();
+        }
+        writer
+            .merge_until_quiescent(&MergePolicy::cold())
+            .await
+            .unwrap();
+        let more = writer
+            .meta()
+            .snapshot()
+            .unwrap()
+            .tombstones()
+            .unwrap()
+            .len();
+        assert!(more > 0);
+        let again = janitor.vacuum(&options).await.unwrap();
+        assert_eq!(again.purged, more, "{backend:?}");
+        assert_eq!(data_objects(&writer).await, live_paths(writer.meta()));
+        assert_eq!(scalar(&writer, "SELECT count(*) FROM events").await, 1000);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_partitions_then_vacuum() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,6 +103,7 @@ impl MergeJob {
         let written = bytes.len() as u64;
         self.store
             .put(&self.output, bytes.into())
+            .instrument(tracing::debug_span!("merge.put"))
             .await
             .map_err(|e| crate::error::TableError::store(&self.output, e))?;
         Ok(JobOutput {
@@ -116,7 +117,8 @@ impl MergeJob {
     /// Loads the inline parts' bytes and opens every input.
     async fn open(&mut self) -> Result<Vec<crate::inputs::Input>> {
         // On a blocking thread (the caller's): a replica read may block.
-        self.snapshot.load_inline(&mut self.files)?;
+        tracing::debug_span!("merge.load")
+            .in_scope(|| self.snapshot.load_inline(&mut self.files))?;
         let wanted_order = self.sort_order.join(",");
         crate::inputs::open_all(&self.store, &self.files, &wanted_order)
             .instrument(tracing::debug_span!("merge.open"))

@@ -108,20 +108,36 @@ impl Table {
         let started = Instant::now();
         let now_ms = chrono::Utc::now().timestamp_millis();
         let grace_ms = options.grace.as_millis() as i64;
-        self.meta().sync().await?;
-        let (tombstones, referenced) =
-            referenced_paths(self.meta().snapshot()?, options.orphans).await?;
-
-        let (flushed, files): (Vec<Tombstone>, Vec<Tombstone>) = tombstones
-            .into_iter()
-            .partition(|t| is_inline_path(&t.path));
-        let expired: Vec<_> = files
-            .into_iter()
-            .filter(|t| t.removed_ms <= now_ms - grace_ms)
-            .collect();
-        let inline = inline_purge(flushed, |t| {
-            t.removed_ms <= now_ms - grace_ms || self.inline_expired(t, now_ms)
-        });
+        // Orphans are judged against every path the log references: that
+        // check starts from the head. Without it, the replica as last synced
+        // will do when it has something to purge (a tombstone never becomes
+        // live again, and the purge commit syncs before it lands; tombstones
+        // newer than the replica wait for the next vacuum); when it has
+        // nothing, the vacuum syncs and looks again, so a replica no other
+        // work syncs still sees other writers' removals.
+        let mut synced = options.orphans;
+        if synced {
+            self.meta().sync().await?;
+        }
+        let (expired, inline, referenced) = loop {
+            let (tombstones, referenced) =
+                referenced_paths(self.meta().snapshot()?, options.orphans).await?;
+            let (flushed, files): (Vec<Tombstone>, Vec<Tombstone>) = tombstones
+                .into_iter()
+                .partition(|t| is_inline_path(&t.path));
+            let expired: Vec<_> = files
+                .into_iter()
+                .filter(|t| t.removed_ms <= now_ms - grace_ms)
+                .collect();
+            let inline = inline_purge(flushed, |t| {
+                t.removed_ms <= now_ms - grace_ms || self.inline_expired(t, now_ms)
+            });
+            if synced || !expired.is_empty() || inline.is_some() {
+                break (expired, inline, referenced);
+            }
+            self.meta().sync().await?;
+            synced = true;
+        };
         // The three steps touch disjoint things (tombstoned objects and the
         // purge entry; unreferenced objects; old log entries and
         // checkpoints), so their requests go out together. Each runs to its

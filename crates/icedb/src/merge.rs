@@ -193,10 +193,22 @@ enum Scope {
     InlineOnly,
 }
 
+/// Where a round's plan starts from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The log's head: the round syncs first.
+    Synced,
+    /// The replica as the previous round of the same call left it (its own
+    /// commit applied). A plan from a state that may be behind is safe (a
+    /// merge's commit is checked against the head), and not syncing again
+    /// keeps a merge to quiescence from chasing rows that arrive meanwhile.
+    AsLeft,
+}
+
 impl Table {
     /// One round of `policy`: plans jobs on the current state and runs them.
     pub async fn merge_once(&self, policy: &MergePolicy) -> Result<MergeReport> {
-        self.merge_round(policy, Scope::Policy).await
+        self.merge_round(policy, Scope::Policy, Start::Synced).await
     }
 
     /// Flushes inline parts only: each partition's parts become one new
@@ -210,12 +222,20 @@ impl Table {
             max_files_per_merge: usize::MAX,
             ..MergePolicy::hot()
         };
-        self.merge_round(&policy, Scope::InlineOnly).await
+        self.merge_round(&policy, Scope::InlineOnly, Start::Synced)
+            .await
     }
 
-    async fn merge_round(&self, policy: &MergePolicy, scope: Scope) -> Result<MergeReport> {
+    async fn merge_round(
+        &self,
+        policy: &MergePolicy,
+        scope: Scope,
+        start: Start,
+    ) -> Result<MergeReport> {
         let started = Instant::now();
-        self.meta().sync().await?;
+        if start == Start::Synced {
+            self.meta().sync().await?;
+        }
         // Reading every candidate's entry from the replica is blocking
         // work: thousands of inline parts take milliseconds. Their bytes are
         // read by each job, in parallel (a merge query reads them here).
@@ -241,6 +261,14 @@ impl Table {
             ..policy.clone()
         };
         let jobs = plan(candidates, &capped);
+        if jobs.is_empty() && start == Start::AsLeft {
+            // Nothing new since the previous round, which purged after its
+            // commit: this round has nothing to do.
+            return Ok(MergeReport {
+                elapsed: started.elapsed(),
+                ..MergeReport::default()
+            });
+        }
         // Jobs of inline parts only read nothing from the store and write
         // small files (their inputs are bounded by the inline limit): their
         // time is mostly the upload, so more of them run at once.
@@ -317,7 +345,11 @@ impl Table {
         Ok(backlogs)
     }
 
-    /// Rounds of `policy` until one plans no job (at most 100 rounds).
+    /// Rounds of `policy` until one plans no job (at most 100 rounds). The
+    /// first round syncs; the later ones plan from the replica as the
+    /// previous round left it: quiescent with respect to the table as it
+    /// was when the call began (plus its own merges), not chasing inserts
+    /// that land meanwhile — the next call or scheduled round sees those.
     pub async fn merge_until_quiescent(&self, policy: &MergePolicy) -> Result<MergeReport> {
         self.merge_until_quiescent_reporting(policy, |_| {}).await
     }
@@ -331,8 +363,13 @@ impl Table {
     ) -> Result<MergeReport> {
         let started = Instant::now();
         let mut total = MergeReport::default();
-        for _ in 0..100 {
-            let round = self.merge_once(policy).await?;
+        for round in 0..100 {
+            let start = if round == 0 {
+                Start::Synced
+            } else {
+                Start::AsLeft
+            };
+            let round = self.merge_round(policy, Scope::Policy, start).await?;
             total.absorb(&round);
             total.elapsed = started.elapsed();
             on_round(&total);

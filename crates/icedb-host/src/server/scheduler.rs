@@ -147,16 +147,38 @@ fn record_run(context: &Context, task: &str, outcome: &str) {
 }
 
 async fn run_merge(context: &Context, policy: &MergePolicy) {
-    let _ = merge_now(context, policy).await;
+    let _ = merge_now(context, policy, Rounds::One).await;
 }
 
-/// One merge round of `policy`, recorded in activity and metrics; the
+/// How many rounds a merge runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Rounds {
+    /// One round (the scheduler's tick; `POST .../merge` by default).
+    One,
+    /// Rounds until one plans nothing (what the CLI's `merge` does).
+    UntilQuiescent,
+}
+
+/// A merge of `policy`, recorded in activity and metrics as one run; the
 /// scheduler's tick and `POST /v1/tables/{t}/merge` both run this.
 pub async fn merge_now(
     context: &Context,
     policy: &MergePolicy,
+    rounds: Rounds,
 ) -> Result<icedb::api::MergeAnswer, icedb::TableError> {
-    recorded_merge(context, &policy.name, context.table.merge_once(policy)).await
+    match rounds {
+        Rounds::One => {
+            recorded_merge(context, &policy.name, context.table.merge_once(policy)).await
+        }
+        Rounds::UntilQuiescent => {
+            recorded_merge(
+                context,
+                &policy.name,
+                context.table.merge_until_quiescent(policy),
+            )
+            .await
+        }
+    }
 }
 
 /// A flush of the table's inline parts (policy name `flush`), recorded

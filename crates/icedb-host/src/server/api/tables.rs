@@ -124,9 +124,14 @@ pub async fn files(
 pub struct MergeQuery {
     /// `hot` or `cold` (default `hot`).
     policy: Option<String>,
+    /// `quiescent`: rounds until one plans nothing, as the CLI's `merge`
+    /// (default: one round).
+    until: Option<String>,
 }
 
-/// `POST /v1/tables/{table}/merge[?policy=hot|cold]`: one merge round now.
+/// `POST /v1/tables/{table}/merge[?policy=hot|cold][&until=quiescent]`: one
+/// merge round now, or rounds until the table is merged (the answer then
+/// totals them).
 pub async fn merge(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -148,12 +153,21 @@ pub async fn merge(
         .ok_or_else(|| {
             ApiError::bad_request(format!("unknown merge policy `{wanted}`; use hot or cold"))
         })?;
+    let rounds = match query.until.as_deref() {
+        None => crate::server::scheduler::Rounds::One,
+        Some("quiescent") => crate::server::scheduler::Rounds::UntilQuiescent,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown `until={other}`; the one value is `quiescent` (leave it out for one round)"
+            )));
+        }
+    };
     let context = crate::server::scheduler::Context {
         table: served.table.clone(),
         metrics: state.metrics.clone(),
         activity: state.activity.clone(),
     };
-    let report = crate::server::scheduler::merge_now(&context, &policy)
+    let report = crate::server::scheduler::merge_now(&context, &policy, rounds)
         .await
         .map_err(|e| ApiError::from_table(&e))?;
     Ok(Json(report))
