@@ -37,7 +37,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
             .merge_until_quiescent(&MergePolicy::cold())
             .await
             .unwrap();
-        let tombstones = table.meta().snapshot().unwrap().tombstones().unwrap().len();
+        let tombstones = tombstone_count(&table);
         assert!(tombstones > 30);
         // A crash leftover: uploaded, never committed.
         let orphan = Path::from("data/y=2026/m=10/d=01/orphan.parquet");
@@ -86,15 +86,7 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
             live_paths(table.meta()),
             "exactly the live files remain"
         );
-        assert!(
-            table
-                .meta()
-                .snapshot()
-                .unwrap()
-                .tombstones()
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(tombstone_count(&table), 0);
         assert_eq!(scalar(&table, "SELECT count(*) FROM events").await, 900);
 
         let again = table.vacuum(&now).await.unwrap();
@@ -105,6 +97,19 @@ async fn vacuum_removes_dead_objects_and_nothing_live() {
         );
         assert_eq!(data_objects(&table).await, live_paths(table.meta()));
     }
+}
+
+fn tombstone_count(table: &Table) -> usize {
+    table.meta().snapshot().unwrap().tombstones().unwrap().len()
+}
+
+/// Merges `table` to quiescence; its tombstones after.
+async fn merged_tombstones(table: &Table) -> usize {
+    table
+        .merge_until_quiescent(&MergePolicy::cold())
+        .await
+        .unwrap();
+    tombstone_count(table)
 }
 
 /// A vacuum without the orphan check starts from the replica as last
@@ -134,17 +139,7 @@ async fn a_vacuum_from_a_stale_replica_still_purges_other_writers_removals() {
         // no tombstone.
         let janitor = open_at("replica-janitor").await;
         let before = janitor.meta().local_version().unwrap();
-        writer
-            .merge_until_quiescent(&MergePolicy::cold())
-            .await
-            .unwrap();
-        let tombstones = writer
-            .meta()
-            .snapshot()
-            .unwrap()
-            .tombstones()
-            .unwrap()
-            .len();
+        let tombstones = merged_tombstones(&writer).await;
         assert!(tombstones > 0);
         assert_eq!(janitor.meta().local_version().unwrap(), before, "stale");
 
@@ -156,15 +151,7 @@ async fn a_vacuum_from_a_stale_replica_still_purges_other_writers_removals() {
         assert_eq!(report.purged, tombstones, "{backend:?}");
         assert_eq!(data_objects(&writer).await, live_paths(writer.meta()));
         writer.meta().sync().await.unwrap();
-        assert!(
-            writer
-                .meta()
-                .snapshot()
-                .unwrap()
-                .tombstones()
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(tombstone_count(&writer), 0);
 
         // The writer merges again; the janitor's replica (synced by its own
         // purge commit) knows none of the new removals: it syncs, sees
@@ -172,17 +159,7 @@ async fn a_vacuum_from_a_stale_replica_still_purges_other_writers_removals() {
         for _ in 0..2 {
             writer.insert_rows(generator.batch(200)).await.unwrap();
         }
-        writer
-            .merge_until_quiescent(&MergePolicy::cold())
-            .await
-            .unwrap();
-        let more = writer
-            .meta()
-            .snapshot()
-            .unwrap()
-            .tombstones()
-            .unwrap()
-            .len();
+        let more = merged_tombstones(&writer).await;
         assert!(more > 0);
         let again = janitor.vacuum(&options).await.unwrap();
         assert_eq!(again.purged, more, "{backend:?}");
