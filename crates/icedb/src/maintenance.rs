@@ -121,7 +121,9 @@ impl Table {
         }
         let (expired, inline, referenced) = loop {
             let (tombstones, referenced) =
-                referenced_paths(self.meta().snapshot()?, options.orphans).await?;
+                referenced_paths(self.meta().snapshot()?, options.orphans)
+                    .instrument(tracing::debug_span!("vacuum.scan"))
+                    .await?;
             let (flushed, files): (Vec<Tombstone>, Vec<Tombstone>) = tombstones
                 .into_iter()
                 .partition(|t| is_inline_path(&t.path));
