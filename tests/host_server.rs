@@ -220,46 +220,26 @@ fn embedded_default_serves_inserts_queries_and_status() {
     // Maintenance on demand: cold rounds until quiescent flush the inline
     // parts into files (one round after it finds nothing to do); a vacuum
     // keeps the replaced parts within the default 1 h grace.
-    let (status, body) = post(
-        &format!("{url}/v1/tables/events/merge?policy=cold&until=settled"),
-        NDJSON,
-        b"",
-        None,
-    );
+    let maintain = |path: &str| -> (u16, String) {
+        post(&format!("{url}/v1/tables/events/{path}"), NDJSON, b"", None)
+    };
+    let answer = |path: &str| -> Value {
+        let (status, body) = maintain(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let (status, body) = maintain("merge?policy=cold&until=settled");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("`until=settled`"), "{body}");
-    let (status, body) = post(
-        &format!("{url}/v1/tables/events/merge?policy=cold&until=quiescent"),
-        NDJSON,
-        b"",
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let merged: Value = serde_json::from_str(&body).unwrap();
+    let merged = answer("merge?policy=cold&until=quiescent");
     assert_eq!(merged["policy"], "cold");
     assert!(merged["files_out"].as_u64().unwrap() >= 30, "{merged}");
-    let (status, body) = post(
-        &format!("{url}/v1/tables/events/merge?policy=cold"),
-        NDJSON,
-        b"",
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let again: Value = serde_json::from_str(&body).unwrap();
+    let again = answer("merge?policy=cold");
     assert_eq!(again["jobs"], 0, "nothing left after quiescence: {again}");
-    let (status, body) = post(&format!("{url}/v1/tables/events/vacuum"), NDJSON, b"", None);
-    assert_eq!(status, 200, "{body}");
-    let vacuumed: Value = serde_json::from_str(&body).unwrap();
+    let vacuumed = answer("vacuum");
     assert_eq!(vacuumed["purged"], 0, "within the grace: {vacuumed}");
     assert_eq!(vacuumed["orphans_checked"], true, "{vacuumed}");
-    let (status, body) = post(
-        &format!("{url}/v1/tables/events/vacuum?orphans=false"),
-        NDJSON,
-        b"",
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let vacuumed: Value = serde_json::from_str(&body).unwrap();
+    let vacuumed = answer("vacuum?orphans=false");
     assert_eq!(vacuumed["orphans_checked"], false, "{vacuumed}");
     assert_eq!(count(url, "SELECT count(*) AS n FROM events"), total as i64);
     let (status, _) = post(&format!("{url}/v1/tables/nope/vacuum"), NDJSON, b"", None);
