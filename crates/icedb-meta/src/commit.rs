@@ -290,16 +290,16 @@ impl<'a> PreparedCommit<'a> {
     async fn read_state(&self, verify: bool, first_attempt: Option<u64>) -> Result<State> {
         let meta = self.meta;
         let head = if verify {
-            let (head, verified) = tokio::join!(meta.sync(), meta.verify_identity());
-            if !verified? {
-                tracing::warn!(
-                    "the store holds another table than the local replica; rebuilding it"
-                );
-                meta.reset_replica().await?;
-                meta.catch_up().await?;
-                meta.local_version()?
-            } else {
-                head?
+            match meta.sync_verified().await? {
+                Some(head) => head,
+                None => {
+                    tracing::warn!(
+                        "the store holds another table than the local replica; rebuilding it"
+                    );
+                    meta.reset_replica().await?;
+                    meta.catch_up().await?;
+                    meta.local_version()?
+                }
             }
         } else {
             meta.sync().await?

@@ -13,19 +13,34 @@ use crate::model::Commit;
 /// Records the newest version `expire` may have deleted.
 pub(crate) const EXPIRED_MARKER: &str = "_icedb/log-expired-through";
 
+/// What a sync found after the replica's head.
+pub(crate) struct Fetched {
+    /// The commits after the head, consecutive and in order.
+    pub commits: Vec<Commit>,
+    /// The e-tag the listing showed for the entry at the head itself
+    /// (`None` when the discovery does not list, or the entry is not
+    /// there): the identity check's evidence, with no request of its own.
+    pub head_tag: Option<String>,
+}
+
 impl MetaStore {
-    /// Commits after `head`, consecutive and in order.
-    pub(crate) async fn fetch_after(&self, head: u64) -> Result<Vec<Commit>> {
-        let versions = match self.discovery {
+    /// Commits after `head`, consecutive and in order. A listing starts
+    /// just before `head`'s own entry, so it also shows that entry's e-tag.
+    pub(crate) async fn fetch_after(&self, head: u64) -> Result<Fetched> {
+        let (versions, head_tag) = match self.discovery {
             LogDiscovery::List => {
                 let prefix = Path::from(LOG_DIR);
-                let offset = log_path(head);
+                let offset = log_path(head.saturating_sub(1));
                 let metas: Vec<_> = self
                     .store
                     .list_with_offset(Some(&prefix), &offset)
                     .try_collect()
                     .await
                     .map_err(|e| MetaError::store(&prefix, e))?;
+                let head_tag = metas
+                    .iter()
+                    .find(|m| head > 0 && version_of(&m.location, "json") == Some(head))
+                    .and_then(|m| m.e_tag.clone());
                 let mut versions: Vec<u64> = metas
                     .iter()
                     .filter_map(|m| version_of(&m.location, "json"))
@@ -43,9 +58,14 @@ impl MetaStore {
                         });
                     }
                 }
-                versions
+                (versions, head_tag)
             }
-            LogDiscovery::Probe => return self.probe_after(head).await,
+            LogDiscovery::Probe => {
+                return Ok(Fetched {
+                    commits: self.probe_after(head).await?,
+                    head_tag: None,
+                });
+            }
         };
         let entries: Vec<(Commit, Option<String>)> = futures::stream::iter(versions)
             .map(|version| async move {
@@ -60,7 +80,10 @@ impl MetaStore {
             .buffered(16)
             .try_collect()
             .await?;
-        Ok(self.noting_newest_tag(entries))
+        Ok(Fetched {
+            commits: self.noting_newest_tag(entries),
+            head_tag,
+        })
     }
 
     /// The commits of `entries`, noting the newest one's e-tag (the sync

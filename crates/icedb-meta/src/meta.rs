@@ -20,6 +20,15 @@ use crate::log::{log_path, parse_commit};
 use crate::model::{Commit, CommitSummary};
 use crate::replica::{Replica, Snapshot};
 
+/// Where a sync pass left the replica.
+struct Synced {
+    head: u64,
+    /// The version the pass started from.
+    from: u64,
+    /// The e-tag its listing showed for the entry at `from`.
+    from_tag: Option<String>,
+}
+
 /// How sync finds commits newer than the replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogDiscovery {
@@ -218,6 +227,12 @@ impl MetaStore {
     /// newest readable checkpoint; when the store holds another table than
     /// the replica describes, the replica is discarded and rebuilt.
     pub async fn sync(&self) -> Result<u64> {
+        self.sync_seeing().await.map(|synced| synced.head)
+    }
+
+    /// [`sync`](Self::sync), saying what its last pass saw of the entry at
+    /// the head it started from.
+    async fn sync_seeing(&self) -> Result<Synced> {
         let mut pass = 0;
         loop {
             pass += 1;
@@ -242,16 +257,46 @@ impl MetaStore {
         }
     }
 
+    /// Syncs and checks that the replica describes the table the store
+    /// holds ([`verify_identity`](Self::verify_identity)): the head version,
+    /// or `None` when the store holds another table (rebuild the replica).
+    /// When the sync's listing shows the replica's head entry with the
+    /// e-tag this process wrote or applied it with, that listing is the
+    /// check: one request instead of a sync and a HEAD side by side.
+    pub(crate) async fn sync_verified(&self) -> Result<Option<u64>> {
+        let head = self.local_version()?;
+        if self.discovery == LogDiscovery::List
+            && let Some(tag) = self.known_head_tag(head)
+        {
+            let synced = self.sync_seeing().await?;
+            if synced.from == head && synced.from_tag == Some(tag) {
+                return Ok(Some(synced.head));
+            }
+            return Ok(self.verify_identity().await?.then_some(synced.head));
+        }
+        let (head, verified) = tokio::join!(self.sync(), self.verify_identity());
+        if !verified? {
+            return Ok(None);
+        }
+        head.map(Some)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, name = "meta.sync")]
-    async fn sync_from_log(&self) -> Result<u64> {
+    async fn sync_from_log(&self) -> Result<Synced> {
         let _guard = self.sync_lock.lock().await;
         let replica = self.current_replica();
-        let head = replica.version()?;
-        let commits = self.fetch_after(head).await?;
-        if commits.is_empty() {
-            return Ok(head);
-        }
-        Self::apply_blocking(replica, commits).await
+        let from = replica.version()?;
+        let fetched = self.fetch_after(from).await?;
+        let head = if fetched.commits.is_empty() {
+            from
+        } else {
+            Self::apply_blocking(replica, fetched.commits).await?
+        };
+        Ok(Synced {
+            head,
+            from,
+            from_tag: fetched.head_tag,
+        })
     }
 
     /// Applies commits to the replica on the blocking pool (redb writes
@@ -282,13 +327,7 @@ impl MetaStore {
         // carries the same e-tag: its metadata is enough (the entry of a
         // merge can be hundreds of kilobytes). Anything else: the full
         // check below.
-        let known = self
-            .head_tag
-            .lock()
-            .expect("head tag lock")
-            .clone()
-            .filter(|(version, _)| *version == head && self.options.etag_identity != Some(false));
-        if let Some((_, tag)) = known {
+        if let Some(tag) = self.known_head_tag(head) {
             match self.store.head(&path).await {
                 Ok(meta) if meta.e_tag.as_deref() == Some(tag.as_str()) => return Ok(true),
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
@@ -401,6 +440,19 @@ impl MetaStore {
 
     /// Notes the e-tag of log entry `version`, which this process wrote or
     /// is applying (a newer version's replaces an older one's).
+    /// The e-tag this process wrote or applied the entry at `head` with,
+    /// if it knows it and e-tags may stand for identity here.
+    fn known_head_tag(&self, head: u64) -> Option<String> {
+        if self.options.etag_identity == Some(false) {
+            return None;
+        }
+        let known = self.head_tag.lock().expect("head tag lock");
+        known
+            .as_ref()
+            .filter(|(version, _)| *version == head)
+            .map(|(_, tag)| tag.clone())
+    }
+
     pub(crate) fn note_entry_tag(&self, version: u64, tag: Option<String>) {
         let Some(tag) = tag else { return };
         let mut known = self.head_tag.lock().expect("head tag lock");
