@@ -11,11 +11,15 @@
 //!    (the request may have landed). An attempt stays unresolved until the
 //!    log shows its version taken; only when none is unresolved may the
 //!    commit be reported as certainly not committed.
-//! 3. [`PostCommit`]: the version is won. Applying it to the replica (the
+//!    Each attempt's apply to the replica is prepared beside its request
+//!    ([`StagedApply`]: an open replica transaction), so a commit costs the
+//!    longer of the two, not their sum.
+//! 3. [`PostCommit`]: the version is won. Keeping the staged apply (the
 //!    turn ends there) and post-commit work (checkpoints) are best effort: a failure is logged,
 //!    the next sync repairs the replica, and the caller gets its receipt.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,7 @@ use crate::meta::MetaStore;
 use crate::model::{
     COMMIT_FORMAT, Commit, CommitDraft, INLINE_COMMIT_FORMAT, Operation, PLAIN_COMMIT_FORMAT,
 };
+use crate::replica::Replica;
 
 /// A successful commit.
 #[derive(Debug, Clone)]
@@ -62,11 +67,56 @@ pub struct PostCommit<'a> {
     meta: &'a MetaStore,
     commit: Commit,
     attempts: u32,
-    /// Whether the replica still has to apply the commit (a commit found by
-    /// its id was applied by the sync that found it).
-    needs_apply: bool,
+    replica: ReplicaApply,
     /// This process's commit turn, held until the replica has the version.
     turn: tokio::sync::MutexGuard<'a, ()>,
+}
+
+/// What the replica still owes a won commit.
+enum ReplicaApply {
+    /// Nothing: the sync that found the commit by its id applied it.
+    Done,
+    /// The apply prepared beside the winning request, to be kept.
+    Staged(StagedApply),
+}
+
+/// A commit's apply to the replica, prepared on the blocking pool while
+/// its log entry is in flight and held uncommitted (other replica writes
+/// wait) until [`keep`](Self::keep); dropped, the transaction is
+/// abandoned and nothing changes. Only a request that wins keeps it, and
+/// any sync that could compete with it would be applying a version that
+/// makes this request lose or one it already waits to apply, so the wait
+/// is bounded by the request.
+struct StagedApply {
+    keep: tokio::sync::oneshot::Sender<bool>,
+    applied: tokio::task::JoinHandle<Result<Option<u64>>>,
+    path: std::path::PathBuf,
+}
+
+impl StagedApply {
+    fn begin(replica: Arc<Replica>, commit: Commit) -> StagedApply {
+        let (keep, decision) = tokio::sync::oneshot::channel();
+        let path = replica.path().to_owned();
+        let applied = tokio::task::spawn_blocking(move || {
+            replica.apply_if(std::slice::from_ref(&commit), || {
+                decision.blocking_recv().unwrap_or(false)
+            })
+        });
+        StagedApply {
+            keep,
+            applied,
+            path,
+        }
+    }
+
+    /// Commits the prepared transaction; `Ok(None)` if it did not stay.
+    async fn keep(self) -> Result<Option<u64>> {
+        // A send fails only if the task already ended (with an error).
+        let _ = self.keep.send(true);
+        self.applied
+            .await
+            .map_err(|e| MetaError::replica_io(&self.path, e))?
+    }
 }
 
 /// Attempts this commit sent whose versions the log has not yet shown
@@ -197,7 +247,7 @@ impl<'a> PreparedCommit<'a> {
                         meta,
                         commit,
                         attempts,
-                        needs_apply: false,
+                        replica: ReplicaApply::Done,
                         turn,
                     });
                 }
@@ -260,13 +310,14 @@ impl<'a> PreparedCommit<'a> {
             attempts += 1;
             let version = commit.version;
             flight.attempted.insert(version, commit.clone());
+            let staged = StagedApply::begin(meta.current_replica(), commit.clone());
             match self.attempt(&commit).await {
                 Attempt::Won => {
                     return Ok(PostCommit {
                         meta,
                         commit,
                         attempts,
-                        needs_apply: true,
+                        replica: ReplicaApply::Staged(staged),
                         turn,
                     });
                 }
@@ -421,12 +472,23 @@ impl PostCommit<'_> {
     #[tracing::instrument(level = "debug", skip_all, name = "commit.finish")]
     pub async fn finish(self) -> CommitReceipt {
         let meta = self.meta;
-        if self.needs_apply {
-            let _guard = meta.sync_lock.lock().await;
-            let applied =
-                MetaStore::apply_blocking(meta.current_replica(), vec![self.commit.clone()]).await;
-            if let Err(error) = applied {
-                tracing::warn!(version = self.commit.version, %error, "could not apply a won commit to the replica; the next sync will");
+        if let ReplicaApply::Staged(staged) = self.replica {
+            let kept = staged.keep().await;
+            if !matches!(kept, Ok(Some(_))) {
+                // The prepared transaction failed or met another state (the
+                // replica was replaced meanwhile): apply as a sync would.
+                tracing::debug!(
+                    version = self.commit.version,
+                    ?kept,
+                    "staged apply not kept; applying again"
+                );
+                let _guard = meta.sync_lock.lock().await;
+                let applied =
+                    MetaStore::apply_blocking(meta.current_replica(), vec![self.commit.clone()])
+                        .await;
+                if let Err(error) = applied {
+                    tracing::warn!(version = self.commit.version, %error, "could not apply a won commit to the replica; the next sync will");
+                }
             }
         }
         drop(self.turn);

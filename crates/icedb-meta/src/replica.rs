@@ -254,6 +254,21 @@ impl Replica {
     /// Applies consecutive commits in one transaction. Commits at or below
     /// the head are skipped (another task of this process applied them).
     pub(crate) fn apply(&self, commits: &[Commit]) -> Result<u64> {
+        Ok(self
+            .apply_if(commits, || true)?
+            .expect("a transaction told to stay is committed"))
+    }
+
+    /// [`apply`](Self::apply), then asks `keep` whether the transaction
+    /// stays (`Some(head)`) or is dropped (`None`, nothing changed): a
+    /// writer prepares its commit's apply while the commit is in flight
+    /// and keeps it once the version is won. Other writes of the replica
+    /// wait meanwhile.
+    pub(crate) fn apply_if(
+        &self,
+        commits: &[Commit],
+        keep: impl FnOnce() -> bool,
+    ) -> Result<Option<u64>> {
         let path = &self.path;
         let err = |e: redb::Error| MetaError::Replica {
             path: path.display().to_string(),
@@ -526,8 +541,12 @@ impl Replica {
             meta.insert(INLINE_PURGED_THROUGH, inline_purged_through)
                 .map_err(|e| err(e.into()))?;
         }
+        if !keep() {
+            txn.abort().map_err(|e| err(e.into()))?;
+            return Ok(None);
+        }
         txn.commit().map_err(|e| err(e.into()))?;
-        Ok(head)
+        Ok(Some(head))
     }
 
     /// Checks a draft against the current state: every removed file must be
@@ -1508,6 +1527,36 @@ mod tests {
     /// purged inline part's is not (no writer can reuse its name), else
     /// every small insert would grow the replica and its checkpoints for
     /// good.
+    #[test]
+    fn an_apply_not_kept_changes_nothing_and_the_same_commit_applies_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let mut add = commit(1, Operation::Insert);
+        add.added = vec![file("data/p=1/a.parquet", false)];
+        replica.apply(&[add]).unwrap();
+        let mut next = commit(2, Operation::Insert);
+        next.added = vec![file("inline/p=1/b", true)];
+        let live = |replica: &Replica| {
+            let snapshot = replica.snapshot().unwrap();
+            let files = snapshot.files(&PartitionFilter::All).unwrap();
+            (snapshot.version(), files.len())
+        };
+        assert_eq!(
+            replica
+                .apply_if(std::slice::from_ref(&next), || false)
+                .unwrap(),
+            None
+        );
+        assert_eq!(live(&replica), (1, 1));
+        assert_eq!(
+            replica
+                .apply_if(std::slice::from_ref(&next), || true)
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(live(&replica), (2, 2));
+    }
+
     #[test]
     fn purged_inline_parts_leave_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
