@@ -263,6 +263,38 @@ async fn two_merges_removing_one_file_s3() {
     two_merges_race(Backend::S3).await;
 }
 
+/// A commit plans against the replica as last synced while its sync runs:
+/// when the sync finds a newer entry that removed the same file, the plan
+/// is redone and the merge is a conflict, never a second removal.
+#[tokio::test]
+async fn a_merge_planned_on_a_stale_replica_still_meets_the_conflict() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let url = backend.new_table(dir.path(), "stale-merge");
+        let a = open(&url, &dir.path().join("a"), "merger-a").await;
+        let b = open(&url, &dir.path().join("b"), "merger-b").await;
+        let source = file("p=1", "source", 10);
+        a.commit(insert(vec![source.clone()])).await.unwrap();
+        b.sync().await.unwrap();
+        a.commit(merge(&[&source], file("p=1", "a", 10)))
+            .await
+            .unwrap();
+        // b's replica still shows the source live.
+        assert!(live_paths(&b).contains(&source.path), "{backend:?}");
+        let refused = b
+            .commit(merge(&[&source], file("p=1", "b", 10)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e_conflict(&refused), Some(Conflict::FileAlreadyRemoved { path, by_version: 2 }) if *path == source.path),
+            "{backend:?}: {refused}"
+        );
+        assert!(refused.certainly_not_committed());
+        assert_eq!(b.local_version().unwrap(), 2, "{backend:?}");
+        assert_eq!(live_paths(&b), ["data/p=1/a.parquet"], "{backend:?}");
+    }
+}
+
 #[tokio::test]
 async fn schema_evolves_and_clashes_conflict() {
     let dir = tempfile::tempdir().unwrap();

@@ -235,8 +235,20 @@ impl<'a> PreparedCommit<'a> {
         let mut attempts = 0u32;
         loop {
             // Read the table's state; before the first attempt, also verify
-            // the log is the table the replica describes.
-            let state = self.read_state(attempts == 0, flight.first_version()).await;
+            // the log is the table the replica describes, and plan the
+            // draft meanwhile against the replica as last synced: kept if
+            // the sync finds nothing newer (the common case), else redone.
+            let (state, early) = if attempts == 0 {
+                let replica = meta.current_replica();
+                let local = replica.version().map_err(CommitError::not_committed)?;
+                let (state, plan) = tokio::join!(
+                    self.read_state(true, None),
+                    self.plan_on(replica.clone(), local)
+                );
+                (state, Some((replica, local, plan)))
+            } else {
+                (self.read_state(false, flight.first_version()).await, None)
+            };
             let head = match state {
                 Ok(State::Mine(version)) => {
                     let commit = flight
@@ -292,7 +304,15 @@ impl<'a> PreparedCommit<'a> {
                 continue;
             }
 
-            let commit = match self.plan(head).await {
+            let planned = match early {
+                Some((replica, local, plan))
+                    if local == head && Arc::ptr_eq(&replica, &meta.current_replica()) =>
+                {
+                    plan
+                }
+                _ => self.plan_on(meta.current_replica(), head).await,
+            };
+            let commit = match planned {
                 Ok(commit) => commit,
                 Err(MetaError::Conflict(conflict)) if flight.unresolved.is_empty() => {
                     return Err(CommitError::Conflict(conflict));
@@ -377,11 +397,10 @@ impl<'a> PreparedCommit<'a> {
         Ok(State::Head(head))
     }
 
-    /// The commit this draft becomes on top of `head` (checked against the
-    /// replica on the blocking pool).
+    /// The commit this draft becomes on top of `head` (checked against
+    /// `replica`, at `head`, on the blocking pool).
     #[tracing::instrument(level = "debug", skip_all, name = "commit.plan")]
-    async fn plan(&self, head: u64) -> Result<Commit> {
-        let replica = self.meta.current_replica();
+    async fn plan_on(&self, replica: Arc<Replica>, head: u64) -> Result<Commit> {
         let draft = self.draft.clone();
         let path = replica.path().to_owned();
         let (plan, table_id) = tokio::task::spawn_blocking(move || {
