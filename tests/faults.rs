@@ -13,7 +13,7 @@
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use icedb::{CommitError, MergePolicy, PartitionFilter, Table, TableError, VacuumOptions};
@@ -309,6 +309,45 @@ async fn a_replica_of_a_recreated_table_is_discarded() {
         );
         assert_eq!(reopened.local_version().unwrap(), 2);
     }
+}
+
+/// A log PUT answered later than a staged apply waits for: the staged
+/// apply is abandoned, so this process's sync, which meets the landed
+/// entry meanwhile, applies it without waiting for the whole request; the
+/// commit is won all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_commit_request_is_applied_after_the_fact() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Backend::Local.new_table(dir.path(), "slow-put");
+    let (meta, faults) = faulty_meta(&url, &dir.path().join("replica"), 3).await;
+    meta.commit(insert(vec![file("p=1", "a", 5)]))
+        .await
+        .unwrap();
+    faults.script(
+        Kind::LogPut,
+        Fault::AnswerLate(Duration::from_millis(1_500)),
+    );
+    let started = Instant::now();
+    let (receipt, synced_after) =
+        tokio::join!(meta.commit(insert(vec![file("p=1", "b", 5)])), async {
+            // The entry has landed; its answer has not.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let head = meta.sync().await.unwrap();
+            (head, started.elapsed())
+        });
+    assert_eq!(receipt.unwrap().version, 2);
+    assert!(started.elapsed() >= Duration::from_millis(1_500));
+    let (head, synced_after) = synced_after;
+    assert_eq!(head, 2);
+    assert!(
+        synced_after < Duration::from_millis(1_000),
+        "{synced_after:?}"
+    );
+    assert_eq!(meta.local_version().unwrap(), 2);
+    assert_eq!(
+        live_paths(&meta),
+        ["data/p=1/a.parquet", "data/p=1/b.parquet"]
+    );
 }
 
 /// The store check a host runs at start counts for the first commit, which

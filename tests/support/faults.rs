@@ -67,6 +67,8 @@ pub enum Fault {
     LandLater(Duration),
     /// Answered normally after this long.
     Delay(Duration),
+    /// Applied at once, answered this much later (a slow response).
+    AnswerLate(Duration),
     /// Applied, the answer lost, and every read fails for this long from
     /// then on (a partition right after the request).
     ApplyThenOutage(Duration),
@@ -202,6 +204,7 @@ impl FaultyStore {
                 Fault::ApplyThenFail => "apply then fail",
                 Fault::LandLater(_) => "land later",
                 Fault::Delay(_) => "delay",
+                Fault::AnswerLate(_) => "answer late",
                 Fault::ApplyThenOutage(_) => "apply then outage",
             };
             *state.injected.entry(name).or_default() += 1;
@@ -238,6 +241,11 @@ impl FaultyStore {
             Some(Fault::Delay(delay)) => {
                 tokio::time::sleep(delay).await;
                 self.inner.put_opts(location, payload, opts).await
+            }
+            Some(Fault::AnswerLate(delay)) => {
+                let answer = self.inner.put_opts(location, payload, opts).await;
+                tokio::time::sleep(delay).await;
+                answer
             }
         }
     }
@@ -318,6 +326,11 @@ impl ObjectStore for FaultyStore {
                 tokio::time::sleep(delay).await;
                 self.inner.delete(location).await
             }
+            Some(Fault::AnswerLate(delay)) => {
+                let answer = self.inner.delete(location).await;
+                tokio::time::sleep(delay).await;
+                answer
+            }
             None => self.inner.delete(location).await,
         }
     }
@@ -342,7 +355,9 @@ impl ObjectStore for FaultyStore {
                 })
                 .boxed()
             }
-            Some(Fault::Delay(_)) | None => self.inner.delete_stream(locations),
+            Some(Fault::Delay(_) | Fault::AnswerLate(_)) | None => {
+                self.inner.delete_stream(locations)
+            }
         }
     }
 

@@ -85,21 +85,27 @@ enum ReplicaApply {
 /// wait) until [`keep`](Self::keep); dropped, the transaction is
 /// abandoned and nothing changes. Only a request that wins keeps it, and
 /// any sync that could compete with it would be applying a version that
-/// makes this request lose or one it already waits to apply, so the wait
-/// is bounded by the request.
+/// makes this request lose or one it already waits to apply. A request
+/// that stalls must not hold this process's syncs for its whole timeout:
+/// without a decision within [`STAGED_APPLY_WAIT`] the transaction is
+/// abandoned, and a won commit is then applied after the fact.
 struct StagedApply {
-    keep: tokio::sync::oneshot::Sender<bool>,
+    keep: std::sync::mpsc::SyncSender<bool>,
     applied: tokio::task::JoinHandle<Result<Option<u64>>>,
     path: std::path::PathBuf,
 }
 
+/// How long a staged apply waits for its request's outcome (an S3 PUT of
+/// a log entry takes milliseconds; its slow tail, hundreds).
+const STAGED_APPLY_WAIT: Duration = Duration::from_millis(500);
+
 impl StagedApply {
     fn begin(replica: Arc<Replica>, commit: Commit) -> StagedApply {
-        let (keep, decision) = tokio::sync::oneshot::channel();
+        let (keep, decision) = std::sync::mpsc::sync_channel(1);
         let path = replica.path().to_owned();
         let applied = tokio::task::spawn_blocking(move || {
             replica.apply_if(std::slice::from_ref(&commit), || {
-                decision.blocking_recv().unwrap_or(false)
+                decision.recv_timeout(STAGED_APPLY_WAIT).unwrap_or(false)
             })
         });
         StagedApply {
@@ -111,8 +117,9 @@ impl StagedApply {
 
     /// Commits the prepared transaction; `Ok(None)` if it did not stay.
     async fn keep(self) -> Result<Option<u64>> {
-        // A send fails only if the task already ended (with an error).
-        let _ = self.keep.send(true);
+        // Fails only if the task already ended (an error, or the wait ran
+        // out): its result says so.
+        let _ = self.keep.try_send(true);
         self.applied
             .await
             .map_err(|e| MetaError::replica_io(&self.path, e))?
