@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use icedb_meta::{DataFile, PartitionFilter, PartitionStats, StatValue};
+use icedb_meta::{DataFile, PartitionFilter, PartitionStats, Snapshot, StatValue};
 
 use crate::engine::{check_select, scrub_error};
 use crate::error::{Result, TableError};
@@ -87,123 +87,71 @@ impl Table {
             .instrument(tracing::debug_span!("query.connection"))
             .await?;
         let interrupt = connection.interrupt_handle();
+        let statement = Statement {
+            name: self.name().to_owned(),
+            sql: sql.to_owned(),
+            options: options.clone(),
+            integer_keys: self.integer_partition_keys(),
+            files_at: self.query_engine.files.clone(),
+        };
+        // A statement at the head may be answered from the log alone; it
+        // is, from the replica as last synced, while the sync is out, and
+        // the answer is kept if the sync finds nothing newer (the common
+        // case: a metadata answer then costs no more than the sync).
+        let early = match options.version.is_none() && options.ranges.is_empty() {
+            true => Some(self.meta().snapshot()?),
+            false => None,
+        };
         // DuckDB parses the statement while the replica catches up.
         let parsing = {
-            let sql = sql.to_owned();
             let span = tracing::debug_span!("query.parse");
             tokio::task::spawn_blocking(move || {
                 let _span = span.entered();
-                check_select(&connection, &sql).map(|parsed| (connection, parsed))
+                let parsed = check_select(&connection, &statement.sql)?;
+                let answered = early.and_then(|snapshot| {
+                    let at = (snapshot.version(), head_commit(&snapshot)?);
+                    run_statement(&connection, &parsed, snapshot, at.0, &statement, Reach::Log)
+                        .ok()
+                        .flatten()
+                        .map(|answer| (at, answer))
+                });
+                Ok::<_, TableError>((connection, parsed, statement, answered))
             })
         };
         let head = self.meta().sync().await;
-        let (connection, parsed) = parsing
+        let (connection, parsed, statement, answered) = parsing
             .await
             .expect("parsing does not panic")
             .map_err(|e| scrub_error(e, credential.as_deref()))?;
         let head = head?;
         let snapshot = self.meta().snapshot()?;
-        let name = self.name().to_owned();
-        let sql = sql.to_owned();
-        let options = options.clone();
-        let integer_keys = self.integer_partition_keys();
-        let files_at = self.query_engine.files.clone();
+        if let Some(((at, id), (version, total, answer))) = answered
+            && at == head
+            && head_commit(&snapshot).is_some_and(|now| now == id)
+        {
+            return Ok(QueryResult {
+                schema: answer.schema,
+                batches: answer.batches,
+                version,
+                files_scanned: answer.files_scanned,
+                files_pruned: total - answer.files_kept,
+                elapsed: started.elapsed(),
+            });
+        }
         let span = tracing::debug_span!("query.run");
         // Planning (the replica read included) and DuckDB run on the
         // blocking pool, as the parse did.
         let mut task = tokio::task::spawn_blocking(move || -> Result<(u64, usize, Answer)> {
             let _span = span.entered();
-            let plan = Plan::of(&parsed, &name);
-            let limits = (options.max_rows, options.max_bytes);
-            let schema = snapshot.schema()?;
-            let at_head = options.version.is_none();
-            let (version, partitions, history) = match options.version {
-                None => (head, snapshot.partitions(&PartitionFilter::All)?, None),
-                Some(version) => {
-                    let files = snapshot
-                        .files_at(version, &PartitionFilter::All)?
-                        .ok_or_else(|| TableError::VersionNotReadable {
-                            version,
-                            oldest: snapshot.oldest_readable_version().unwrap_or(1),
-                            head,
-                        })?;
-                    (version, Vec::new(), Some(files))
-                }
-            };
-            let names: Vec<&str> = match &history {
-                None => partitions.iter().map(|p| p.partition.as_str()).collect(),
-                Some(files) => {
-                    let mut names: Vec<&str> = files.iter().map(|f| f.partition.as_str()).collect();
-                    names.dedup();
-                    names
-                }
-            };
-            let hive = hive_types(names, integer_keys);
-            let filter = plan.filter(&schema, &hive, &mut |literal| {
-                let (text, to) = timestamp_text(literal)?;
-                connection
-                    .query_row(
-                        &format!("SELECT epoch_us(CAST(CAST(? AS {to}) AS TIMESTAMPTZ))"),
-                        [text],
-                        |row| row.get::<_, i64>(0),
-                    )
-                    .ok()
-            });
-            let total = match &history {
-                None => partitions.iter().map(|p| p.files as usize).sum(),
-                Some(files) => files.len(),
-            };
-            let from_log = |known: Known<'_>| {
-                metadata_answer(
-                    &connection,
-                    &name,
-                    &sql,
-                    (&plan, &filter),
-                    (&schema, &hive),
-                    known,
-                    limits,
-                )
-            };
-            // `count(*)` over whole partitions: their totals answer it
-            // without listing a file.
-            if at_head && options.ranges.is_empty() {
-                let kept: Vec<PartitionStats> = partitions
-                    .into_iter()
-                    .filter(|p| {
-                        options.partitions.matches(&p.partition)
-                            && filter.may_match_partition(&p.partition)
-                    })
-                    .collect();
-                if let Some(answer) = from_log(Known::Partitions(&kept))? {
-                    return Ok((version, total, answer));
-                }
-            }
-            let files = match history {
-                None => snapshot.files_without_bytes(&options.partitions)?,
-                Some(files) => files
-                    .into_iter()
-                    .filter(|f| options.partitions.matches(&f.partition))
-                    .collect(),
-            };
-            let ranges = Filter::of_ranges(&options.ranges);
-            let (mut files, urls): (Vec<DataFile>, Vec<String>) = files
-                .into_iter()
-                .filter(|file| ranges.may_match(file) && filter.may_match(file))
-                .map(|file| {
-                    let url = files_at.url(&file.path);
-                    (file, url)
-                })
-                .unzip();
-            if let Some(answer) = from_log(Known::Files(&files))? {
-                return Ok((version, total, answer));
-            }
-            // Only the inline parts DuckDB reads are copied out of the
-            // replica, from the snapshot the plan was made on.
-            snapshot.load_inline(&mut files)?;
-            drop(snapshot);
-            let view = view_sql(&connection, &schema, Some(&hive), &files, &urls)?;
-            let answer = run_user_query(&connection, &name, &view, &sql, files.len(), limits)?;
-            Ok((version, total, answer))
+            Ok(run_statement(
+                &connection,
+                &parsed,
+                snapshot,
+                head,
+                &statement,
+                Reach::Files,
+            )?
+            .expect("a run over the files always answers"))
         });
         let finished = match options.timeout {
             None => (&mut task).await,
@@ -229,4 +177,152 @@ impl Table {
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// What a statement's run needs besides its connection and a snapshot.
+struct Statement {
+    name: String,
+    sql: String,
+    options: QueryOptions,
+    integer_keys: &'static [&'static str],
+    files_at: crate::engine::FileUrls,
+}
+
+/// How far a run may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Only an answer from the log (`None` when the statement needs files).
+    Log,
+    /// Whatever the statement needs: DuckDB over the files if it must.
+    Files,
+}
+
+/// The id of the commit at the snapshot's head (`None` for an empty
+/// table): with the version, what tells two states apart even across a
+/// replica rebuilt for a re-created table.
+fn head_commit(snapshot: &Snapshot) -> Option<String> {
+    snapshot
+        .commit(snapshot.version())
+        .ok()
+        .flatten()
+        .map(|summary| summary.id)
+}
+
+/// Plans and answers `parsed` on `snapshot` (the table at `head`): from the
+/// log when its statistics answer it, else (with [`Reach::Files`]) by
+/// DuckDB over the files the plan keeps. Returns the version read, the
+/// files before pruning and the answer.
+fn run_statement(
+    connection: &duckdb::Connection,
+    parsed: &serde_json::Value,
+    snapshot: Snapshot,
+    head: u64,
+    statement: &Statement,
+    reach: Reach,
+) -> Result<Option<(u64, usize, Answer)>> {
+    let Statement {
+        name,
+        sql,
+        options,
+        integer_keys,
+        files_at,
+    } = statement;
+    let plan = Plan::of(parsed, name);
+    let limits = (options.max_rows, options.max_bytes);
+    let schema = snapshot.schema()?;
+    let at_head = options.version.is_none();
+    let (version, partitions, history) = match options.version {
+        None => (head, snapshot.partitions(&PartitionFilter::All)?, None),
+        Some(version) => {
+            let files = snapshot
+                .files_at(version, &PartitionFilter::All)?
+                .ok_or_else(|| TableError::VersionNotReadable {
+                    version,
+                    oldest: snapshot.oldest_readable_version().unwrap_or(1),
+                    head,
+                })?;
+            (version, Vec::new(), Some(files))
+        }
+    };
+    let names: Vec<&str> = match &history {
+        None => partitions.iter().map(|p| p.partition.as_str()).collect(),
+        Some(files) => {
+            let mut names: Vec<&str> = files.iter().map(|f| f.partition.as_str()).collect();
+            names.dedup();
+            names
+        }
+    };
+    let hive = hive_types(names, integer_keys);
+    let filter = plan.filter(&schema, &hive, &mut |literal| {
+        let (text, to) = timestamp_text(literal)?;
+        connection
+            .query_row(
+                &format!("SELECT epoch_us(CAST(CAST(? AS {to}) AS TIMESTAMPTZ))"),
+                [text],
+                |row| row.get::<_, i64>(0),
+            )
+            .ok()
+    });
+    if reach == Reach::Log && (plan.aggregates().is_none() || !filter.exact()) {
+        // Not a statement the log can answer: leave it to the run after
+        // the sync, without listing files twice.
+        return Ok(None);
+    }
+    let total = match &history {
+        None => partitions.iter().map(|p| p.files as usize).sum(),
+        Some(files) => files.len(),
+    };
+    let from_log = |known: Known<'_>| {
+        metadata_answer(
+            connection,
+            name,
+            sql,
+            (&plan, &filter),
+            (&schema, &hive),
+            known,
+            limits,
+        )
+    };
+    // `count(*)` over whole partitions: their totals answer it without
+    // listing a file.
+    if at_head && options.ranges.is_empty() {
+        let kept: Vec<PartitionStats> = partitions
+            .into_iter()
+            .filter(|p| {
+                options.partitions.matches(&p.partition) && filter.may_match_partition(&p.partition)
+            })
+            .collect();
+        if let Some(answer) = from_log(Known::Partitions(&kept))? {
+            return Ok(Some((version, total, answer)));
+        }
+    }
+    let files = match history {
+        None => snapshot.files_without_bytes(&options.partitions)?,
+        Some(files) => files
+            .into_iter()
+            .filter(|f| options.partitions.matches(&f.partition))
+            .collect(),
+    };
+    let ranges = Filter::of_ranges(&options.ranges);
+    let (mut files, urls): (Vec<DataFile>, Vec<String>) = files
+        .into_iter()
+        .filter(|file| ranges.may_match(file) && filter.may_match(file))
+        .map(|file| {
+            let url = files_at.url(&file.path);
+            (file, url)
+        })
+        .unzip();
+    if let Some(answer) = from_log(Known::Files(&files))? {
+        return Ok(Some((version, total, answer)));
+    }
+    if reach == Reach::Log {
+        return Ok(None);
+    }
+    // Only the inline parts DuckDB reads are copied out of the replica,
+    // from the snapshot the plan was made on.
+    snapshot.load_inline(&mut files)?;
+    drop(snapshot);
+    let view = view_sql(connection, &schema, Some(&hive), &files, &urls)?;
+    let answer = run_user_query(connection, name, &view, sql, files.len(), limits)?;
+    Ok(Some((version, total, answer)))
 }
