@@ -62,6 +62,19 @@ impl QueryResult {
     pub fn row_count(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
+
+    /// A run's (version read, files before pruning, answer), started at
+    /// `started`.
+    fn of((version, total, answer): (u64, usize, Answer), started: Instant) -> QueryResult {
+        QueryResult {
+            schema: answer.schema,
+            batches: answer.batches,
+            version,
+            files_scanned: answer.files_scanned,
+            files_pruned: total - answer.files_kept,
+            elapsed: started.elapsed(),
+        }
+    }
 }
 
 impl Table {
@@ -125,18 +138,11 @@ impl Table {
             .map_err(|e| scrub_error(e, credential.as_deref()))?;
         let head = head?;
         let snapshot = self.meta().snapshot()?;
-        if let Some(((at, id), (version, total, answer))) = answered
+        if let Some(((at, id), answered)) = answered
             && at == head
             && head_commit(&snapshot).is_some_and(|now| now == id)
         {
-            return Ok(QueryResult {
-                schema: answer.schema,
-                batches: answer.batches,
-                version,
-                files_scanned: answer.files_scanned,
-                files_pruned: total - answer.files_kept,
-                elapsed: started.elapsed(),
-            });
+            return Ok(QueryResult::of(answered, started));
         }
         let span = tracing::debug_span!("query.run");
         // Planning (the replica read included) and DuckDB run on the
@@ -165,17 +171,10 @@ impl Table {
                 }
             },
         };
-        let (version, total, answer) = finished
+        let answered = finished
             .expect("queries do not panic")
             .map_err(|e| scrub_error(e, credential.as_deref()))?;
-        Ok(QueryResult {
-            schema: answer.schema,
-            batches: answer.batches,
-            version,
-            files_scanned: answer.files_scanned,
-            files_pruned: total - answer.files_kept,
-            elapsed: started.elapsed(),
-        })
+        Ok(QueryResult::of(answered, started))
     }
 }
 
