@@ -111,9 +111,10 @@ impl Table {
         // is, from the replica as last synced, while the sync is out, and
         // the answer is kept if the sync finds nothing newer (the common
         // case: a metadata answer then costs no more than the sync).
-        let early = match options.version.is_none() && options.ranges.is_empty() {
-            true => Some(self.meta().snapshot()?),
-            false => None,
+        let early = if options.version.is_none() && options.ranges.is_empty() {
+            Some(self.meta().snapshot()?)
+        } else {
+            None
         };
         // DuckDB parses the statement while the replica catches up.
         let parsing = {
