@@ -43,6 +43,12 @@ impl JsonTextFormat {
     pub fn format<S: AsRef<str>>(&self, rows: &[S]) -> Result<Batch, FormatError> {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut columns: Vec<Column> = Vec::new();
+        // Whether each column is one of the timestamp fields.
+        let mut timestamps: Vec<bool> = Vec::new();
+        // The column the n-th field of the previous row went to: rows of
+        // one source mostly list their fields in the same order, so a name
+        // compare finds the column without hashing it.
+        let mut by_position: Vec<usize> = Vec::new();
         for (row, text) in rows.iter().enumerate() {
             let object = match serde_json::from_str::<Row>(text.as_ref()) {
                 Ok(Row::Object(fields)) => fields,
@@ -59,14 +65,34 @@ impl JsonTextFormat {
                     });
                 }
             };
-            for (name, raw) in object {
+            for (position, (name, raw)) in object.into_iter().enumerate() {
                 if name.is_empty() {
                     return Err(FormatError {
                         row,
                         reason: "a field has an empty name".to_owned(),
                     });
                 }
-                let value = if self.timestamp_fields.iter().any(|f| *f == *name) {
+                let guess = by_position
+                    .get(position)
+                    .copied()
+                    .filter(|&slot| columns[slot].name == *name);
+                let slot = match guess.or_else(|| index.get(&*name).copied()) {
+                    Some(slot) => slot,
+                    None => {
+                        timestamps.push(self.timestamp_fields.iter().any(|f| *f == *name));
+                        columns.push(Column {
+                            name: name.clone().into_owned(),
+                            values: vec![Value::Null; row],
+                        });
+                        index.insert(name.clone().into_owned(), columns.len() - 1);
+                        columns.len() - 1
+                    }
+                };
+                match by_position.get_mut(position) {
+                    Some(remembered) => *remembered = slot,
+                    None => by_position.push(slot),
+                }
+                let value = if timestamps[slot] {
                     self.timestamp(raw)
                 } else {
                     to_value(raw)
@@ -75,17 +101,6 @@ impl JsonTextFormat {
                     row,
                     reason: format!("field `{name}`: {reason}"),
                 })?;
-                let slot = match index.get(&*name) {
-                    Some(&slot) => slot,
-                    None => {
-                        columns.push(Column {
-                            name: name.clone().into_owned(),
-                            values: vec![Value::Null; row],
-                        });
-                        index.insert(name.into_owned(), columns.len() - 1);
-                        columns.len() - 1
-                    }
-                };
                 let column = &mut columns[slot];
                 if column.values.len() > row {
                     // Which of the two values is meant is anyone's guess
@@ -110,6 +125,14 @@ impl JsonTextFormat {
     }
 
     fn timestamp(&self, raw: &RawValue) -> Result<Value, String> {
+        // Valid JSON text that parses as an int64 is that integer (JSON
+        // has no `+` and no leading zeros); others take the general path.
+        if let Ok(i) = raw.get().parse::<i64>() {
+            return i
+                .checked_mul(self.timestamp_unit_micros)
+                .map(Value::Timestamp)
+                .ok_or_else(|| format!("{i} is out of range for a timestamp"));
+        }
         let json: Json = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
         match &json {
             Json::Null => Ok(Value::Null),
@@ -227,6 +250,8 @@ fn to_value(raw: &RawValue) -> Result<Value, String> {
     let text = raw.get();
     Ok(match text.as_bytes()[0] {
         b'{' | b'[' => Value::Text(minified(text)),
+        // Valid JSON: a string without a backslash is its text as written.
+        b'"' if !text.contains('\\') => Value::Text(text[1..text.len() - 1].to_owned()),
         b'"' => Value::Text(serde_json::from_str(text).map_err(|e| e.to_string())?),
         b't' => Value::Boolean(true),
         b'f' => Value::Boolean(false),
@@ -256,6 +281,12 @@ fn json_kind(json: &Json) -> &'static str {
 
 /// Valid JSON text without the whitespace between its tokens.
 fn minified(text: &str) -> String {
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in text.chars() {
@@ -328,6 +359,55 @@ mod tests {
         }
         let error = JsonTextFormat::default().format(&["[1] 2"]).unwrap_err();
         assert!(error.reason.contains("invalid JSON"), "{error}");
+    }
+
+    /// Rows may list their fields in any order (a column found by a
+    /// field's position is checked by name); plain strings and minified
+    /// nested JSON are kept as written; integer timestamps scale exactly
+    /// and an overflow is refused.
+    #[test]
+    fn fields_in_any_order_land_in_their_own_columns() {
+        let rows = [
+            r#"{"ts": 1, "event": "a", "p": {"k":"v w"}}"#,
+            r#"{"event": "b", "ts": -2, "x": 1}"#,
+            r#"{"p": [1,2], "ts": null, "event": "c"}"#,
+        ];
+        let batch = JsonTextFormat::default().format(&rows).unwrap();
+        assert_eq!(
+            batch.column("ts").unwrap().values,
+            [
+                Value::Timestamp(1_000),
+                Value::Timestamp(-2_000),
+                Value::Null
+            ]
+        );
+        assert_eq!(
+            batch.column("event").unwrap().values,
+            [
+                Value::Text("a".into()),
+                Value::Text("b".into()),
+                Value::Text("c".into())
+            ]
+        );
+        assert_eq!(
+            batch.column("p").unwrap().values,
+            [
+                Value::Text(r#"{"k":"v w"}"#.into()),
+                Value::Null,
+                Value::Text("[1,2]".into())
+            ]
+        );
+        assert_eq!(
+            batch.column("x").unwrap().values,
+            [Value::Null, Value::Int(1), Value::Null]
+        );
+        let error = JsonTextFormat::default()
+            .format(&[r#"{"ts": 9223372036854775807}"#])
+            .unwrap_err();
+        assert!(
+            error.reason.contains("out of range for a timestamp"),
+            "{error}"
+        );
     }
 
     /// `{"a": 1, "a": 2}` is ambiguous: a JSON map would keep one value and
