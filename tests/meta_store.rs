@@ -295,6 +295,51 @@ async fn a_merge_planned_on_a_stale_replica_still_meets_the_conflict() {
     }
 }
 
+/// A commit may take a read of the log made while it was being prepared
+/// (`read_head`, then `after_read`): a version another writer won after
+/// that read is met by the attempt (taken; read again; the next version),
+/// and a commit of this process since the read makes the commit read the
+/// log itself.
+#[tokio::test]
+async fn a_commit_after_an_early_read_meets_what_landed_since() {
+    for backend in Backend::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let url = backend.new_table(dir.path(), "early-read");
+        let a = open(&url, &dir.path().join("a"), "writer-a").await;
+        let b = open(&url, &dir.path().join("b"), "writer-b").await;
+        a.commit(insert(vec![file("p=1", "first", 1)]))
+            .await
+            .unwrap();
+        let read = a.read_head().await.unwrap().expect("the same table");
+        b.commit(insert(vec![file("p=1", "b", 1)])).await.unwrap();
+        let receipt = a
+            .prepare(insert(vec![file("p=1", "a", 1)]))
+            .unwrap()
+            .after_read(read)
+            .win()
+            .await
+            .unwrap()
+            .finish()
+            .await;
+        assert_eq!((receipt.version, receipt.attempts), (3, 2), "{backend:?}");
+
+        let read = a.read_head().await.unwrap().unwrap();
+        a.commit(insert(vec![file("p=1", "a2", 1)])).await.unwrap();
+        let receipt = a
+            .prepare(insert(vec![file("p=1", "a3", 1)]))
+            .unwrap()
+            .after_read(read)
+            .win()
+            .await
+            .unwrap()
+            .finish()
+            .await;
+        assert_eq!((receipt.version, receipt.attempts), (5, 1), "{backend:?}");
+        assert_eq!(live_paths(&a).len(), 5, "{backend:?}");
+        assert_gapless_log(&a, 5).await;
+    }
+}
+
 #[tokio::test]
 async fn schema_evolves_and_clashes_conflict() {
     let dir = tempfile::tempdir().unwrap();

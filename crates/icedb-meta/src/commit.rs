@@ -50,6 +50,18 @@ pub struct PreparedCommit<'a> {
     operation: Operation,
     draft: CommitDraft,
     id: String,
+    /// The log as read for this commit before it was prepared.
+    read: Option<ReadHead>,
+}
+
+/// The log's head as a commit's first read finds it (synced into the
+/// replica, the table's identity checked), read ahead by
+/// [`MetaStore::read_head`] while the caller prepares the commit, so that
+/// the read and the preparation overlap; see
+/// [`PreparedCommit::after_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadHead {
+    version: u64,
 }
 
 /// The outcome of one conditional create of a log entry.
@@ -208,7 +220,19 @@ impl MetaStore {
             operation,
             draft,
             id: uuid::Uuid::now_v7().to_string(),
+            read: None,
         })
+    }
+
+    /// A commit's first read of the log, ahead of the commit: syncs the
+    /// replica and checks the table's identity as [`PreparedCommit::win`]
+    /// does before its first attempt. `None` when the store holds another
+    /// table (the commit's own read then rebuilds the replica).
+    pub async fn read_head(&self) -> Result<Option<ReadHead>, MetaError> {
+        Ok(self
+            .sync_verified()
+            .await?
+            .map(|version| ReadHead { version }))
     }
 
     /// Commits `draft` as the next version: all three phases. The error
@@ -224,6 +248,16 @@ impl<'a> PreparedCommit<'a> {
     /// The id the log entry will carry.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Takes `read` as the first attempt's read of the log, if nothing of
+    /// this process committed since it (the replica is still at its head);
+    /// otherwise the first attempt reads the log itself. Another writer's
+    /// version landing since is met as always: the attempt finds its
+    /// version taken, reads and tries the next.
+    pub fn after_read(mut self, read: ReadHead) -> Self {
+        self.read = Some(read);
+        self
     }
 
     /// Phase 2: tries versions until one is won or the outcome is decided.
@@ -248,10 +282,18 @@ impl<'a> PreparedCommit<'a> {
             let (state, early) = if attempts == 0 {
                 let replica = meta.current_replica();
                 let local = replica.version().map_err(CommitError::not_committed)?;
-                let (state, plan) = tokio::join!(
-                    self.read_state(true, None),
-                    self.plan_on(replica.clone(), local)
-                );
+                let (state, plan) = match self.read {
+                    Some(read) if read.version == local => (
+                        Ok(State::Head(local)),
+                        self.plan_on(replica.clone(), local).await,
+                    ),
+                    _ => {
+                        tokio::join!(
+                            self.read_state(true, None),
+                            self.plan_on(replica.clone(), local)
+                        )
+                    }
+                };
                 (state, Some((replica, local, plan)))
             } else {
                 (self.read_state(false, flight.first_version()).await, None)

@@ -24,7 +24,7 @@ mod prefixed;
 mod replica;
 mod store_check;
 
-pub use commit::{CommitReceipt, PostCommit, PreparedCommit};
+pub use commit::{CommitReceipt, PostCommit, PreparedCommit, ReadHead};
 pub use error::{CommitError, Conflict, MetaError, NotCommitted, Result};
 pub use expire::{ExpirePolicy, ExpireReport};
 pub use location::{RetryOptions, S3Access, S3Options, TableLocation};

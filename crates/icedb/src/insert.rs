@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use futures::StreamExt;
-use icedb_meta::{CommitDraft, CommitError, Conflict, DataFile, InlineData, Operation, PostCommit};
+use icedb_meta::{
+    CommitDraft, CommitError, Conflict, DataFile, InlineData, Operation, PostCommit, ReadHead,
+};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
@@ -67,6 +69,16 @@ impl DurableInsert<'_> {
         table.after_commit().await;
         receipt
     }
+}
+
+/// An insert ready to commit ([`Table::stage`]).
+struct Staged {
+    draft: CommitDraft,
+    /// Files uploaded for it (deleted if it does not commit).
+    uploaded: Vec<DataFile>,
+    /// The rows of its inline parts, should they have to become files.
+    records: Vec<(String, RecordBatch)>,
+    partitions: usize,
 }
 
 /// One encoded job of an insert.
@@ -239,6 +251,66 @@ impl Table {
         if let Some(reason) = &self.write_block {
             return Err(TableError::WriteBlocked(reason.clone()));
         }
+        // The commit's first read of the log (with the table's identity
+        // check) runs while the rows are partitioned, encoded and uploaded;
+        // a failed read is left to the commit, which reads again.
+        let (staged, read) = tokio::join!(self.stage(batch.clone()), self.meta.read_head());
+        let Staged {
+            mut draft,
+            mut uploaded,
+            records,
+            partitions,
+        } = staged?;
+        let read = read.unwrap_or_else(|error| {
+            tracing::debug!(%error, "the early read of the log failed; the commit reads again");
+            None
+        });
+        let mut outcome = self.win(draft.clone(), read).await;
+        if let Err(CommitError::Conflict(Conflict::InlineFull { .. })) = &outcome {
+            // Other writers filled the table's inline bound first: the
+            // parts become files (nothing of this insert was committed).
+            let as_files = async { self.upload(self.parts_as_files(records).await?).await };
+            match as_files.await {
+                Ok(more) => uploaded.extend(more),
+                Err(error) => {
+                    self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
+                        .await;
+                    return Err(error);
+                }
+            }
+            draft.inline_limit = None;
+            draft.added = uploaded.clone();
+            outcome = self.win(draft, None).await;
+        }
+        match outcome {
+            Ok(post) => {
+                let added = &post.commit().added;
+                let receipt = InsertReceipt {
+                    version: post.version(),
+                    files: added.iter().map(|f| f.path.clone()).collect(),
+                    rows: added.iter().map(|f| f.rows).sum(),
+                    partitions,
+                };
+                Ok(DurableInsert {
+                    table: self,
+                    post,
+                    receipt,
+                })
+            }
+            Err(error) => {
+                self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
+                    .await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
+    /// (durable) or the error says why not.
+    /// An insert's rows as its commit will add them: partitioned, checked
+    /// against the table's schema, encoded as inline parts or files, the
+    /// files uploaded.
+    async fn stage(&self, batch: Arc<Batch>) -> Result<Staged> {
         let now = chrono::Utc::now();
         let paths = self
             .partitioner
@@ -317,7 +389,7 @@ impl Table {
             .flatten()
             .collect();
         let (inline, records, to_upload) = self.split_inline(encoded).await?;
-        let mut uploaded: Vec<DataFile> = self.upload(to_upload).await?;
+        let uploaded: Vec<DataFile> = self.upload(to_upload).await?;
         let mut draft = CommitDraft::new(Operation::Insert);
         draft.definition = Some(self.definition_json.clone());
         draft.columns = columns.as_ref().clone();
@@ -329,50 +401,28 @@ impl Table {
             .cloned()
             .chain(inline.iter().cloned())
             .collect();
-        let mut outcome = self.win(draft.clone()).await;
-        if let Err(CommitError::Conflict(Conflict::InlineFull { .. })) = &outcome {
-            // Other writers filled the table's inline bound first: the
-            // parts become files (nothing of this insert was committed).
-            let as_files = async { self.upload(self.parts_as_files(records).await?).await };
-            match as_files.await {
-                Ok(more) => uploaded.extend(more),
-                Err(error) => {
-                    self.delete_files(uploaded.iter().map(|f| f.path.as_str()))
-                        .await;
-                    return Err(error);
-                }
-            }
-            draft.inline_limit = None;
-            draft.added = uploaded.clone();
-            outcome = self.win(draft).await;
-        }
-        match outcome {
-            Ok(post) => {
-                let added = &post.commit().added;
-                let receipt = InsertReceipt {
-                    version: post.version(),
-                    files: added.iter().map(|f| f.path.clone()).collect(),
-                    rows: added.iter().map(|f| f.rows).sum(),
-                    partitions,
-                };
-                Ok(DurableInsert {
-                    table: self,
-                    post,
-                    receipt,
-                })
-            }
-            Err(error) => {
-                self.discard_uncommitted(&error, uploaded.iter().map(|f| f.path.as_str()))
-                    .await;
-                Err(error.into())
-            }
-        }
+        Ok(Staged {
+            draft,
+            uploaded,
+            records,
+            partitions,
+        })
     }
 
-    /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
-    /// (durable) or the error says why not.
-    async fn win(&self, draft: CommitDraft) -> std::result::Result<PostCommit<'_>, CommitError> {
-        self.meta.prepare(draft)?.win().await
+    /// Commits `draft`, on top of `read` when the log was read for it
+    /// already.
+    async fn win(
+        &self,
+        draft: CommitDraft,
+        read: Option<ReadHead>,
+    ) -> std::result::Result<PostCommit<'_>, CommitError> {
+        let prepared = self.meta.prepare(draft)?;
+        match read {
+            Some(read) => prepared.after_read(read),
+            None => prepared,
+        }
+        .win()
+        .await
     }
 
     /// Splits an insert's encoded parts into those kept in the commit
