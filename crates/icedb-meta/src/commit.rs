@@ -1,6 +1,8 @@
 //! The commit protocol, as typed phases (DESIGN §4):
 //!
-//! 1. [`PreparedCommit`]: a validated draft with its commit id, not sent.
+//! 1. [`PreparedCommit`]: a validated draft with its commit id, not sent;
+//!    optionally with the log already read for it ([`ReadHead`], from
+//!    [`MetaStore::read_head`] while the caller prepared the draft).
 //! 2. [`PreparedCommit::win`]: take this process's commit turn (its
 //!    commits queue rather than race each other), sync the replica
 //!    (verifying the table's identity before the first attempt), look for our own id among the
@@ -17,6 +19,9 @@
 //! 3. [`PostCommit`]: the version is won. Keeping the staged apply (the
 //!    turn ends there) and post-commit work (checkpoints) are best effort: a failure is logged,
 //!    the next sync repairs the replica, and the caller gets its receipt.
+//!
+//! Over 600 lines on purpose: the phases, the attempts in flight and the
+//! staged apply are one protocol, read together.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

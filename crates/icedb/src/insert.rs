@@ -305,8 +305,6 @@ impl Table {
         }
     }
 
-    /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
-    /// (durable) or the error says why not.
     /// An insert's rows as its commit will add them: partitioned, checked
     /// against the table's schema, encoded as inline parts or files, the
     /// files uploaded.
@@ -409,8 +407,9 @@ impl Table {
         })
     }
 
-    /// Commits `draft`, on top of `read` when the log was read for it
-    /// already.
+    /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
+    /// (durable) or the error says why not; on top of `read` when the log
+    /// was read for it already.
     async fn win(
         &self,
         draft: CommitDraft,

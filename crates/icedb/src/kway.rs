@@ -89,26 +89,18 @@ impl MergeJob {
     /// caller's task (a slow upload holds no background thread).
     async fn flush(self) -> Result<JobOutput> {
         let (store, output) = (self.store.clone(), self.output.clone());
-        let (rows, bytes, stats, columns) = crate::cpu::in_background(self.encode_flush()).await?;
-        let written = bytes.len() as u64;
+        let (written, bytes) = crate::cpu::in_background(self.encode_flush()).await?;
         store
             .put(&output, bytes.into())
             .instrument(tracing::debug_span!("merge.put"))
             .await
             .map_err(|e| crate::error::TableError::store(&output, e))?;
-        Ok(JobOutput {
-            rows,
-            stats,
-            bytes: written,
-            columns,
-        })
+        Ok(written)
     }
 
     /// A flush's computing: its parts decoded, sorted together and encoded
-    /// as one Parquet file.
-    async fn encode_flush(
-        mut self,
-    ) -> Result<(u64, Vec<u8>, BTreeMap<String, ColumnStats>, Vec<ColumnDef>)> {
+    /// as one Parquet file (its bytes, and what it will be once uploaded).
+    async fn encode_flush(mut self) -> Result<(JobOutput, Vec<u8>)> {
         let opened = self.open().await?;
         let (columns, schema) = self.output_columns(&opened);
         let mut batches = Vec::new();
@@ -118,8 +110,13 @@ impl MergeJob {
         tracing::debug_span!("merge.write").in_scope(|| {
             let sorted = sort_together(&batches, &schema, &self.sort_order)?;
             let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
-            let stats = write::column_stats(&sorted);
-            Ok((sorted.num_rows() as u64, bytes, stats, columns))
+            let written = JobOutput {
+                rows: sorted.num_rows() as u64,
+                stats: write::column_stats(&sorted),
+                bytes: bytes.len() as u64,
+                columns,
+            };
+            Ok((written, bytes))
         })
     }
 
