@@ -310,30 +310,27 @@ async fn a_commit_after_an_early_read_meets_what_landed_since() {
         a.commit(insert(vec![file("p=1", "first", 1)]))
             .await
             .unwrap();
+        let commit_after = |read, name: &'static str| {
+            let a = &a;
+            async move {
+                a.prepare(insert(vec![file("p=1", name, 1)]))
+                    .unwrap()
+                    .after_read(read)
+                    .win()
+                    .await
+                    .unwrap()
+                    .finish()
+                    .await
+            }
+        };
         let read = a.read_head().await.unwrap().expect("the same table");
         b.commit(insert(vec![file("p=1", "b", 1)])).await.unwrap();
-        let receipt = a
-            .prepare(insert(vec![file("p=1", "a", 1)]))
-            .unwrap()
-            .after_read(read)
-            .win()
-            .await
-            .unwrap()
-            .finish()
-            .await;
+        let receipt = commit_after(read, "a").await;
         assert_eq!((receipt.version, receipt.attempts), (3, 2), "{backend:?}");
 
         let read = a.read_head().await.unwrap().unwrap();
         a.commit(insert(vec![file("p=1", "a2", 1)])).await.unwrap();
-        let receipt = a
-            .prepare(insert(vec![file("p=1", "a3", 1)]))
-            .unwrap()
-            .after_read(read)
-            .win()
-            .await
-            .unwrap()
-            .finish()
-            .await;
+        let receipt = commit_after(read, "a3").await;
         assert_eq!((receipt.version, receipt.attempts), (5, 1), "{backend:?}");
         assert_eq!(live_paths(&a).len(), 5, "{backend:?}");
         assert_gapless_log(&a, 5).await;
