@@ -30,6 +30,7 @@ on a second table with no host running) are printed too. The peers run in
 one warm Python process.
 """
 
+import http.client
 import json
 import os
 import socket
@@ -122,7 +123,8 @@ def free_port():
 
 class Host:
     """`icedb-host run` serving the table (scheduler off), for queries from
-    a warm process as the peers' are."""
+    a warm process over one kept-alive connection, as the peers' are warm
+    connections."""
 
     def __init__(self, root, work):
         self.port = free_port()
@@ -138,17 +140,21 @@ class Host:
         for _ in range(300):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1)
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
                 return
             except Exception:
                 time.sleep(0.1)
         raise RuntimeError("icedb-host run did not become ready")
 
     def post(self, path, body=None):
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", method="POST",
-            data=json.dumps(body).encode() if body is not None else b"",
+        self.connection.request(
+            "POST", path, body=json.dumps(body).encode() if body is not None else b"",
             headers={"content-type": "application/json"})
-        return json.loads(urllib.request.urlopen(request, timeout=600).read())
+        response = self.connection.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST {path} answered {response.status}: {answer[:500]!r}")
+        return json.loads(answer)
 
     def count(self):
         return self.post("/v1/query", {"sql": "SELECT count(*) AS n FROM events"})["rows"][0]["n"]
@@ -166,6 +172,7 @@ class Host:
         return self.post("/v1/tables/events/vacuum?orphans=false")
 
     def stop(self):
+        self.connection.close()
         self.process.terminate()
         self.process.wait()
         self.log.close()
