@@ -79,12 +79,13 @@ impl JsonTextFormat {
                 let slot = match guess.or_else(|| index.get(&*name).copied()) {
                     Some(slot) => slot,
                     None => {
-                        timestamps.push(self.timestamp_fields.iter().any(|f| *f == *name));
+                        let owned = name.clone().into_owned();
+                        timestamps.push(self.timestamp_fields.contains(&owned));
+                        index.insert(owned.clone(), columns.len());
                         columns.push(Column {
-                            name: name.clone().into_owned(),
+                            name: owned,
                             values: vec![Value::Null; row],
                         });
-                        index.insert(name.clone().into_owned(), columns.len() - 1);
                         columns.len() - 1
                     }
                 };
