@@ -46,7 +46,9 @@ pub(crate) fn encode(record: &RecordBatch, sort_order: &[String]) -> Result<Vec<
         metadata,
     ));
     let record = record.clone().with_schema(schema.clone())?;
-    let mut stream = Vec::with_capacity(record.get_array_memory_size() + 1024);
+    // A guess from the shape: `record` may be a slice of a larger batch,
+    // whose whole buffers `get_array_memory_size` would count.
+    let mut stream = Vec::with_capacity(1024 + record.num_rows() * record.num_columns() * 16);
     let mut writer = StreamWriter::try_new(&mut stream, &schema)?;
     writer.write(&record)?;
     writer.finish()?;

@@ -359,17 +359,19 @@ impl Table {
             let (batch, columns, layout) =
                 (batch.clone(), columns.clone(), FileLayout::of(&self.config));
             crate::cpu::on_cpu(move || {
-                jobs.into_iter()
-                    .map(|(partition, rows)| {
-                        let record = write::record_batch(&batch, &rows, &columns)?;
-                        let created = now.timestamp_millis();
+                let rows: Vec<&[usize]> = jobs.iter().map(|(_, rows)| rows.as_slice()).collect();
+                let records = write::sorted_parts(&batch, &rows, &columns, &layout.sort_order)?;
+                let created = now.timestamp_millis();
+                jobs.iter()
+                    .zip(records)
+                    .map(|((partition, rows), record)| {
                         if rows.len() <= inline_rows {
                             layout
-                                .encode_inline(record, &partition, created)
+                                .encode_inline(record, partition, created)
                                 .map(Encoded::Part)
                         } else {
                             layout
-                                .encode_insert(record, &partition, created)
+                                .encode_insert(record, partition, created)
                                 .map(Encoded::File)
                         }
                     })
@@ -472,7 +474,8 @@ impl Table {
         Ok((inline, records, files))
     }
 
-    /// Encodes rows meant for inline parts as files of their partitions.
+    /// Encodes rows meant for inline parts (sorted) as files of their
+    /// partitions.
     async fn parts_as_files(
         &self,
         records: Vec<(String, RecordBatch)>,

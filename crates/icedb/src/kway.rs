@@ -178,24 +178,8 @@ pub(crate) fn sort_together(
         .map(|batch| conform_to(batch, schema))
         .collect::<Result<_>>()?;
     let whole = arrow::compute::concat_batches(schema, &conformed)?;
-    let keys: Vec<_> = sort_order
-        .iter()
-        .filter_map(|name| whole.column_by_name(name).cloned())
-        .collect();
-    if keys.is_empty() || whole.num_rows() < 2 {
-        return Ok(whole);
-    }
-    let converter = RowConverter::new(
-        keys.iter()
-            .map(|column| SortField::new(column.data_type().clone()))
-            .collect(),
-    )?;
-    let rows = converter.convert_columns(&keys)?;
-    let mut order: Vec<u32> = (0..whole.num_rows() as u32).collect();
-    // `sort_by` is stable.
-    order.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-    let indices = arrow::array::UInt32Array::from(order);
-    Ok(arrow::compute::take_record_batch(&whole, &indices)?)
+    let rows = whole.num_rows();
+    write::sort_ranges(whole, sort_order, &[0..rows])
 }
 
 /// One input of the k-way merge: its stream, current batch and cursor.
