@@ -178,8 +178,7 @@ pub(crate) fn sort_together(
         .map(|batch| conform_to(batch, schema))
         .collect::<Result<_>>()?;
     let whole = arrow::compute::concat_batches(schema, &conformed)?;
-    let rows = whole.num_rows();
-    write::sort_ranges(whole, sort_order, &[0..rows])
+    write::sort(whole, sort_order)
 }
 
 /// One input of the k-way merge: its stream, current batch and cursor.

@@ -103,8 +103,8 @@ fn build_array(values: Option<&[Value]>, rows: &[usize], column_type: ColumnType
 /// Sorts a batch by the sort-order columns it has (nulls first, ascending;
 /// stable: equal keys keep their order).
 pub(crate) fn sort(batch: RecordBatch, sort_order: &[String]) -> Result<RecordBatch> {
-    let rows = batch.num_rows();
-    sort_ranges(batch, sort_order, &[0..rows])
+    let rows = 0..batch.num_rows();
+    sort_ranges(batch, sort_order, std::slice::from_ref(&rows))
 }
 
 /// Sorts each of `ranges` (consecutive, covering `batch`) of a batch by
