@@ -9,11 +9,23 @@
 //!
 //! Run: `scripts/bench.sh http_ingest`. `ICEDB_BENCH_EVENTS` sets the event
 //! count per mode (default 200 000); `ICEDB_BENCH_MODES=1,3` runs only
-//! those modes (1-based, in the order printed).
+//! those modes (1-based, in the order printed). To compare builds, set
+//! `ICEDB_BENCH_HOSTS` to their `icedb-host` binaries (comma-separated):
+//! each mode then runs with each build in turn, `ICEDB_BENCH_ROUNDS` times
+//! (default 1) — alternated in one run, as this machine's speed drifts by
+//! tens of percent within minutes.
+//!
+//! Every run's table directory is deleted only at the end: on an ext4
+//! without a journal (this machine's), a file created within ~35 s of
+//! thousands of deletions is slow (the inode allocator skips each recently
+//! freed inode), which made a run after a deletion up to 20 % slower.
+//! Leave ~40 s between invocations for the same reason.
+
+use std::path::PathBuf;
 
 use std::time::{Duration, Instant};
 
-use icedb_e2e::{HostProcess, http};
+use icedb_e2e::{HostProcess, binary, http};
 
 const CLIENTS: usize = 8;
 const ROWS_PER_REQUEST: usize = 100;
@@ -32,7 +44,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome {
+/// One run with `host` (an `icedb-host` binary); its directory is the
+/// caller's to delete.
+fn run(
+    host: &std::path::Path,
+    (group_commit, inline, delta): (bool, bool, bool),
+    events: usize,
+) -> (Outcome, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("icedb.toml");
     std::fs::write(
@@ -59,7 +77,8 @@ fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome 
         env.push(("ICEDB_LOG", "info,icedb=debug,icedb_meta=debug".to_owned()));
         env.push(("ICEDB_LOG_SPANS", "1".to_owned()));
     }
-    let host = HostProcess::start(
+    let host = HostProcess::start_binary(
+        host,
         dir.path(),
         &["--config", &config, "--listen", "127.0.0.1:0"],
         &env,
@@ -151,7 +170,7 @@ fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome 
     if let Some(file) = host_log {
         std::fs::write(file, log).unwrap();
     }
-    Outcome {
+    let outcome = Outcome {
         rows: requests * ROWS_PER_REQUEST,
         took,
         latencies,
@@ -159,7 +178,8 @@ fn run(group_commit: bool, inline: bool, delta: bool, events: usize) -> Outcome 
         commits,
         files: info["files"].as_u64().unwrap_or(0) - info["inline"]["files"].as_u64().unwrap_or(0),
         inline_parts: info["inline"]["files"].as_u64().unwrap_or(0),
-    }
+    };
+    (outcome, dir)
 }
 
 fn main() {
@@ -184,27 +204,50 @@ fn main() {
         (true, false, false),
         (false, true, false),
     ];
-    for (index, (group_commit, inline, delta)) in modes.into_iter().enumerate() {
+    let hosts: Vec<PathBuf> = match std::env::var("ICEDB_BENCH_HOSTS") {
+        Ok(list) => list.split(',').map(PathBuf::from).collect(),
+        Err(_) => vec![binary("icedb-host")],
+    };
+    for (index, host) in hosts.iter().enumerate().filter(|_| hosts.len() > 1) {
+        println!("[{}] {}", index + 1, host.display());
+    }
+    let rounds: usize = std::env::var("ICEDB_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut dirs = Vec::new();
+    for (index, mode) in modes.into_iter().enumerate() {
         if only.as_ref().is_some_and(|o| !o.contains(&(index + 1))) {
             continue;
         }
-        let outcome = run(group_commit, inline, delta, events);
-        println!(
-            "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",
-            format!(
-                "group commit {}, inline {}{}",
-                if group_commit { "on" } else { "off" },
-                if inline { "on" } else { "off" },
-                if delta { ", delta" } else { "" }
-            ),
-            outcome.rows as f64 / outcome.took.as_secs_f64(),
-            outcome.latencies.len(),
-            outcome.commits,
-            outcome.files,
-            outcome.inline_parts,
-            percentile(&outcome.latencies, 0.5).as_secs_f64() * 1e3,
-            percentile(&outcome.latencies, 0.99).as_secs_f64() * 1e3,
-            outcome.retries,
-        );
+        for _ in 0..rounds {
+            for (build, host) in hosts.iter().enumerate() {
+                let (outcome, dir) = run(host, mode, events);
+                dirs.push(dir);
+                let (group_commit, inline, delta) = mode;
+                println!(
+                    "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",
+                    format!(
+                        "group commit {}, inline {}{}{}",
+                        if group_commit { "on" } else { "off" },
+                        if inline { "on" } else { "off" },
+                        if delta { ", delta" } else { "" },
+                        if hosts.len() > 1 {
+                            format!(" [{}]", build + 1)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    outcome.rows as f64 / outcome.took.as_secs_f64(),
+                    outcome.latencies.len(),
+                    outcome.commits,
+                    outcome.files,
+                    outcome.inline_parts,
+                    percentile(&outcome.latencies, 0.5).as_secs_f64() * 1e3,
+                    percentile(&outcome.latencies, 0.99).as_secs_f64() * 1e3,
+                    outcome.retries,
+                );
+            }
+        }
     }
 }

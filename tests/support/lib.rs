@@ -300,8 +300,31 @@ impl HostProcess {
         args: &[&str],
         env: &[(&str, String)],
     ) -> Result<HostProcess, String> {
+        Self::try_start_binary(&binary("icedb-host"), dir, args, env)
+    }
+
+    /// Like [`start`](Self::start), with another build of `icedb-host`
+    /// (benchmarks comparing builds side by side).
+    pub fn start_binary(
+        binary: &std::path::Path,
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> HostProcess {
+        match Self::try_start_binary(binary, dir, args, env) {
+            Ok(host) => host,
+            Err(log) => panic!("{} run {args:?} did not start:\n{log}", binary.display()),
+        }
+    }
+
+    fn try_start_binary(
+        binary: &std::path::Path,
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Result<HostProcess, String> {
         use std::io::BufRead;
-        let mut command = std::process::Command::new(binary("icedb-host"));
+        let mut command = std::process::Command::new(binary);
         command
             .arg("run")
             .args(args)
