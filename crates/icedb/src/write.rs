@@ -520,4 +520,48 @@ mod tests {
         let unsorted = sorted_parts(&batch, &parts, &columns, &[]).unwrap();
         assert_eq!(ns(&unsorted[0]), [0, 2, 4, 5, 3]);
     }
+
+    /// A part is a slice of its task's batch: as an inline part and as a
+    /// Parquet file it holds its own rows and statistics, not the batch's.
+    #[test]
+    fn a_part_slice_encodes_as_its_own_rows() {
+        let rows: Vec<String> = (0..40)
+            .map(|n| {
+                format!(
+                    r#"{{"n": {n}, "event": "e{}", "ts": {}}}"#,
+                    n % 3,
+                    1_000 - n
+                )
+            })
+            .collect();
+        let batch = JsonTextFormat::default().format(&rows).unwrap();
+        let columns = crate::schema::resolve(&batch, &[], None).unwrap();
+        let order = ["event".to_owned(), "ts".to_owned()];
+        let (first, middle, last): (Vec<usize>, Vec<usize>, Vec<usize>) =
+            ((0..10).collect(), (10..25).collect(), (25..40).collect());
+        let parts = sorted_parts(&batch, &[&first, &middle, &last], &columns, &order).unwrap();
+        let part = &parts[1];
+        let expected = sort(record_batch(&batch, &middle, &columns).unwrap(), &order).unwrap();
+        assert_eq!(ns(part), ns(&expected));
+
+        let inline = crate::inline_part::encode(part, &order).unwrap();
+        let decoded = crate::inline_part::decode(&inline.into()).unwrap();
+        let decoded = arrow::compute::concat_batches(&decoded.schema, &decoded.batches).unwrap();
+        assert_eq!(decoded.columns(), expected.columns());
+
+        let file =
+            parquet_bytes(part, writer_properties(Compression::Snappy, 1_000, &order)).unwrap();
+        let read = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            bytes::Bytes::from(file),
+            1_000,
+        )
+        .unwrap()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].columns(), expected.columns());
+        assert_eq!(column_stats(part), column_stats(&expected));
+        assert_eq!(column_stats(part)["n"].min, Some(StatValue::Int(10)));
+        assert_eq!(column_stats(part)["n"].max, Some(StatValue::Int(24)));
+    }
 }
