@@ -18,7 +18,8 @@
 //! Every run's table directory is deleted only at the end: on an ext4
 //! without a journal (this machine's), a file created within ~35 s of
 //! thousands of deletions is slow (the inode allocator skips each recently
-//! freed inode), which made a run after a deletion up to 20 % slower.
+//! freed inode): a run started right after one spent 3.6–7.5 % of the
+//! machine's CPU there.
 //! Leave ~40 s between invocations for the same reason.
 
 use std::path::PathBuf;
