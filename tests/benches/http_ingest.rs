@@ -209,13 +209,16 @@ fn main() {
         Ok(list) => list.split(',').map(PathBuf::from).collect(),
         Err(_) => vec![binary("icedb-host")],
     };
-    for (index, host) in hosts.iter().enumerate().filter(|_| hosts.len() > 1) {
-        println!("[{}] {}", index + 1, host.display());
+    if hosts.len() > 1 {
+        for (index, host) in hosts.iter().enumerate() {
+            println!("[{}] {}", index + 1, host.display());
+        }
     }
     let rounds: usize = std::env::var("ICEDB_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // Run directories, deleted when this ends (see the top).
     let mut dirs = Vec::new();
     for (index, mode) in modes.into_iter().enumerate() {
         if only.as_ref().is_some_and(|o| !o.contains(&(index + 1))) {
