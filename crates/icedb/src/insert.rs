@@ -5,7 +5,7 @@
 //! replica having it. The rows it takes, formatted and not yet inserted
 //! (and joined for group commit), are `prepared.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -322,12 +322,16 @@ impl Table {
         // would only add a request to every insert.
         let table_schema = self.meta.snapshot()?.schema()?;
         let columns = schema::resolve(&batch, &table_schema, self.partitioner.routing_column())?;
-        check_partition_names(&batch, &paths, self.partitioner.routing_column())?;
-
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (row, path) in paths.iter().enumerate() {
             groups.entry(path.as_str()).or_default().push(row);
         }
+        check_partition_names(
+            &batch,
+            groups.keys().copied(),
+            &paths,
+            self.partitioner.routing_column(),
+        )?;
         let partitions = groups.len();
         let columns = Arc::new(columns);
         // One job per file; small jobs are packed into one CPU task until it
@@ -519,33 +523,32 @@ impl Table {
 /// Refuses a field named like a partition column (a Hive key of the rows'
 /// partition paths, compared as DuckDB does, ignoring case): queries read
 /// the partition's value in its place, so the field's own values would be
-/// silently lost.
-fn check_partition_names(batch: &Batch, paths: &[String], routing: Option<&str>) -> Result<()> {
-    let mut keys: BTreeMap<String, &str> = BTreeMap::new();
-    let mut previous: Option<&str> = None;
-    for path in paths {
-        if previous == Some(path.as_str()) {
-            continue;
-        }
-        previous = Some(path.as_str());
-        for segment in path.split('/') {
+/// silently lost. Keys are read once per distinct partition (`partitions`);
+/// the error names the offending row's own path (`paths`, one per row).
+fn check_partition_names<'a>(
+    batch: &Batch,
+    partitions: impl IntoIterator<Item = &'a str>,
+    paths: &[String],
+    routing: Option<&str>,
+) -> Result<()> {
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    for partition in partitions {
+        for segment in partition.split('/') {
             if let Some((key, _)) = segment.split_once('=') {
-                keys.entry(key.to_lowercase()).or_insert(path.as_str());
+                keys.insert(key.to_lowercase());
             }
         }
     }
     for column in &batch.columns {
-        if Some(column.name.as_str()) == routing {
+        if Some(column.name.as_str()) == routing || !keys.contains(&column.name.to_lowercase()) {
             continue;
         }
-        let Some(path) = keys.get(&column.name.to_lowercase()) else {
-            continue;
-        };
         if let Some(row) = column
             .values
             .iter()
             .position(|v| *v != icedb_plugin::Value::Null)
         {
+            let path = &paths[row];
             return Err(TableError::BadInput {
                 row,
                 line: None,

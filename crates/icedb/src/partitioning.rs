@@ -1,5 +1,8 @@
 //! The partition stage: built-in time and field partitioning, or a plugin.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use chrono::{DateTime, Datelike, Timelike};
 use icedb_plugin::{PartitionPlugin, validate_partition_path};
 
@@ -60,7 +63,10 @@ impl Partitioner {
             } => {
                 let column = batch.column(field);
                 let mut paths = Vec::with_capacity(rows);
-                let mut last: Option<(i64, String)> = None;
+                // Each bucket's path, made once: a group commit's rows come
+                // in no time order (the standard workload's 800 rows span
+                // 30 days).
+                let mut made: HashMap<i64, String> = HashMap::new();
                 for row in 0..rows {
                     let value = column.map_or(&Value::Null, |c| &c.values[row]);
                     let micros = match time_micros(value) {
@@ -82,20 +88,19 @@ impl Partitioner {
                         }
                     };
                     let bucket = micros.div_euclid(granularity.micros());
-                    match &last {
-                        Some((b, path)) if *b == bucket => paths.push(path.clone()),
-                        _ => {
-                            let path = time_path(micros, *granularity).ok_or_else(|| {
+                    let path = match made.entry(bucket) {
+                        Entry::Occupied(path) => path.into_mut(),
+                        Entry::Vacant(slot) => {
+                            slot.insert(time_path(micros, *granularity).ok_or_else(|| {
                                 TableError::Partition {
                                     row,
                                     line: None,
                                     reason: format!("field `{field}`: time out of range"),
                                 }
-                            })?;
-                            paths.push(path.clone());
-                            last = Some((bucket, path));
+                            })?)
                         }
-                    }
+                    };
+                    paths.push(path.clone());
                 }
                 paths
             }
@@ -203,5 +208,65 @@ mod tests {
             Some(1_790_812_800_000_000)
         );
         assert!(time_micros(&Value::Boolean(true)).is_err());
+    }
+
+    #[tokio::test]
+    async fn rows_in_no_time_order_each_get_their_own_path() {
+        let day = 86_400_000_i64; // ms
+        let start = 1_790_812_800_000_i64; // 2026-10-01T00:00:00Z
+        // Days and hours interleaved, revisited, and a month boundary.
+        let ms = [
+            start,
+            start + 5 * day + 3_600_000,
+            start,
+            start - 1,
+            start + 5 * day,
+            start + 31 * day,
+            start + 5 * day + 3_600_000,
+        ];
+        let batch = Batch {
+            row_count: ms.len() as u32,
+            columns: vec![crate::Column {
+                name: "ts".into(),
+                values: ms.iter().map(|&t| Value::Int(t)).collect(),
+            }],
+        };
+        for granularity in [Granularity::Hour, Granularity::Day, Granularity::Month] {
+            let partitioner = Partitioner::Time {
+                field: "ts".into(),
+                granularity,
+                ingest_time_if_missing: false,
+            };
+            let paths = partitioner.partition(&batch, 0).await.unwrap();
+            let expected: Vec<String> = ms
+                .iter()
+                .map(|&t| time_path(t * 1_000, granularity).unwrap())
+                .collect();
+            assert_eq!(paths, expected, "{granularity:?}");
+        }
+        let days = Partitioner::Time {
+            field: "ts".into(),
+            granularity: Granularity::Day,
+            ingest_time_if_missing: false,
+        };
+        assert_eq!(
+            days.partition(&batch, 0).await.unwrap()[..4],
+            [
+                "y=2026/m=10/d=01",
+                "y=2026/m=10/d=06",
+                "y=2026/m=10/d=01",
+                "y=2026/m=09/d=30"
+            ]
+        );
+        // A time out of range is refused at its row, after valid rows.
+        let mut out_of_range = batch.clone();
+        out_of_range.columns[0].values[3] = Value::Int(i64::MAX); // µs: year 294 247
+        match days.partition(&out_of_range, 0).await {
+            Err(TableError::Partition { row, reason, .. }) => {
+                assert_eq!(row, 3);
+                assert!(reason.contains("out of range"), "{reason}");
+            }
+            other => panic!("expected a partition error, got {other:?}"),
+        }
     }
 }

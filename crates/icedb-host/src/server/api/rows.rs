@@ -47,10 +47,7 @@ pub async fn insert_rows(
         // request nothing): rows counted from the body's shape.
         let rows = match (ndjson, kind.as_str(), text_start) {
             (_, _, None) => return Err(ApiError::bad_request("the body holds no rows")),
-            (true, _, _) => body
-                .split(|b| *b == b'\n')
-                .filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
-                .count(),
+            (true, _, _) => ndjson_rows(&body),
             (false, "application/json", Some(b'[')) => {
                 serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(&body).map_or(1, |rows| rows.len())
             }
@@ -104,6 +101,50 @@ pub async fn insert_rows(
                 _ => "error",
             });
             Err(error)
+        }
+    }
+}
+
+/// The rows of an NDJSON body as admission counts them: its lines that are
+/// not blank (line ends found with `memchr`, which a byte-by-byte split took
+/// ~2 % of the host's CPU under HTTP ingest to do).
+fn ndjson_rows(body: &[u8]) -> usize {
+    let mut rows = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        if body[start.min(end)..end]
+            .iter()
+            .any(|b| !b.is_ascii_whitespace())
+        {
+            rows += 1;
+        }
+        start = end + 1;
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ndjson_rows;
+
+    #[test]
+    fn ndjson_rows_are_the_lines_that_are_not_blank() {
+        for (body, rows) in [
+            ("", 0),
+            ("\n", 0),
+            (" \r\n\t\n", 0),
+            ("{}", 1),
+            ("{}\n", 1),
+            ("\n{}", 1),
+            ("{}\r\n\n  \n{\"a\": 1}\n{}", 3),
+            ("{}\n\n", 1),
+        ] {
+            let expected = body
+                .split('\n')
+                .filter(|line| line.bytes().any(|b| !b.is_ascii_whitespace()))
+                .count();
+            assert_eq!(expected, rows, "{body:?}");
+            assert_eq!(ndjson_rows(body.as_bytes()), rows, "{body:?}");
         }
     }
 }
