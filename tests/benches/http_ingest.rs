@@ -13,7 +13,11 @@
 //! `ICEDB_BENCH_HOSTS` to their `icedb-host` binaries (comma-separated):
 //! each mode then runs with each build in turn, `ICEDB_BENCH_ROUNDS` times
 //! (default 1) — alternated in one run, as this machine's speed drifts by
-//! tens of percent within minutes.
+//! tens of percent within minutes. `ICEDB_BENCH_GRANULARITY=month` (or
+//! `hour`) partitions the table by month instead of day: the standard
+//! workload's 30 days fall in one month, so a group commit writes one part
+//! instead of ~30, which shows what a part costs by itself; a list
+//! (`day,month`) alternates them like builds.
 //!
 //! Every run's table directory is deleted only at the end: on an ext4
 //! without a journal (this machine's), a file created within ~35 s of
@@ -51,13 +55,17 @@ fn run(
     host: &std::path::Path,
     (group_commit, inline, delta): (bool, bool, bool),
     events: usize,
+    granularity: Option<&str>,
 ) -> (Outcome, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("icedb.toml");
+    let partitioning = granularity.map_or(String::new(), |g| {
+        format!("[tables.partitioning]\nby = \"time\"\nfield = \"ts\"\ngranularity = \"{g}\"\n")
+    });
     std::fs::write(
         &config,
         format!(
-            "[[tables]]\nname = \"events\"\nroot = \"{}\"\n[tables.inline]\nmax_rows = {}\n[tables.delta]\nenabled = {delta}\n",
+            "[[tables]]\nname = \"events\"\nroot = \"{}\"\n{partitioning}[tables.inline]\nmax_rows = {}\n[tables.delta]\nenabled = {delta}\n",
             dir.path().join("icedb-data/events").display(),
             if inline { 1_000 } else { 0 }
         ),
@@ -188,8 +196,20 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    let granularities: Vec<String> = std::env::var("ICEDB_BENCH_GRANULARITY")
+        .unwrap_or_else(|_| "day".to_owned())
+        .split(',')
+        .map(|g| g.trim().to_owned())
+        .collect();
+    for granularity in &granularities {
+        assert!(
+            ["hour", "day", "month"].contains(&granularity.as_str()),
+            "ICEDB_BENCH_GRANULARITY takes hour, day or month, not `{granularity}`"
+        );
+    }
     println!(
-        "HTTP ingest: {events} standard events per mode, {CLIENTS} clients, {ROWS_PER_REQUEST}-row NDJSON requests, local directory, built-in formatter, daily partitions"
+        "HTTP ingest: {events} standard events per mode, {CLIENTS} clients, {ROWS_PER_REQUEST}-row NDJSON requests, local directory, built-in formatter, partitions by {}",
+        granularities.join(" / ")
     );
     println!(
         "{:<34} {:>11} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
@@ -226,31 +246,40 @@ fn main() {
         }
         for _ in 0..rounds {
             for (build, host) in hosts.iter().enumerate() {
-                let (outcome, dir) = run(host, mode, events);
-                dirs.push(dir);
-                let (group_commit, inline, delta) = mode;
-                println!(
-                    "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",
-                    format!(
-                        "group commit {}, inline {}{}{}",
-                        if group_commit { "on" } else { "off" },
-                        if inline { "on" } else { "off" },
-                        if delta { ", delta" } else { "" },
-                        if hosts.len() > 1 {
-                            format!(" [{}]", build + 1)
-                        } else {
-                            String::new()
-                        }
-                    ),
-                    outcome.rows as f64 / outcome.took.as_secs_f64(),
-                    outcome.latencies.len(),
-                    outcome.commits,
-                    outcome.files,
-                    outcome.inline_parts,
-                    percentile(&outcome.latencies, 0.5).as_secs_f64() * 1e3,
-                    percentile(&outcome.latencies, 0.99).as_secs_f64() * 1e3,
-                    outcome.retries,
-                );
+                for granularity in &granularities {
+                    // The embedded default (by day) as it is, without a section.
+                    let partitioning = (granularity != "day").then_some(granularity.as_str());
+                    let (outcome, dir) = run(host, mode, events, partitioning);
+                    dirs.push(dir);
+                    let (group_commit, inline, delta) = mode;
+                    println!(
+                        "{:<30} {:>11.0} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9.1} {:>8}",
+                        format!(
+                            "group commit {}, inline {}{}{}{}",
+                            if group_commit { "on" } else { "off" },
+                            if inline { "on" } else { "off" },
+                            if delta { ", delta" } else { "" },
+                            if hosts.len() > 1 {
+                                format!(" [{}]", build + 1)
+                            } else {
+                                String::new()
+                            },
+                            if granularities.len() > 1 {
+                                format!(" {granularity}")
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        outcome.rows as f64 / outcome.took.as_secs_f64(),
+                        outcome.latencies.len(),
+                        outcome.commits,
+                        outcome.files,
+                        outcome.inline_parts,
+                        percentile(&outcome.latencies, 0.5).as_secs_f64() * 1e3,
+                        percentile(&outcome.latencies, 0.99).as_secs_f64() * 1e3,
+                        outcome.retries,
+                    );
+                }
             }
         }
     }
