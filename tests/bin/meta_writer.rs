@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             created_ms: 0,
             columns: Default::default(),
             inline: None,
+            segment: None,
         });
         meta.commit(draft).await?;
     }

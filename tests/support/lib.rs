@@ -488,7 +488,7 @@ pub async fn live_file_rows(
         })
         .collect();
     for part in live_files(table).into_iter().filter(|f| f.is_inline()) {
-        let batches = icedb::inline_rows(&part.inline.as_ref().unwrap().0).unwrap();
+        let batches = icedb::inline_rows(&part).unwrap();
         rows.push((part, batches));
     }
     rows
@@ -528,6 +528,7 @@ pub fn data_file(partition: &str, name: &str, rows: u64) -> icedb_meta::DataFile
         created_ms: 1_000,
         columns: Default::default(),
         inline: None,
+        segment: None,
     }
 }
 

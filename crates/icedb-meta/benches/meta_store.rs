@@ -64,6 +64,7 @@ fn data_file(version: u64, index: u64, with_stats: bool) -> DataFile {
         created_ms: 1_790_812_800_000 + version as i64,
         columns,
         inline: None,
+        segment: None,
     }
 }
 
@@ -91,6 +92,7 @@ async fn write_history(
                     added: (0..files_per_commit)
                         .map(|i| data_file(version, i, with_stats))
                         .collect(),
+                    segments: vec![],
                     removed: vec![],
                     purged: vec![],
                     purged_inline_through: None,

@@ -36,6 +36,7 @@ use crate::log::log_path;
 use crate::meta::MetaStore;
 use crate::model::{
     COMMIT_FORMAT, Commit, CommitDraft, INLINE_COMMIT_FORMAT, Operation, PLAIN_COMMIT_FORMAT,
+    PURGE_COMMIT_FORMAT,
 };
 use crate::replica::Replica;
 
@@ -467,8 +468,10 @@ impl<'a> PreparedCommit<'a> {
         let version = head + 1;
         let inline = self.draft.added.iter().any(|f| f.inline.is_some());
         Ok(Commit {
-            format: if plan.purged_inline_through.is_some() {
+            format: if !self.draft.segments.is_empty() {
                 COMMIT_FORMAT
+            } else if plan.purged_inline_through.is_some() {
+                PURGE_COMMIT_FORMAT
             } else if inline {
                 INLINE_COMMIT_FORMAT
             } else {
@@ -486,6 +489,7 @@ impl<'a> PreparedCommit<'a> {
             writer: self.meta.writer.clone(),
             operation: self.operation,
             added: self.draft.added.clone(),
+            segments: self.draft.segments.clone(),
             removed: self.draft.removed.clone(),
             purged: plan.purged,
             purged_inline_through: plan.purged_inline_through,
@@ -612,6 +616,35 @@ fn validate_draft(draft: &CommitDraft) -> Result<()> {
                 file.path
             )));
         }
+    }
+    // Every segment holds rows of some added part, and every part naming
+    // a segment names one of this commit's.
+    let mut segments: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    for segment in &draft.segments {
+        if segments.insert(segment.name.as_str(), false).is_some() {
+            return Err(MetaError::InvalidCommit(format!(
+                "segment {} is added twice",
+                segment.name
+            )));
+        }
+    }
+    for file in &draft.added {
+        if let Some(at) = &file.segment {
+            match segments.get_mut(at.segment.as_str()) {
+                Some(used) if file.is_inline() && file.inline.is_none() => *used = true,
+                _ => {
+                    return Err(MetaError::InvalidCommit(format!(
+                        "file {} names segment {}, which is not one of the commit's, or is not an inline part without bytes of its own",
+                        file.path, at.segment
+                    )));
+                }
+            }
+        }
+    }
+    if let Some((name, _)) = segments.iter().find(|(_, used)| !**used) {
+        return Err(MetaError::InvalidCommit(format!(
+            "segment {name} holds no added part's rows"
+        )));
     }
     for file in &draft.removed {
         if seen.contains(file.path.as_str()) {

@@ -31,8 +31,8 @@ pub use location::{RetryOptions, S3Access, S3Options, TableLocation};
 pub use meta::{LogDiscovery, MetaOptions, MetaStore, get_if_present};
 pub use model::{
     COMMIT_FORMAT, ColumnDef, ColumnStats, ColumnType, Commit, CommitDraft, CommitSummary,
-    DataFile, FileRef, INLINE_PREFIX, InlineData, Operation, PartitionStats, StatValue, Tombstone,
-    Totals, is_inline_path,
+    DataFile, FileRef, INLINE_PREFIX, InlineData, InlineSegment, Operation, PartitionStats,
+    SegmentRef, StatValue, Tombstone, Totals, is_inline_path,
 };
 pub use replica::{PartitionFilter, Snapshot};
 pub use store_check::{StoreRace, race_conditional_creates};

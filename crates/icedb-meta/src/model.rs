@@ -5,16 +5,22 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The newest commit format this build reads. A commit purging flushed
-/// inline parts by version ([`Commit::purged_inline_through`]) is written
-/// in format 4 (a format-3 build would ignore the purge and keep state no
-/// other replica has); one carrying inline rows in format 3 (its parts are
-/// Arrow IPC; format 2's were Parquet, and a build that reads only format
-/// 1 would take an inline part for a missing object); every other commit
-/// in format 1, so older builds still read tables that never inline.
-pub const COMMIT_FORMAT: u32 = 4;
+/// The newest commit format this build reads. A commit carrying inline
+/// rows in segments ([`Commit::segments`]: one encoding shared by an
+/// insert's parts, each part a row range of it) is written in format 5 (a
+/// format-4 build would find parts without rows); one purging flushed
+/// inline parts by version ([`Commit::purged_inline_through`]) in format 4
+/// (a format-3 build would ignore the purge and keep state no other
+/// replica has); one carrying inline rows part by part in format 3 (Arrow
+/// IPC; format 2's were Parquet, and a build that reads only format 1
+/// would take an inline part for a missing object); every other commit in
+/// format 1, so older builds still read tables that never inline.
+pub const COMMIT_FORMAT: u32 = 5;
 
-/// The format of a commit carrying inline rows.
+/// The format of a commit purging inline parts by version.
+pub(crate) const PURGE_COMMIT_FORMAT: u32 = 4;
+
+/// The format of a commit carrying inline rows part by part.
 pub(crate) const INLINE_COMMIT_FORMAT: u32 = 3;
 
 /// The format of a commit without inline rows.
@@ -112,6 +118,12 @@ pub struct DataFile {
     /// on the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<InlineData>,
+    /// For an inline part kept in a segment of its commit
+    /// ([`Commit::segments`]): which segment, and where its rows start.
+    /// [`crate::Snapshot::load_inline`] then sets `inline` to the whole
+    /// segment's bytes; the part's rows are `rows` rows from `offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentRef>,
 }
 
 impl DataFile {
@@ -126,7 +138,25 @@ pub fn is_inline_path(path: &str) -> bool {
     path.starts_with(INLINE_PREFIX)
 }
 
-/// The bytes of an inline part: a Parquet file, base64 in the log's JSON.
+/// Where an inline part's rows are in a segment: rows `offset..offset +
+/// rows` of segment `segment` (the part's [`DataFile::rows`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    pub segment: String,
+    pub offset: u64,
+}
+
+/// The rows of several inline parts of one commit, encoded once (one
+/// Arrow IPC stream, Snappy-compressed): an insert spread over 30
+/// partitions writes, compresses, logs and stores one value instead of
+/// 30. Its name is minted by the writer and unique in the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InlineSegment {
+    pub name: String,
+    pub data: InlineData,
+}
+
+/// The bytes of an inline part or segment, base64 in the log's JSON.
 #[derive(Clone, PartialEq, Eq)]
 pub struct InlineData(pub bytes::Bytes);
 
@@ -233,6 +263,10 @@ pub struct Commit {
     pub operation: Operation,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added: Vec<DataFile>,
+    /// The rows of the inline parts among `added` that name a segment
+    /// ([`DataFile::segment`]). Format 5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<InlineSegment>,
     /// Files tombstoned by this commit; they stay readable until purged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<FileRef>,
@@ -263,6 +297,8 @@ pub struct Commit {
 pub struct CommitDraft {
     pub operation: Option<Operation>,
     pub added: Vec<DataFile>,
+    /// The segments the added inline parts name ([`Commit::segments`]).
+    pub segments: Vec<InlineSegment>,
     pub removed: Vec<FileRef>,
     pub purged: Vec<FileRef>,
     /// Purge every inline part removed at or before this version

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Conflict, MetaError, Result};
 use crate::model::{
     ColumnDef, ColumnStats, Commit, CommitDraft, CommitSummary, DataFile, FileRef, INLINE_PREFIX,
-    InlineData, Operation, PartitionStats, Tombstone, Totals,
+    InlineData, Operation, PartitionStats, SegmentRef, Tombstone, Totals,
 };
 
 /// `version` → head version; `format` → replica format.
@@ -49,6 +49,15 @@ const INFO: TableDefinition<&str, &str> = TableDefinition::new("info");
 const INLINE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inline");
 /// The inline parts as a snapshot reads them.
 type InlineTable = redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
+/// segment name → its bytes ([`crate::InlineSegment`]), while a part
+/// whose `INLINE` value refers to it ([`SEGMENT_REF`]) is held. Replicas
+/// written before segments existed lack the table: read as empty.
+const SEGMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("segments");
+/// segment name → how many held parts (live or tombstoned) refer to it.
+const SEGMENT_PARTS: TableDefinition<&str, u64> = TableDefinition::new("segment_parts");
+/// An `INLINE` value starting with this is a [`SegmentRef`] (postcard)
+/// rather than a part's own bytes (which start with `ICEIPCS1` or `PAR1`).
+const SEGMENT_REF: &[u8; 8] = b"ICESEGR1";
 /// META keys: totals of the live inline parts, and the bytes of every
 /// inline part held (live or tombstoned, until purged).
 const INLINE_FILES: &str = "inline_files";
@@ -217,6 +226,8 @@ impl Replica {
             txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
             txn.open_table(INFO).map_err(|e| err(e.into()))?;
             txn.open_table(INLINE).map_err(|e| err(e.into()))?;
+            txn.open_table(SEGMENTS).map_err(|e| err(e.into()))?;
+            txn.open_table(SEGMENT_PARTS).map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(())
@@ -292,7 +303,11 @@ impl Replica {
             let mut summaries = txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             let mut retired = txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
             let mut info = txn.open_table(INFO).map_err(|e| err(e.into()))?;
-            let mut inline = txn.open_table(INLINE).map_err(|e| err(e.into()))?;
+            let mut inline = InlineTables {
+                parts: txn.open_table(INLINE).map_err(|e| err(e.into()))?,
+                segments: txn.open_table(SEGMENTS).map_err(|e| err(e.into()))?,
+                segment_parts: txn.open_table(SEGMENT_PARTS).map_err(|e| err(e.into()))?,
+            };
             let counter = |meta: &redb::Table<&str, u64>, key: &str| -> Result<u64> {
                 Ok(meta
                     .get(key)
@@ -365,6 +380,18 @@ impl Replica {
                     }
                     _ => {}
                 }
+                for segment in &commit.segments {
+                    inline
+                        .segments
+                        .insert(segment.name.as_str(), segment.data.0.as_ref())
+                        .map_err(|e| err(e.into()))?;
+                    inline
+                        .segment_parts
+                        .insert(segment.name.as_str(), 0)
+                        .map_err(|e| err(e.into()))?;
+                    inline_held += segment.data.0.len() as u64;
+                }
+                let mut segment_parts: HashMap<&str, u64> = HashMap::new();
                 for file in &commit.added {
                     // Writers refuse to add a known path; a log written
                     // without that check must still not count a file twice.
@@ -401,17 +428,26 @@ impl Replica {
                             encode(&stored).as_slice(),
                         )
                         .map_err(|e| err(e.into()))?;
+                    let key = (file.partition.as_str(), file.path.as_str());
                     if let Some(data) = &file.inline {
                         inline
-                            .insert(
-                                (file.partition.as_str(), file.path.as_str()),
-                                data.0.as_ref(),
-                            )
+                            .parts
+                            .insert(key, data.0.as_ref())
                             .map_err(|e| err(e.into()))?;
+                        inline_held += data.0.len() as u64;
+                    } else if let Some(at) = &file.segment {
+                        let mut value = SEGMENT_REF.to_vec();
+                        value.extend(encode(at));
+                        inline
+                            .parts
+                            .insert(key, value.as_slice())
+                            .map_err(|e| err(e.into()))?;
+                        *segment_parts.entry(at.segment.as_str()).or_default() += 1;
+                    }
+                    if file.inline.is_some() || file.segment.is_some() {
                         inline_totals.0 += 1;
                         inline_totals.1 += file.rows;
                         inline_totals.2 += file.bytes;
-                        inline_held += data.0.len() as u64;
                     }
                     load_totals(&partitions, &file.partition, &mut totals)?;
                     let stats = totals.get_mut(&file.partition).expect("loaded");
@@ -419,6 +455,23 @@ impl Replica {
                     stats.rows += file.rows;
                     stats.bytes += file.bytes;
                     stats.newest_write_ms = stats.newest_write_ms.max(file.created_ms);
+                }
+                for segment in &commit.segments {
+                    let name = segment.name.as_str();
+                    match segment_parts.get(name) {
+                        Some(&parts) => {
+                            inline
+                                .segment_parts
+                                .insert(name, parts)
+                                .map_err(|e| err(e.into()))?;
+                        }
+                        // Every part naming it was ignored (paths the log
+                        // already held): nothing refers to its rows.
+                        None => {
+                            inline_held =
+                                inline_held.saturating_sub(inline.drop_segment(name, path)?)
+                        }
+                    }
                 }
                 let mut live = remove_live(&mut files, &commit.removed, path)?;
                 for removed in &commit.removed {
@@ -591,6 +644,7 @@ impl Replica {
                 .added
                 .iter()
                 .filter_map(|f| f.inline.as_ref())
+                .chain(draft.segments.iter().map(|s| &s.data))
                 .map(|data| data.0.len() as u64)
                 .sum();
             if adding > 0 && held + adding > limit {
@@ -753,6 +807,7 @@ impl Replica {
             txn,
             version,
             path: Arc::new(self.path.clone()),
+            segments_read: Default::default(),
         })
     }
 
@@ -834,6 +889,71 @@ fn remove_pairs<'a>(
     Ok(())
 }
 
+/// The tables holding inline rows, in a write transaction: parts' own
+/// bytes or references into segments, the segments, and how many held
+/// parts refer to each segment.
+struct InlineTables<'txn> {
+    parts: redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    segments: redb::Table<'txn, &'static str, &'static [u8]>,
+    segment_parts: redb::Table<'txn, &'static str, u64>,
+}
+
+impl InlineTables<'_> {
+    /// Removes the inline parts among `files`; returns the bytes this frees:
+    /// the parts' own, and those of each segment whose last part goes.
+    fn remove<'a>(
+        &mut self,
+        files: impl IntoIterator<Item = &'a FileRef>,
+        path: &Path,
+    ) -> Result<u64> {
+        let err = |e: redb::StorageError| replica_error(path, e);
+        let mut freed = 0;
+        let mut released: HashMap<String, u64> = HashMap::new();
+        let mut undecodable = None;
+        remove_pairs(&mut self.parts, files, path, |_, value| {
+            match value.strip_prefix(SEGMENT_REF.as_slice()) {
+                Some(at) => match decode::<SegmentRef>(path, at) {
+                    Ok(at) => *released.entry(at.segment).or_default() += 1,
+                    Err(e) => {
+                        undecodable.get_or_insert(e);
+                    }
+                },
+                None => freed += value.len() as u64,
+            }
+        })?;
+        if let Some(e) = undecodable {
+            return Err(e);
+        }
+        for (name, parts) in released {
+            let held = self
+                .segment_parts
+                .get(name.as_str())
+                .map_err(err)?
+                .map_or(0, |v| v.value());
+            match held.saturating_sub(parts) {
+                0 => freed += self.drop_segment(&name, path)?,
+                left => {
+                    self.segment_parts
+                        .insert(name.as_str(), left)
+                        .map_err(err)?;
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Forgets a segment; returns its size.
+    fn drop_segment(&mut self, name: &str, path: &Path) -> Result<u64> {
+        let err = |e: redb::StorageError| replica_error(path, e);
+        self.segment_parts.remove(name).map_err(err)?;
+        Ok(self
+            .segments
+            .remove(name)
+            .map_err(err)?
+            .map_or(0, |bytes| bytes.value().len() as u64))
+    }
+}
+
 /// What [`purge_entries`] removed.
 struct Purged {
     /// Path → (added in, removed in) of each tombstone removed.
@@ -847,7 +967,7 @@ struct Purged {
 /// walks it once with `retain`; a few paths are looked up one by one.
 fn purge_entries(
     tombstones: &mut redb::Table<&str, &[u8]>,
-    inline: &mut redb::Table<(&str, &str), &[u8]>,
+    inline: &mut InlineTables<'_>,
     purged: &[FileRef],
     path: &Path,
 ) -> Result<Purged> {
@@ -883,14 +1003,11 @@ fn purge_entries(
     if let Some(e) = undecodable {
         return Err(e);
     }
-    let mut freed = 0;
-    remove_pairs(
-        inline,
+    let freed = inline.remove(
         purged
             .iter()
             .filter(|f| crate::model::is_inline_path(&f.path)),
         path,
-        |_, value| freed += value.len() as u64,
     )?;
     Ok(Purged {
         tombstones: found,
@@ -903,7 +1020,7 @@ fn purge_entries(
 /// range; inline paths sort together under [`INLINE_PREFIX`]).
 fn purge_inline_through(
     tombstones: &mut redb::Table<&str, &[u8]>,
-    inline: &mut redb::Table<(&str, &str), &[u8]>,
+    inline: &mut InlineTables<'_>,
     through: u64,
     path: &Path,
 ) -> Result<Purged> {
@@ -934,10 +1051,7 @@ fn purge_inline_through(
     if let Some(e) = undecodable {
         return Err(e);
     }
-    let mut freed = 0;
-    remove_pairs(inline, &purged, path, |_, value| {
-        freed += value.len() as u64
-    })?;
+    let freed = inline.remove(&purged, path)?;
     Ok(Purged {
         tombstones: found,
         inline_bytes: freed,
@@ -1063,12 +1177,72 @@ impl Scan {
     };
 }
 
+/// Reads inline parts in a snapshot (each segment's bytes once per
+/// snapshot: [`Snapshot::segments_read`]).
+struct InlineReader {
+    parts: Option<InlineTable>,
+    segments: Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+}
+
+impl InlineReader {
+    /// The bytes of the inline part (partition, path) and, for a part in a
+    /// segment, where its rows are; `None` for a path that names no inline
+    /// part.
+    fn part(
+        &mut self,
+        snapshot: &Snapshot,
+        partition: &str,
+        path: &str,
+    ) -> Result<Option<(InlineData, Option<SegmentRef>)>> {
+        let (Some(table), true) = (&self.parts, crate::model::is_inline_path(path)) else {
+            return Ok(None);
+        };
+        match table.get((partition, path)).map_err(|e| snapshot.err(e))? {
+            Some(value) => self.resolve(snapshot, path, value.value()).map(Some),
+            None => Err(snapshot.missing_inline(path)),
+        }
+    }
+
+    /// What the `INLINE` value of part `path` stands for: the part's own
+    /// bytes, or its segment's bytes and where in them its rows are.
+    fn resolve(
+        &mut self,
+        snapshot: &Snapshot,
+        path: &str,
+        value: &[u8],
+    ) -> Result<(InlineData, Option<SegmentRef>)> {
+        let Some(at) = value.strip_prefix(SEGMENT_REF.as_slice()) else {
+            return Ok((InlineData(bytes::Bytes::copy_from_slice(value)), None));
+        };
+        let at: SegmentRef = decode(&snapshot.path, at)?;
+        let mut read = snapshot.segments_read.lock().expect("not poisoned");
+        if let Some(bytes) = read.get(&at.segment) {
+            return Ok((InlineData(bytes.clone()), Some(at)));
+        }
+        let stored = match &self.segments {
+            Some(table) => table
+                .get(at.segment.as_str())
+                .map_err(|e| snapshot.err(e))?,
+            None => None,
+        };
+        let Some(stored) = stored else {
+            return Err(snapshot.missing_inline(path));
+        };
+        let bytes = bytes::Bytes::copy_from_slice(stored.value());
+        read.insert(at.segment.clone(), bytes.clone());
+        Ok((InlineData(bytes), Some(at)))
+    }
+}
+
 /// A consistent, read-only view of the table at one version. Cheap to make;
 /// holds a redb read transaction, so later commits do not change it.
 pub struct Snapshot {
     txn: ReadTransaction,
     version: u64,
     path: Arc<PathBuf>,
+    /// Inline segments read so far, by name: a flush's jobs (one per
+    /// partition, each loading its own parts) share one copy of each.
+    segments_read: std::sync::Mutex<HashMap<String, bytes::Bytes>>,
 }
 
 impl Snapshot {
@@ -1143,13 +1317,18 @@ impl Snapshot {
 
     /// Fills in the bytes of the inline parts among `files` (as this
     /// snapshot holds them).
+    /// A part in a segment gets the segment's bytes (shared by its parts,
+    /// read once) and where its rows are ([`DataFile::segment`]).
     pub fn load_inline(&self, files: &mut [DataFile]) -> Result<()> {
-        let inline = self.inline_table()?;
+        let mut reader = self.inline_reader()?;
         for file in files
             .iter_mut()
             .filter(|f| f.is_inline() && f.inline.is_none())
         {
-            file.inline = self.inline_data(inline.as_ref(), &file.partition, &file.path)?;
+            if let Some((data, segment)) = reader.part(self, &file.partition, &file.path)? {
+                file.inline = Some(data);
+                file.segment = segment;
+            }
         }
         Ok(())
     }
@@ -1175,11 +1354,12 @@ impl Snapshot {
         mut visit: impl FnMut(DataFile, u64),
     ) -> Result<()> {
         let table = self.txn.open_table(FILES).map_err(|e| self.err(e))?;
-        let inline_table = if scan.bytes {
-            self.inline_table()?
+        let mut reader = if scan.bytes {
+            Some(self.inline_reader()?)
         } else {
             None
         };
+        let inline_table = reader.as_mut().and_then(|r| r.parts.take());
         let mut inline_parts = match &inline_table {
             Some(inline) => Some(
                 inline
@@ -1214,6 +1394,7 @@ impl Snapshot {
                 }
             };
             let mut inline = None;
+            let mut segment = None;
             if let (Some(parts), true) = (&mut inline_parts, crate::model::is_inline_path(path)) {
                 loop {
                     if inline_at.is_none() {
@@ -1223,7 +1404,9 @@ impl Snapshot {
                     match at.value().cmp(&(partition, path)) {
                         std::cmp::Ordering::Less => inline_at = None,
                         std::cmp::Ordering::Equal => {
-                            inline = Some(InlineData(bytes::Bytes::copy_from_slice(bytes.value())));
+                            let reader = reader.as_mut().expect("made with the table");
+                            let (data, at) = reader.resolve(self, path, bytes.value())?;
+                            (inline, segment) = (Some(data), at);
                             inline_at = None;
                             break;
                         }
@@ -1242,6 +1425,7 @@ impl Snapshot {
                 created_ms: stored.created_ms,
                 columns: stored.columns.into_iter().collect(),
                 inline,
+                segment,
             };
             visit(file, stored.added_in);
         }
@@ -1270,14 +1454,15 @@ impl Snapshot {
                 files.push(file);
             }
         })?;
-        let inline = self.inline_table()?;
+        let mut reader = self.inline_reader()?;
         for tombstone in self.tombstones()? {
             if filter.matches(&tombstone.partition)
                 && tombstone.added_in <= version
                 && version < tombstone.removed_in
             {
-                let data =
-                    self.inline_data(inline.as_ref(), &tombstone.partition, &tombstone.path)?;
+                let (inline, segment) = reader
+                    .part(self, &tombstone.partition, &tombstone.path)?
+                    .map_or((None, None), |(data, at)| (Some(data), at));
                 files.push(DataFile {
                     path: tombstone.path,
                     partition: tombstone.partition,
@@ -1285,39 +1470,28 @@ impl Snapshot {
                     rows: tombstone.rows,
                     created_ms: 0,
                     columns: Default::default(),
-                    inline: data,
+                    inline,
+                    segment,
                 });
             }
         }
         Ok(Some(files))
     }
 
-    /// The replica's inline parts, if it has the table (older replicas
-    /// and checkpoints do not, and hold none).
-    fn inline_table(&self) -> Result<Option<InlineTable>> {
-        match self.txn.open_table(INLINE) {
-            Ok(table) => Ok(Some(table)),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(self.err(e)),
-        }
-    }
-
-    fn inline_data(
-        &self,
-        table: Option<&InlineTable>,
-        partition: &str,
-        path: &str,
-    ) -> Result<Option<InlineData>> {
-        let (Some(table), true) = (table, crate::model::is_inline_path(path)) else {
-            return Ok(None);
+    /// Reads inline parts' bytes (tables that older replicas and
+    /// checkpoints lack are read as empty: they hold no such rows).
+    fn inline_reader(&self) -> Result<InlineReader> {
+        let parts = match self.txn.open_table(INLINE) {
+            Ok(table) => Some(table),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(self.err(e)),
         };
-        let value = table.get((partition, path)).map_err(|e| self.err(e))?;
-        match value {
-            Some(bytes) => Ok(Some(InlineData(bytes::Bytes::copy_from_slice(
-                bytes.value(),
-            )))),
-            None => Err(self.missing_inline(path)),
-        }
+        let segments = match self.txn.open_table(SEGMENTS) {
+            Ok(table) => Some(table),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(self.err(e)),
+        };
+        Ok(InlineReader { parts, segments })
     }
 
     fn missing_inline(&self, path: &str) -> MetaError {
@@ -1492,6 +1666,7 @@ mod tests {
             writer: "test".to_owned(),
             operation,
             added: Vec::new(),
+            segments: Vec::new(),
             removed: Vec::new(),
             purged: Vec::new(),
             purged_inline_through: None,
@@ -1510,6 +1685,7 @@ mod tests {
             created_ms: 0,
             columns: BTreeMap::new(),
             inline: inline.then(|| InlineData(bytes::Bytes::from_static(b"abc"))),
+            segment: None,
         }
     }
 
@@ -1803,6 +1979,125 @@ mod tests {
         assert_eq!(retired(&replica).len(), 6);
         let txn = replica.db.begin_read().unwrap();
         assert_eq!(txn.open_table(INLINE).unwrap().len().unwrap(), 0);
+    }
+
+    /// Parts in a segment: the segment is stored and counted once, each
+    /// part reads it with where its rows are (live and in time travel),
+    /// and it is forgotten with the purge of its last part, by either
+    /// kind of purge. A segment no part ends up naming is not kept.
+    #[test]
+    fn a_segment_is_held_once_until_its_last_part_is_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let bytes = bytes::Bytes::from_static(b"ten bytes!");
+        let part = |partition: &str, offset: u64| DataFile {
+            partition: partition.to_owned(),
+            bytes: 5,
+            rows: 2,
+            inline: None,
+            segment: Some(SegmentRef {
+                segment: "s1".to_owned(),
+                offset,
+            }),
+            ..file(&format!("inline/{partition}/{offset}"), true)
+        };
+        let (a, b, c) = (part("p=1", 0), part("p=2", 2), part("p=3", 4));
+        let own = file("inline/p=1/own", true);
+        let mut add = commit(1, Operation::Insert);
+        add.added = vec![a.clone(), b.clone(), c.clone(), own.clone()];
+        add.segments = vec![crate::model::InlineSegment {
+            name: "s1".to_owned(),
+            data: InlineData(bytes.clone()),
+        }];
+        replica.apply(&[add]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 10 + 3);
+        let totals = snapshot.inline_totals().unwrap();
+        assert_eq!((totals.files, totals.rows, totals.bytes), (4, 7, 18));
+        let loaded: Vec<_> = snapshot
+            .files(&PartitionFilter::All)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path, f.inline.map(|d| d.0), f.segment.map(|s| s.offset)))
+            .collect();
+        assert_eq!(
+            loaded,
+            [
+                (a.path.clone(), Some(bytes.clone()), Some(0)),
+                (
+                    own.path.clone(),
+                    Some(bytes::Bytes::from_static(b"abc")),
+                    None
+                ),
+                (b.path.clone(), Some(bytes.clone()), Some(2)),
+                (c.path.clone(), Some(bytes.clone()), Some(4)),
+            ]
+        );
+        let mut heads = snapshot.file_heads(&PartitionFilter::All).unwrap();
+        snapshot.load_inline(&mut heads).unwrap();
+        assert!(heads.iter().all(|f| f.inline.is_some()));
+        assert_eq!(heads[2].segment, b.segment);
+        drop(snapshot);
+
+        // Two parts flushed and purged by name: the third keeps the segment.
+        let mut flush = commit(2, Operation::Merge);
+        flush.removed = remove_refs(&[a.clone(), b.clone(), own.clone()]);
+        let mut vacuum = commit(3, Operation::Vacuum);
+        vacuum.purged = remove_refs(&[a.clone(), own.clone()]);
+        replica.apply(&[flush, vacuum]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 10);
+        let at_one = snapshot.files_at(1, &PartitionFilter::All).unwrap();
+        assert_eq!(at_one, None, "version 1 lost purged parts");
+        let at_two = snapshot
+            .files_at(2, &PartitionFilter::All)
+            .unwrap()
+            .unwrap();
+        assert_eq!(at_two.len(), 1);
+        assert_eq!(
+            at_two[0].inline.as_ref().map(|d| d.0.clone()),
+            Some(bytes.clone())
+        );
+        drop(snapshot);
+
+        // The last live part flushed, then every flushed part purged by version.
+        let mut flush = commit(4, Operation::Merge);
+        flush.removed = remove_refs(std::slice::from_ref(&c));
+        let mut purge = commit(5, Operation::Merge);
+        purge.purged_inline_through = Some(4);
+        replica.apply(&[flush, purge]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 0);
+        assert_eq!(snapshot.inline_totals().unwrap().files, 0);
+        drop(snapshot);
+        {
+            let txn = replica.db.begin_read().unwrap();
+            assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 0);
+            assert_eq!(txn.open_table(SEGMENT_PARTS).unwrap().len().unwrap(), 0);
+            assert_eq!(txn.open_table(INLINE).unwrap().len().unwrap(), 0);
+        }
+
+        // A commit whose only part names a path the log holds already.
+        let live = file("inline/p=9/live", true);
+        let mut first = commit(6, Operation::Insert);
+        first.added = vec![live.clone()];
+        let mut again = commit(7, Operation::Insert);
+        again.added = vec![DataFile {
+            inline: None,
+            segment: Some(SegmentRef {
+                segment: "s2".to_owned(),
+                offset: 0,
+            }),
+            ..live
+        }];
+        again.segments = vec![crate::model::InlineSegment {
+            name: "s2".to_owned(),
+            data: InlineData(bytes.clone()),
+        }];
+        replica.apply(&[first, again]).unwrap();
+        assert_eq!(replica.snapshot().unwrap().inline_held_bytes().unwrap(), 3);
+        let txn = replica.db.begin_read().unwrap();
+        assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 0);
     }
 
     fn remove_refs(files: &[DataFile]) -> Vec<FileRef> {

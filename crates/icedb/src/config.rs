@@ -164,10 +164,12 @@ pub struct InlineSettings {
     /// A partition's part of an insert is inlined when it has at most this
     /// many rows (0: never inline)...
     pub max_rows: usize,
-    /// ...and its Parquet encoding is at most this many bytes.
+    /// ...and its share of its segment's bytes (in proportion to its rows:
+    /// an insert encodes its parts together) is at most this many.
     pub max_part_bytes: u64,
-    /// The most bytes of inline parts the table's state holds (live, and
-    /// flushed ones kept for time travel); a commit that would pass it
+    /// The most bytes of inline rows the table's state holds (segments and
+    /// parts with a live part or a flushed one kept for time travel: a
+    /// segment counts whole until its last part is purged); a commit that would pass it
     /// writes files instead (checked against the log at commit time, so
     /// concurrent writers cannot pass it either). Replicas and checkpoints
     /// grow by at most this.

@@ -20,6 +20,7 @@ use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::file::metadata::ParquetMetaData;
 
 use crate::error::{Result, TableError};
+use crate::inline_part::{Decoded, PartReader};
 use crate::write;
 
 /// Inputs at most this large are read with one GET. A job's inputs are
@@ -46,18 +47,20 @@ pub(crate) async fn open_all(
     store: &Arc<dyn ObjectStore>,
     files: &[DataFile],
     wanted_order: &str,
+    parts: &PartReader,
 ) -> Result<Vec<Input>> {
     // Owned items and futures: a borrow in a buffered stream's futures
-    // makes the merge future not `Send` for every lifetime.
+    // makes the merge future not `Send` for every lifetime. Inline parts
+    // are decoded here (in memory already; a segment once per round).
     let wanted: Arc<str> = wanted_order.into();
     let store = store.clone();
-    let files: Vec<(Path, u64, Option<bytes::Bytes>)> = files
+    let files: Vec<(Path, u64, Option<Decoded>)> = files
         .iter()
         .map(|f| {
-            let inline = f.inline.as_ref().map(|data| data.0.clone());
-            (Path::from(f.path.as_str()), f.bytes, inline)
+            let inline = f.inline.is_some().then(|| parts.read(f)).transpose()?;
+            Ok((Path::from(f.path.as_str()), f.bytes, inline))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     futures::stream::iter(files)
         .map(move |(path, bytes, inline)| open(store.clone(), path, bytes, inline, wanted.clone()))
         .buffered(OPEN_AT_ONCE)
@@ -69,11 +72,10 @@ async fn open(
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
-    inline: Option<bytes::Bytes>,
+    inline: Option<Decoded>,
     wanted_order: Arc<str>,
 ) -> Result<Input> {
-    if let Some(bytes) = inline {
-        let part = crate::inline_part::decode(&bytes)?;
+    if let Some(part) = inline {
         return Ok(Input {
             sorted: part.sort_order.as_deref() == Some(&*wanted_order),
             schema: part.schema,

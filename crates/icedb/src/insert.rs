@@ -11,13 +11,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use futures::StreamExt;
 use icedb_meta::{
-    CommitDraft, CommitError, Conflict, DataFile, InlineData, Operation, PostCommit, ReadHead,
+    CommitDraft, CommitError, Conflict, DataFile, InlineData, InlineSegment, Operation, PostCommit,
+    ReadHead,
 };
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use crate::Batch;
 use crate::error::{Result, TableError};
+use crate::inline_part::{Segment, encode_segment};
 use crate::prepared::{JoinedRows, PreparedRows};
 use crate::schema;
 use crate::table::{Formatter, Table};
@@ -81,12 +83,12 @@ struct Staged {
     partitions: usize,
 }
 
-/// One encoded job of an insert.
+/// What one CPU task of an insert encoded.
 enum Encoded {
     /// A file to upload.
     File((DataFile, Vec<u8>)),
-    /// Rows few enough to be kept in the commit.
-    Part(write::InlinePart),
+    /// The task's inline parts (rows few enough to be kept in the commit).
+    Segment(Segment),
 }
 
 /// Rows of small files one insert's CPU task encodes before the next file
@@ -279,6 +281,7 @@ impl Table {
                 }
             }
             draft.inline_limit = None;
+            draft.segments.clear();
             draft.added = uploaded.clone();
             outcome = self.win(draft, None).await;
         }
@@ -358,7 +361,10 @@ impl Table {
         }
         let parts: usize = tasks.iter().map(Vec::len).sum();
         let task_count = tasks.len();
-        let inline_rows = self.config.inline.max_rows;
+        let (inline_rows, max_part_bytes) = (
+            self.config.inline.max_rows,
+            self.config.inline.max_part_bytes,
+        );
         let encoders = tasks.into_iter().map(|jobs| {
             let (batch, columns, layout) =
                 (batch.clone(), columns.clone(), FileLayout::of(&self.config));
@@ -366,20 +372,27 @@ impl Table {
                 let rows: Vec<&[usize]> = jobs.iter().map(|(_, rows)| rows.as_slice()).collect();
                 let records = write::sorted_parts(&batch, &rows, &columns, &layout.sort_order)?;
                 let created = now.timestamp_millis();
-                jobs.iter()
-                    .zip(records)
-                    .map(|((partition, rows), record)| {
-                        if rows.len() <= inline_rows {
-                            layout
-                                .encode_inline(record, partition, created)
-                                .map(Encoded::Part)
-                        } else {
-                            layout
-                                .encode_insert(record, partition, created)
-                                .map(Encoded::File)
-                        }
-                    })
-                    .collect::<Result<Vec<_>>>()
+                let mut encoded = Vec::new();
+                let mut inline = Vec::new();
+                for ((partition, rows), record) in jobs.iter().zip(records) {
+                    if rows.len() <= inline_rows {
+                        let entry = FileLayout::inline_entry(&record, partition, created);
+                        inline.push((entry, record));
+                    } else {
+                        let file = layout.encode_insert(record, partition, created)?;
+                        encoded.push(Encoded::File(file));
+                    }
+                }
+                // The task's inline parts are one segment: one encoding,
+                // one value in the log and the replica.
+                let (segment, too_big) =
+                    encode_segment(inline, &layout.sort_order, max_part_bytes)?;
+                for (entry, record) in too_big {
+                    let file = layout.encode_insert(record, &entry.partition, created)?;
+                    encoded.push(Encoded::File(file));
+                }
+                encoded.extend(segment.map(Encoded::Segment));
+                Ok::<_, TableError>(encoded)
             })
         });
         let encoded: Vec<Encoded> = futures::future::try_join_all(encoders)
@@ -392,19 +405,26 @@ impl Table {
             .into_iter()
             .flatten()
             .collect();
-        let (inline, records, to_upload) = self.split_inline(encoded).await?;
+        let (segments, to_upload) = self.split_inline(encoded).await?;
         let uploaded: Vec<DataFile> = self.upload(to_upload).await?;
         let mut draft = CommitDraft::new(Operation::Insert);
         draft.definition = Some(self.definition_json.clone());
         draft.columns = columns.as_ref().clone();
-        if !inline.is_empty() {
+        draft.added = uploaded.clone();
+        let mut records = Vec::new();
+        for segment in segments {
+            for (file, record) in segment.parts {
+                records.push((file.partition.clone(), record));
+                draft.added.push(file);
+            }
+            draft.segments.push(InlineSegment {
+                name: segment.name,
+                data: InlineData(segment.bytes.into()),
+            });
+        }
+        if !draft.segments.is_empty() {
             draft.inline_limit = Some(self.config.inline.limit_bytes);
         }
-        draft.added = uploaded
-            .iter()
-            .cloned()
-            .chain(inline.iter().cloned())
-            .collect();
         Ok(Staged {
             draft,
             uploaded,
@@ -430,52 +450,34 @@ impl Table {
         .await
     }
 
-    /// Splits an insert's encoded parts into those kept in the commit
-    /// (small enough, and the table's inline bound not reached as of the
-    /// last sync: the parts, and their rows should they have to become
-    /// files after all) and those uploaded as files (parts over
-    /// `max_part_bytes` or the bound are written as files here).
-    #[allow(clippy::type_complexity)]
+    /// Splits an insert's encoded output into the segments kept in the
+    /// commit and the files to upload: segments become files too when
+    /// they would take the table past its inline bound (as of the last
+    /// sync; the commit checks again against the log's head).
     async fn split_inline(
         &self,
         encoded: Vec<Encoded>,
-    ) -> Result<(
-        Vec<DataFile>,
-        Vec<(String, RecordBatch)>,
-        Vec<(DataFile, Vec<u8>)>,
-    )> {
-        let settings = self.config.inline;
-        let mut parts = Vec::new();
+    ) -> Result<(Vec<Segment>, Vec<(DataFile, Vec<u8>)>)> {
+        let mut segments = Vec::new();
         let mut files = Vec::new();
-        let mut too_big = Vec::new();
         for encoded in encoded {
             match encoded {
                 Encoded::File(file) => files.push(file),
-                Encoded::Part(part) if part.bytes.len() as u64 <= settings.max_part_bytes => {
-                    parts.push(part)
-                }
-                Encoded::Part(part) => too_big.push((part.file.partition, part.record)),
+                Encoded::Segment(segment) => segments.push(segment),
             }
         }
-        let adding: u64 = parts.iter().map(|p| p.bytes.len() as u64).sum();
-        if !parts.is_empty()
-            && self.meta.snapshot()?.inline_held_bytes()? + adding > settings.limit_bytes
+        let adding: u64 = segments.iter().map(|s| s.bytes.len() as u64).sum();
+        if !segments.is_empty()
+            && self.meta.snapshot()?.inline_held_bytes()? + adding > self.config.inline.limit_bytes
         {
-            too_big.extend(parts.drain(..).map(|p| (p.file.partition, p.record)));
+            let records = segments
+                .drain(..)
+                .flat_map(|segment| segment.parts)
+                .map(|(file, record)| (file.partition, record))
+                .collect();
+            files.extend(self.parts_as_files(records).await?);
         }
-        files.extend(self.parts_as_files(too_big).await?);
-        let mut records = Vec::with_capacity(parts.len());
-        let inline = parts
-            .into_iter()
-            .map(|part| {
-                records.push((part.file.partition.clone(), part.record));
-                DataFile {
-                    inline: Some(InlineData(part.bytes.into())),
-                    ..part.file
-                }
-            })
-            .collect();
-        Ok((inline, records, files))
+        Ok((segments, files))
     }
 
     /// Encodes rows meant for inline parts (sorted) as files of their

@@ -31,6 +31,8 @@ pub(crate) struct MergeJob {
     pub store: Arc<dyn ObjectStore>,
     /// The replica as the job was planned on: inline parts' bytes.
     pub snapshot: Arc<Snapshot>,
+    /// Decodes inline parts (segments once per round).
+    pub parts: Arc<crate::inline_part::PartReader>,
     pub files: Vec<DataFile>,
     pub table_schema: Vec<ColumnDef>,
     pub sort_order: Vec<String>,
@@ -126,7 +128,7 @@ impl MergeJob {
         tracing::debug_span!("merge.load")
             .in_scope(|| self.snapshot.load_inline(&mut self.files))?;
         let wanted_order = self.sort_order.join(",");
-        crate::inputs::open_all(&self.store, &self.files, &wanted_order)
+        crate::inputs::open_all(&self.store, &self.files, &wanted_order, &self.parts)
             .instrument(tracing::debug_span!("merge.open"))
             .await
     }

@@ -21,6 +21,7 @@ use object_store::path::Path;
 use tracing::Instrument;
 
 use crate::error::{Result, TableError};
+use crate::inline_part::PartReader;
 use crate::kway::{JobOutput, MergeJob, conform_to};
 use crate::schema::arrow_schema;
 use crate::table::Table;
@@ -290,8 +291,12 @@ impl Table {
                 report.absorb(&outcome?);
             }
         } else {
+            // The round's jobs decode each inline segment once between them.
+            let parts = Arc::new(PartReader::default());
             let written: Vec<Result<Written>> = futures::stream::iter(jobs)
-                .map(|inputs| self.write_merged(inputs, &table_schema, snapshot.clone()))
+                .map(|inputs| {
+                    self.write_merged(inputs, &table_schema, snapshot.clone(), parts.clone())
+                })
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
@@ -438,6 +443,7 @@ impl Table {
         inputs: Vec<DataFile>,
         table_schema: &[ColumnDef],
         snapshot: Arc<Snapshot>,
+        parts: Arc<PartReader>,
     ) -> Result<Written> {
         let store = self.meta().object_store();
         let partition = inputs[0].partition.clone();
@@ -448,6 +454,7 @@ impl Table {
         let job = MergeJob {
             store,
             snapshot,
+            parts,
             files: inputs.clone(),
             table_schema: table_schema.to_vec(),
             sort_order: layout.sort_order,
@@ -483,6 +490,7 @@ impl Table {
             created_ms: chrono::Utc::now().timestamp_millis(),
             columns: stats,
             inline: None,
+            segment: None,
         };
         Ok(Written {
             inputs,

@@ -207,14 +207,9 @@ fn register_inline(
     let mut appender = connection
         .appender_to_catalog_and_db("icedb_inline", "temp", "main")
         .map_err(duck)?;
+    let reader = crate::inline_part::PartReader::default();
     for part in parts {
-        let bytes = part
-            .inline
-            .as_ref()
-            .expect("inline parts carry bytes")
-            .0
-            .clone();
-        let decoded = crate::inline_part::decode(&bytes)?;
+        let decoded = reader.read(part)?;
         let values: Vec<(&str, &str)> = hive_values(&part.partition).collect();
         for batch in decoded.batches {
             let batch = conform_to(&batch, &data)?;

@@ -320,14 +320,6 @@ pub fn encode_parquet(
 /// (see [`FileLayout::encode_insert`]).
 const SMALL_FILE_ROWS: usize = 4_096;
 
-/// An insert's rows for one partition encoded as an inline part: its entry
-/// (without the bytes yet), its bytes, and its sorted rows.
-pub(crate) struct InlinePart {
-    pub(crate) file: DataFile,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) record: RecordBatch,
-}
-
 /// How a table lays out its data files: the sort order, compression and
 /// row-group size every writer (insert, merge, rewrite) uses.
 #[derive(Debug, Clone)]
@@ -411,24 +403,18 @@ impl FileLayout {
         self.encode_with(props, record, partition, created_ms)
     }
 
-    /// Encodes `record`, its rows already sorted by the table's order
-    /// ([`sorted_parts`]), as an inline part of `partition` (see
-    /// `inline_part`), keeping the rows in case the part has to become a
-    /// file after all.
-    pub(crate) fn encode_inline(
-        &self,
-        record: RecordBatch,
-        partition: &str,
-        created_ms: i64,
-    ) -> Result<InlinePart> {
-        let bytes = crate::inline_part::encode(&record, &self.sort_order)?;
-        let path = Self::new_inline_path(partition);
-        let file = entry(path, partition, bytes.len(), &record, created_ms);
-        Ok(InlinePart {
-            file,
-            bytes,
+    /// The entry of `record` (rows sorted by the table's order:
+    /// [`sorted_parts`]) as a new inline part of `partition`, to be encoded
+    /// with the insert's other parts in a segment
+    /// ([`crate::inline_part::encode_segment`], which sets its bytes).
+    pub(crate) fn inline_entry(record: &RecordBatch, partition: &str, created_ms: i64) -> DataFile {
+        entry(
+            Self::new_inline_path(partition),
+            partition,
+            0,
             record,
-        })
+            created_ms,
+        )
     }
 
     /// Encodes sorted rows as a new file of `partition`.
@@ -467,6 +453,7 @@ fn entry(
         created_ms,
         columns: column_stats(record),
         inline: None,
+        segment: None,
     }
 }
 

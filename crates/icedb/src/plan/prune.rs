@@ -272,6 +272,7 @@ impl Filter {
             created_ms: 0,
             columns: BTreeMap::new(),
             inline: None,
+            segment: None,
         })
     }
 }
