@@ -380,19 +380,32 @@ impl Replica {
                     }
                     _ => {}
                 }
+                // Writers mint segment names (UUIDv7); a log that repeats
+                // one must not make older parts read another's rows.
+                let mut repeated: HashSet<&str> = HashSet::new();
                 for segment in &commit.segments {
-                    inline
+                    let name = segment.name.as_str();
+                    if inline
                         .segments
-                        .insert(segment.name.as_str(), segment.data.0.as_ref())
-                        .map_err(|e| err(e.into()))?;
-                    inline
-                        .segment_parts
-                        .insert(segment.name.as_str(), 0)
-                        .map_err(|e| err(e.into()))?;
-                    inline_held += segment.data.0.len() as u64;
+                        .get(name)
+                        .map_err(|e| err(e.into()))?
+                        .is_some()
+                    {
+                        tracing::warn!(
+                            version = commit.version,
+                            segment = name,
+                            "commit adds a segment the log already holds; it and its parts are ignored"
+                        );
+                        repeated.insert(name);
+                    }
                 }
                 let mut segment_parts: HashMap<&str, u64> = HashMap::new();
                 for file in &commit.added {
+                    if let Some(at) = &file.segment
+                        && repeated.contains(at.segment.as_str())
+                    {
+                        continue;
+                    }
                     // Writers refuse to add a known path; a log written
                     // without that check must still not count a file twice.
                     let known = files
@@ -456,21 +469,23 @@ impl Replica {
                     stats.bytes += file.bytes;
                     stats.newest_write_ms = stats.newest_write_ms.max(file.created_ms);
                 }
+                // A segment is kept with the number of its parts kept: one
+                // whose every part was ignored (paths the log already
+                // held) has nothing referring to its rows.
                 for segment in &commit.segments {
                     let name = segment.name.as_str();
-                    match segment_parts.get(name) {
-                        Some(&parts) => {
-                            inline
-                                .segment_parts
-                                .insert(name, parts)
-                                .map_err(|e| err(e.into()))?;
-                        }
-                        // Every part naming it was ignored (paths the log
-                        // already held): nothing refers to its rows.
-                        None => {
-                            inline_held =
-                                inline_held.saturating_sub(inline.drop_segment(name, path)?)
-                        }
+                    if let (Some(&parts), false) =
+                        (segment_parts.get(name), repeated.contains(name))
+                    {
+                        inline
+                            .segments
+                            .insert(name, segment.data.0.as_ref())
+                            .map_err(|e| err(e.into()))?;
+                        inline
+                            .segment_parts
+                            .insert(name, parts)
+                            .map_err(|e| err(e.into()))?;
+                        inline_held += segment.data.0.len() as u64;
                     }
                 }
                 let mut live = remove_live(&mut files, &commit.removed, path)?;
@@ -1189,7 +1204,7 @@ impl InlineReader {
     /// segment, where its rows are; `None` for a path that names no inline
     /// part.
     fn part(
-        &mut self,
+        &self,
         snapshot: &Snapshot,
         partition: &str,
         path: &str,
@@ -1206,7 +1221,7 @@ impl InlineReader {
     /// What the `INLINE` value of part `path` stands for: the part's own
     /// bytes, or its segment's bytes and where in them its rows are.
     fn resolve(
-        &mut self,
+        &self,
         snapshot: &Snapshot,
         path: &str,
         value: &[u8],
@@ -1316,11 +1331,11 @@ impl Snapshot {
     }
 
     /// Fills in the bytes of the inline parts among `files` (as this
-    /// snapshot holds them).
-    /// A part in a segment gets the segment's bytes (shared by its parts,
-    /// read once) and where its rows are ([`DataFile::segment`]).
+    /// snapshot holds them). A part in a segment gets the segment's bytes
+    /// (shared by its parts, read once) and where its rows are
+    /// ([`DataFile::segment`]).
     pub fn load_inline(&self, files: &mut [DataFile]) -> Result<()> {
-        let mut reader = self.inline_reader()?;
+        let reader = self.inline_reader()?;
         for file in files
             .iter_mut()
             .filter(|f| f.is_inline() && f.inline.is_none())
@@ -1404,7 +1419,7 @@ impl Snapshot {
                     match at.value().cmp(&(partition, path)) {
                         std::cmp::Ordering::Less => inline_at = None,
                         std::cmp::Ordering::Equal => {
-                            let reader = reader.as_mut().expect("made with the table");
+                            let reader = reader.as_ref().expect("made with the table");
                             let (data, at) = reader.resolve(self, path, bytes.value())?;
                             (inline, segment) = (Some(data), at);
                             inline_at = None;
@@ -1454,7 +1469,7 @@ impl Snapshot {
                 files.push(file);
             }
         })?;
-        let mut reader = self.inline_reader()?;
+        let reader = self.inline_reader()?;
         for tombstone in self.tombstones()? {
             if filter.matches(&tombstone.partition)
                 && tombstone.added_in <= version
@@ -2096,8 +2111,48 @@ mod tests {
         }];
         replica.apply(&[first, again]).unwrap();
         assert_eq!(replica.snapshot().unwrap().inline_held_bytes().unwrap(), 3);
-        let txn = replica.db.begin_read().unwrap();
-        assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 0);
+        {
+            let txn = replica.db.begin_read().unwrap();
+            assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 0);
+        }
+
+        // A commit repeating a held segment's name: it and its parts are
+        // ignored, the held segment's parts keep reading its own bytes.
+        let in_segment = |path: &str, name: &str, data: &'static [u8], version: u64| {
+            let mut c = commit(version, Operation::Insert);
+            c.added = vec![DataFile {
+                inline: None,
+                segment: Some(SegmentRef {
+                    segment: name.to_owned(),
+                    offset: 0,
+                }),
+                ..file(path, true)
+            }];
+            c.segments = vec![crate::model::InlineSegment {
+                name: name.to_owned(),
+                data: InlineData(bytes::Bytes::from_static(data)),
+            }];
+            c
+        };
+        let held_first = in_segment("inline/p=1/first", "s3", b"first", 8);
+        let repeats = in_segment("inline/p=1/second", "s3", b"second!", 9);
+        replica.apply(&[held_first, repeats]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.inline_held_bytes().unwrap(), 3 + 5);
+        let parts: Vec<_> = snapshot
+            .files(&PartitionFilter::All)
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.segment.is_some())
+            .map(|f| (f.path, f.inline.unwrap().0))
+            .collect();
+        assert_eq!(
+            parts,
+            [(
+                "inline/p=1/first".to_owned(),
+                bytes::Bytes::from_static(b"first")
+            )]
+        );
     }
 
     fn remove_refs(files: &[DataFile]) -> Vec<FileRef> {
