@@ -194,6 +194,7 @@ fn shares(total: u64, rows: impl ExactSizeIterator<Item = usize> + Clone) -> Vec
 /// by the jobs of one merge round.
 #[derive(Default)]
 pub(crate) struct PartReader {
+    /// Decoded segments by name, each as one batch.
     segments: Mutex<HashMap<String, Arc<(Decoded, RecordBatch)>>>,
 }
 
@@ -211,8 +212,10 @@ impl PartReader {
             match segments.get(&at.segment) {
                 Some(segment) => segment.clone(),
                 None => {
-                    let decoded = decode(&bytes.0)?;
+                    let mut decoded = decode(&bytes.0)?;
+                    // One batch as written (concatenating one is a slice).
                     let whole = arrow::compute::concat_batches(&decoded.schema, &decoded.batches)?;
+                    decoded.batches.clear();
                     let segment = Arc::new((decoded, whole));
                     segments.insert(at.segment.clone(), segment.clone());
                     segment
