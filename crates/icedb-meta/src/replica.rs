@@ -2158,4 +2158,309 @@ mod tests {
     fn remove_refs(files: &[DataFile]) -> Vec<FileRef> {
         files.iter().map(FileRef::from).collect()
     }
+
+    /// Random histories of inline parts (own bytes and segments), flushes
+    /// and both kinds of purge, applied one or two commits per
+    /// transaction, against a model: after every apply the live parts read
+    /// their own rows, totals and held bytes add up, each segment is
+    /// stored and counted exactly while a held part names it, and every
+    /// readable version lists what was live then.
+    mod inline_history {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// Parts as (partition, rows); in one segment or each with
+            /// its own bytes.
+            Insert {
+                parts: Vec<(u8, u8)>,
+                segmented: bool,
+            },
+            /// Removes the live parts whose position (in path order) has
+            /// its bit set.
+            Flush { mask: u16 },
+            /// Purges the flushed parts whose position has its bit set.
+            PurgeNames { mask: u16 },
+            /// Purges by version: every part flushed at or before
+            /// `head - back`.
+            PurgeThrough { back: u8 },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (proptest::collection::vec((0u8..3, 1u8..4), 0..5), any::<bool>())
+                    .prop_map(|(parts, segmented)| Op::Insert { parts, segmented }),
+                2 => any::<u16>().prop_map(|mask| Op::Flush { mask }),
+                1 => any::<u16>().prop_map(|mask| Op::PurgeNames { mask }),
+                1 => (0u8..4).prop_map(|back| Op::PurgeThrough { back }),
+            ]
+        }
+
+        #[derive(Debug, Clone)]
+        struct Part {
+            file: DataFile,
+            /// What the part reads: its own bytes or its segment's.
+            reads: bytes::Bytes,
+            added_in: u64,
+            removed_in: Option<u64>,
+            purged: bool,
+        }
+
+        impl Part {
+            fn live_at(&self, version: u64) -> bool {
+                self.added_in <= version && self.removed_in.is_none_or(|r| version < r)
+            }
+            fn held(&self) -> bool {
+                !self.purged
+            }
+        }
+
+        #[derive(Default)]
+        struct Model {
+            parts: Vec<Part>,
+            segments: BTreeMap<String, bytes::Bytes>,
+            horizon: u64,
+            purged_through: u64,
+        }
+
+        impl Model {
+            fn by_path(&self, pick: impl Fn(&Part) -> bool) -> Vec<usize> {
+                let mut at: Vec<usize> = (0..self.parts.len())
+                    .filter(|&i| pick(&self.parts[i]))
+                    .collect();
+                at.sort_by(|&a, &b| self.parts[a].file.path.cmp(&self.parts[b].file.path));
+                at
+            }
+
+            fn purge(&mut self, at: usize) {
+                let part = &mut self.parts[at];
+                part.purged = true;
+                self.horizon = self.horizon.max(part.removed_in.expect("flushed"));
+            }
+
+            /// The commit `op` makes at `version`.
+            fn commit(&mut self, op: &Op, version: u64) -> Commit {
+                let mut c = commit(version, Operation::Insert);
+                match op {
+                    Op::Insert { parts, segmented } => {
+                        let name = format!("s{version}");
+                        let data = bytes::Bytes::from(format!("segment of version {version}"));
+                        let mut offset = 0u64;
+                        for (i, &(partition, rows)) in parts.iter().enumerate() {
+                            let partition = format!("p={partition}");
+                            let path = format!("inline/{partition}/v{version}-{i}");
+                            let own = bytes::Bytes::from(format!("own {path}"));
+                            let file = DataFile {
+                                path,
+                                partition,
+                                bytes: if *segmented {
+                                    u64::from(rows)
+                                } else {
+                                    own.len() as u64
+                                },
+                                rows: u64::from(rows),
+                                created_ms: 0,
+                                columns: BTreeMap::new(),
+                                inline: (!segmented).then(|| InlineData(own.clone())),
+                                segment: segmented.then(|| SegmentRef {
+                                    segment: name.clone(),
+                                    offset,
+                                }),
+                            };
+                            offset += u64::from(rows);
+                            c.added.push(file.clone());
+                            self.parts.push(Part {
+                                file,
+                                reads: if *segmented { data.clone() } else { own },
+                                added_in: version,
+                                removed_in: None,
+                                purged: false,
+                            });
+                        }
+                        if *segmented && !parts.is_empty() {
+                            c.segments.push(crate::model::InlineSegment {
+                                name: name.clone(),
+                                data: InlineData(data.clone()),
+                            });
+                            self.segments.insert(name, data);
+                        }
+                    }
+                    Op::Flush { mask } => {
+                        c.operation = Operation::Merge;
+                        let live = self.by_path(|p| p.removed_in.is_none());
+                        for (bit, at) in live.into_iter().enumerate() {
+                            if bit < 16 && mask & (1 << bit) != 0 {
+                                self.parts[at].removed_in = Some(version);
+                                c.removed.push(FileRef::from(&self.parts[at].file));
+                            }
+                        }
+                    }
+                    Op::PurgeNames { mask } => {
+                        c.operation = Operation::Vacuum;
+                        let flushed = self.by_path(|p| p.removed_in.is_some() && !p.purged);
+                        for (bit, at) in flushed.into_iter().enumerate() {
+                            if bit < 16 && mask & (1 << bit) != 0 {
+                                self.purge(at);
+                                c.purged.push(FileRef::from(&self.parts[at].file));
+                            }
+                        }
+                    }
+                    Op::PurgeThrough { back } => {
+                        c.operation = Operation::Vacuum;
+                        let through = version.saturating_sub(1 + u64::from(*back));
+                        if through >= 1 {
+                            c.purged_inline_through = Some(through);
+                            if through > self.purged_through {
+                                self.purged_through = through;
+                                let due = self.by_path(|p| {
+                                    !p.purged && p.removed_in.is_some_and(|r| r <= through)
+                                });
+                                for at in due {
+                                    self.purge(at);
+                                }
+                            }
+                        }
+                    }
+                }
+                c
+            }
+
+            fn check(&self, replica: &Replica, head: u64) {
+                let snapshot = replica.snapshot().unwrap();
+                let read = |files: Vec<DataFile>| -> BTreeMap<String, (bytes::Bytes, Option<u64>)> {
+                    files
+                        .into_iter()
+                        .map(|f| {
+                            let data = f.inline.expect("an inline part reads its bytes").0;
+                            (f.path, (data, f.segment.map(|s| s.offset)))
+                        })
+                        .collect()
+                };
+                let expect = |version: u64| -> BTreeMap<String, (bytes::Bytes, Option<u64>)> {
+                    self.parts
+                        .iter()
+                        .filter(|p| p.live_at(version))
+                        .map(|p| {
+                            let offset = p.file.segment.as_ref().map(|s| s.offset);
+                            (p.file.path.clone(), (p.reads.clone(), offset))
+                        })
+                        .collect()
+                };
+                assert_eq!(
+                    read(snapshot.files(&PartitionFilter::All).unwrap()),
+                    expect(head),
+                    "live parts"
+                );
+                let live: Vec<&Part> = self
+                    .parts
+                    .iter()
+                    .filter(|p| p.removed_in.is_none())
+                    .collect();
+                let totals = snapshot.inline_totals().unwrap();
+                assert_eq!(
+                    (totals.files, totals.rows, totals.bytes),
+                    (
+                        live.len() as u64,
+                        live.iter().map(|p| p.file.rows).sum(),
+                        live.iter().map(|p| p.file.bytes).sum()
+                    ),
+                    "inline totals"
+                );
+                // Each held segment once, with the count of held parts naming it.
+                let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+                let mut held = 0u64;
+                for part in self.parts.iter().filter(|p| p.held()) {
+                    match &part.file.segment {
+                        Some(at) => *counts.entry(at.segment.clone()).or_default() += 1,
+                        None => held += part.reads.len() as u64,
+                    }
+                }
+                held += counts
+                    .keys()
+                    .map(|name| self.segments[name].len() as u64)
+                    .sum::<u64>();
+                assert_eq!(snapshot.inline_held_bytes().unwrap(), held, "held bytes");
+                let mut tombstones: Vec<String> = snapshot
+                    .tombstones()
+                    .unwrap()
+                    .into_iter()
+                    .map(|t| t.path)
+                    .collect();
+                tombstones.sort();
+                let flushed: Vec<String> = self
+                    .by_path(|p| p.removed_in.is_some() && !p.purged)
+                    .into_iter()
+                    .map(|at| self.parts[at].file.path.clone())
+                    .collect();
+                assert_eq!(tombstones, flushed, "tombstones");
+                assert_eq!(
+                    snapshot.oldest_readable_version().unwrap(),
+                    self.horizon.max(1),
+                    "oldest readable version"
+                );
+                for version in 1..=head {
+                    let at = snapshot.files_at(version, &PartitionFilter::All).unwrap();
+                    if version < self.horizon {
+                        assert!(at.is_none(), "version {version} lost purged parts");
+                    } else {
+                        assert_eq!(read(at.unwrap()), expect(version), "files at {version}");
+                    }
+                }
+                drop(snapshot);
+                let txn = replica.db.begin_read().unwrap();
+                let stored: BTreeMap<String, u64> = txn
+                    .open_table(SEGMENT_PARTS)
+                    .unwrap()
+                    .iter()
+                    .unwrap()
+                    .map(|e| {
+                        let (k, v) = e.unwrap();
+                        (k.value().to_owned(), v.value())
+                    })
+                    .collect();
+                assert_eq!(stored, counts, "held parts per segment");
+                let segments = txn.open_table(SEGMENTS).unwrap();
+                assert_eq!(
+                    segments.len().unwrap(),
+                    counts.len() as u64,
+                    "segments stored"
+                );
+                for name in counts.keys() {
+                    assert_eq!(
+                        segments.get(name.as_str()).unwrap().unwrap().value(),
+                        self.segments[name].as_ref()
+                    );
+                }
+                assert_eq!(
+                    txn.open_table(INLINE).unwrap().len().unwrap(),
+                    self.parts.iter().filter(|p| p.held()).count() as u64,
+                    "a row per held part"
+                );
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            #[test]
+            fn inline_parts_and_segments_follow_a_model(
+                ops in proptest::collection::vec((op(), any::<bool>()), 1..16)
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+                let mut model = Model::default();
+                let mut batch = Vec::new();
+                for (version, (op, with_next)) in (1u64..).zip(&ops) {
+                    batch.push(model.commit(op, version));
+                    if !with_next || version as usize == ops.len() {
+                        let head = replica.apply(&batch).unwrap();
+                        prop_assert_eq!(head, version);
+                        batch.clear();
+                        model.check(&replica, head);
+                    }
+                }
+            }
+        }
+    }
 }
