@@ -1813,14 +1813,10 @@ mod tests {
         replica.apply(&[purge]).unwrap();
 
         let snapshot = replica.snapshot().unwrap();
-        let mut left: Vec<String> = snapshot
-            .tombstones()
-            .unwrap()
-            .into_iter()
-            .map(|t| t.path)
-            .collect();
-        left.sort();
-        assert_eq!(left, ["data/p=1/x.parquet", "inline/p=1/c"]);
+        assert_eq!(
+            tombstone_paths(&snapshot),
+            ["data/p=1/x.parquet", "inline/p=1/c"]
+        );
         // c (flushed, not purged) and d (live) keep their bytes.
         assert_eq!(snapshot.inline_held_bytes().unwrap(), 6);
         let mut files = vec![live.clone()];
@@ -2159,6 +2155,18 @@ mod tests {
         files.iter().map(FileRef::from).collect()
     }
 
+    /// The paths of the snapshot's tombstones, sorted.
+    fn tombstone_paths(snapshot: &Snapshot) -> Vec<String> {
+        let mut paths: Vec<String> = snapshot
+            .tombstones()
+            .unwrap()
+            .into_iter()
+            .map(|t| t.path)
+            .collect();
+        paths.sort();
+        paths
+    }
+
     /// Random histories of inline parts (own bytes and segments), flushes
     /// and both kinds of purge, applied one or two commits per
     /// transaction, against a model: after every apply the live parts read
@@ -2381,19 +2389,12 @@ mod tests {
                     .map(|name| self.segments[name].len() as u64)
                     .sum::<u64>();
                 assert_eq!(snapshot.inline_held_bytes().unwrap(), held, "held bytes");
-                let mut tombstones: Vec<String> = snapshot
-                    .tombstones()
-                    .unwrap()
-                    .into_iter()
-                    .map(|t| t.path)
-                    .collect();
-                tombstones.sort();
                 let flushed: Vec<String> = self
                     .by_path(|p| p.removed_in.is_some() && !p.purged)
                     .into_iter()
                     .map(|at| self.parts[at].file.path.clone())
                     .collect();
-                assert_eq!(tombstones, flushed, "tombstones");
+                assert_eq!(tombstone_paths(&snapshot), flushed, "tombstones");
                 assert_eq!(
                     snapshot.oldest_readable_version().unwrap(),
                     self.horizon.max(1),
