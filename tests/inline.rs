@@ -230,6 +230,9 @@ async fn an_insert_keeps_its_parts_in_one_segment() {
             assert!(f.is_inline() && f.inline.is_none(), "{}", f.path);
             let at = f.segment.as_ref().unwrap();
             assert_eq!(at.segment, segment.name);
+            // Named for its place: the replica stores nothing per part to
+            // find its rows.
+            assert_eq!(f.path, at.part_path(&f.partition));
             (at.offset, f.rows)
         })
         .collect();

@@ -146,6 +146,33 @@ pub struct SegmentRef {
     pub offset: u64,
 }
 
+impl SegmentRef {
+    /// The name a writer gives the part of `partition` at this place,
+    /// `inline/{partition}/{segment}.{offset}`: it says where the part's
+    /// rows are, so the replica stores nothing per part to find them.
+    pub fn part_path(&self, partition: &str) -> String {
+        format!(
+            "{INLINE_PREFIX}{partition}/{}.{}",
+            self.segment, self.offset
+        )
+    }
+
+    /// The place a part of `partition` named by [`Self::part_path`] stands
+    /// for (`None` for any other name).
+    pub fn of_part_path(partition: &str, path: &str) -> Option<SegmentRef> {
+        let name = path
+            .strip_prefix(INLINE_PREFIX)?
+            .strip_prefix(partition)?
+            .strip_prefix('/')?;
+        let (segment, offset) = name.rsplit_once('.')?;
+        let at = SegmentRef {
+            segment: segment.to_owned(),
+            offset: offset.parse().ok()?,
+        };
+        (!segment.is_empty() && at.part_path(partition) == path).then_some(at)
+    }
+}
+
 /// The rows of several inline parts of one commit, encoded once (one
 /// Arrow IPC stream, Snappy-compressed): an insert spread over 30
 /// partitions writes, compresses, logs and stores one value instead of

@@ -67,8 +67,18 @@ const INLINE_HELD: &str = "inline_held_bytes";
 /// META key: the newest [`Commit::purged_inline_through`] applied.
 const INLINE_PURGED_THROUGH: &str = "inline_purged_through";
 
-/// Bumped when the replica's tables change shape; older replicas are rebuilt.
-const REPLICA_FORMAT: u64 = 2;
+/// Bumped when the replica's tables change shape; older replicas are
+/// rebuilt. Format 3 keeps no `inline` row for a part named for its place
+/// in a segment ([`SegmentRef::part_path`]): a build of format 2 would
+/// find such a part without bytes, so it refuses these replicas and
+/// checkpoints.
+const REPLICA_FORMAT: u64 = 3;
+
+/// Whether this build reads a replica or checkpoint of `format` (format 2
+/// keeps an `inline` row for every part, which format 3 still reads).
+fn readable(format: u64) -> bool {
+    format == REPLICA_FORMAT || format == 2
+}
 
 /// A live file as the replica stores it (postcard; the partition and path
 /// are the key).
@@ -173,7 +183,7 @@ impl Replica {
             temporary: false,
         };
         let (found, format) = replica.header()?;
-        if format != REPLICA_FORMAT || found != version {
+        if !readable(format) || found != version {
             return Err(MetaError::Replica {
                 path: path.display().to_string(),
                 reason: format!(
@@ -208,7 +218,7 @@ impl Replica {
             .map_err(|e| err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-            if version != 0 && format != REPLICA_FORMAT {
+            if version != 0 && !readable(format) {
                 return Err(MetaError::Replica {
                     path: self.path.display().to_string(),
                     reason: format!(
@@ -442,7 +452,14 @@ impl Replica {
                         )
                         .map_err(|e| err(e.into()))?;
                     let key = (file.partition.as_str(), file.path.as_str());
-                    if let Some(data) = &file.inline {
+                    let placed = file
+                        .segment
+                        .as_ref()
+                        .filter(|at| at.part_path(&file.partition) == file.path);
+                    if let Some(at) = placed {
+                        // Its name says where its rows are: no row of its own.
+                        *segment_parts.entry(at.segment.as_str()).or_default() += 1;
+                    } else if let Some(data) = &file.inline {
                         inline
                             .parts
                             .insert(key, data.0.as_ref())
@@ -914,18 +931,21 @@ struct InlineTables<'txn> {
 }
 
 impl InlineTables<'_> {
-    /// Removes the inline parts among `files`; returns the bytes this frees:
-    /// the parts' own, and those of each segment whose last part goes.
+    /// Removes the inline parts among `files` (held parts: the caller
+    /// found their tombstones); returns the bytes this frees: the parts'
+    /// own, and those of each segment whose last part goes.
     fn remove<'a>(
         &mut self,
-        files: impl IntoIterator<Item = &'a FileRef>,
+        files: impl IntoIterator<Item = &'a FileRef> + Clone,
         path: &Path,
     ) -> Result<u64> {
         let err = |e: redb::StorageError| replica_error(path, e);
         let mut freed = 0;
         let mut released: HashMap<String, u64> = HashMap::new();
         let mut undecodable = None;
-        remove_pairs(&mut self.parts, files, path, |_, value| {
+        let mut with_row: HashSet<String> = HashSet::new();
+        remove_pairs(&mut self.parts, files.clone(), path, |part, value| {
+            with_row.insert(part.to_owned());
             match value.strip_prefix(SEGMENT_REF.as_slice()) {
                 Some(at) => match decode::<SegmentRef>(path, at) {
                     Ok(at) => *released.entry(at.segment).or_default() += 1,
@@ -938,6 +958,14 @@ impl InlineTables<'_> {
         })?;
         if let Some(e) = undecodable {
             return Err(e);
+        }
+        // Parts named for their place in a segment have no row.
+        for file in files {
+            if !with_row.contains(file.path.as_str())
+                && let Some(at) = SegmentRef::of_part_path(&file.partition, &file.path)
+            {
+                *released.entry(at.segment).or_default() += 1;
+            }
         }
         for (name, parts) in released {
             let held = self
@@ -1018,10 +1046,12 @@ fn purge_entries(
     if let Some(e) = undecodable {
         return Err(e);
     }
+    // Only held parts give up their bytes (a purge naming a live part, or
+    // one purged already, frees nothing).
     let freed = inline.remove(
         purged
             .iter()
-            .filter(|f| crate::model::is_inline_path(&f.path)),
+            .filter(|f| crate::model::is_inline_path(&f.path) && found.contains_key(&f.path)),
         path,
     )?;
     Ok(Purged {
@@ -1214,7 +1244,10 @@ impl InlineReader {
         };
         match table.get((partition, path)).map_err(|e| snapshot.err(e))? {
             Some(value) => self.resolve(snapshot, path, value.value()).map(Some),
-            None => Err(snapshot.missing_inline(path)),
+            None => match SegmentRef::of_part_path(partition, path) {
+                Some(at) => self.in_segment(snapshot, path, at).map(Some),
+                None => Err(snapshot.missing_inline(path)),
+            },
         }
     }
 
@@ -1230,6 +1263,17 @@ impl InlineReader {
             return Ok((InlineData(bytes::Bytes::copy_from_slice(value)), None));
         };
         let at: SegmentRef = decode(&snapshot.path, at)?;
+        self.in_segment(snapshot, path, at)
+    }
+
+    /// The bytes of segment `at.segment` (read once per snapshot), for part
+    /// `path` at `at`.
+    fn in_segment(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        at: SegmentRef,
+    ) -> Result<(InlineData, Option<SegmentRef>)> {
         let mut read = snapshot.segments_read.lock().expect("not poisoned");
         if let Some(bytes) = read.get(&at.segment) {
             return Ok((InlineData(bytes.clone()), Some(at)));
@@ -1429,7 +1473,12 @@ impl Snapshot {
                     }
                 }
                 if inline.is_none() {
-                    return Err(self.missing_inline(path));
+                    let Some(at) = SegmentRef::of_part_path(partition, path) else {
+                        return Err(self.missing_inline(path));
+                    };
+                    let reader = reader.as_ref().expect("made with the table");
+                    let (data, at) = reader.in_segment(self, path, at)?;
+                    (inline, segment) = (Some(data), at);
                 }
             }
             let file = DataFile {
@@ -2180,10 +2229,13 @@ mod tests {
         #[derive(Debug, Clone)]
         enum Op {
             /// Parts as (partition, rows); in one segment or each with
-            /// its own bytes.
+            /// its own bytes; a segment's parts named for their place
+            /// ([`SegmentRef::part_path`]) or not (as format-5 writers
+            /// before it named them).
             Insert {
                 parts: Vec<(u8, u8)>,
                 segmented: bool,
+                placed: bool,
             },
             /// Removes the live parts whose position (in path order) has
             /// its bit set.
@@ -2197,8 +2249,8 @@ mod tests {
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                4 => (proptest::collection::vec((0u8..3, 1u8..4), 0..5), any::<bool>())
-                    .prop_map(|(parts, segmented)| Op::Insert { parts, segmented }),
+                4 => (proptest::collection::vec((0u8..3, 1u8..4), 0..5), any::<bool>(), any::<bool>())
+                    .prop_map(|(parts, segmented, placed)| Op::Insert { parts, segmented, placed }),
                 2 => any::<u16>().prop_map(|mask| Op::Flush { mask }),
                 1 => any::<u16>().prop_map(|mask| Op::PurgeNames { mask }),
                 1 => (0u8..4).prop_map(|back| Op::PurgeThrough { back }),
@@ -2251,13 +2303,25 @@ mod tests {
             fn commit(&mut self, op: &Op, version: u64) -> Commit {
                 let mut c = commit(version, Operation::Insert);
                 match op {
-                    Op::Insert { parts, segmented } => {
+                    Op::Insert {
+                        parts,
+                        segmented,
+                        placed,
+                    } => {
                         let name = format!("s{version}");
                         let data = bytes::Bytes::from(format!("segment of version {version}"));
                         let mut offset = 0u64;
                         for (i, &(partition, rows)) in parts.iter().enumerate() {
                             let partition = format!("p={partition}");
-                            let path = format!("inline/{partition}/v{version}-{i}");
+                            let at = SegmentRef {
+                                segment: name.clone(),
+                                offset,
+                            };
+                            let path = if *segmented && *placed {
+                                at.part_path(&partition)
+                            } else {
+                                format!("inline/{partition}/v{version}-{i}")
+                            };
                             let own = bytes::Bytes::from(format!("own {path}"));
                             let file = DataFile {
                                 path,
@@ -2271,10 +2335,7 @@ mod tests {
                                 created_ms: 0,
                                 columns: BTreeMap::new(),
                                 inline: (!segmented).then(|| InlineData(own.clone())),
-                                segment: segmented.then(|| SegmentRef {
-                                    segment: name.clone(),
-                                    offset,
-                                }),
+                                segment: segmented.then_some(at),
                             };
                             offset += u64::from(rows);
                             c.added.push(file.clone());
@@ -2433,10 +2494,16 @@ mod tests {
                         self.segments[name].as_ref()
                     );
                 }
+                let named = |p: &Part| {
+                    p.file
+                        .segment
+                        .as_ref()
+                        .is_some_and(|at| at.part_path(&p.file.partition) == p.file.path)
+                };
                 assert_eq!(
                     txn.open_table(INLINE).unwrap().len().unwrap(),
-                    self.parts.iter().filter(|p| p.held()).count() as u64,
-                    "a row per held part"
+                    self.parts.iter().filter(|p| p.held() && !named(p)).count() as u64,
+                    "a row per held part not named for its place"
                 );
             }
         }

@@ -158,11 +158,14 @@ pub(crate) fn encode_segment(
         let name = uuid::Uuid::now_v7().to_string();
         let mut offset = 0;
         for ((file, record), share) in parts.iter_mut().zip(shares) {
-            file.bytes = share;
-            file.segment = Some(SegmentRef {
+            let at = SegmentRef {
                 segment: name.clone(),
                 offset,
-            });
+            };
+            file.bytes = share;
+            // Named for its place: the replica keeps no reference per part.
+            file.path = at.part_path(&file.partition);
+            file.segment = Some(at);
             offset += record.num_rows() as u64;
         }
         return Ok((Some(Segment { name, bytes, parts }), too_big));
