@@ -2426,6 +2426,26 @@ mod tests {
                     .iter()
                     .filter(|p| p.removed_in.is_none())
                     .collect();
+                assert_eq!(snapshot.file_count().unwrap(), live.len() as u64);
+                let one = PartitionFilter::Prefix("p=1".to_owned());
+                let in_one: Vec<String> = snapshot
+                    .file_heads(&one)
+                    .unwrap()
+                    .into_iter()
+                    .map(|f| f.path)
+                    .collect();
+                let mut expected: Vec<String> = live
+                    .iter()
+                    .filter(|p| p.file.partition == "p=1")
+                    .map(|p| p.file.path.clone())
+                    .collect();
+                expected.sort();
+                assert_eq!(in_one, expected, "one partition's parts, in path order");
+                let mut holding: Vec<String> =
+                    live.iter().map(|p| p.file.partition.clone()).collect();
+                holding.sort();
+                holding.dedup();
+                assert_eq!(snapshot.inline_partitions().unwrap(), holding);
                 let totals = snapshot.inline_totals().unwrap();
                 assert_eq!(
                     (totals.files, totals.rows, totals.bytes),
