@@ -432,3 +432,33 @@ pub struct Tombstone {
     /// The version that removed it: it was live for `added_in..removed_in`.
     pub removed_in: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A part's name gives back its place, and only a name written by
+    /// [`SegmentRef::part_path`] for that partition does.
+    #[test]
+    fn a_part_name_gives_back_its_place_and_nothing_else_does() {
+        let at = SegmentRef {
+            segment: "01a2-seg".to_owned(),
+            offset: 327,
+        };
+        let partition = "y=2026/m=10/d=02";
+        let name = at.part_path(partition);
+        assert_eq!(name, "inline/y=2026/m=10/d=02/01a2-seg.327");
+        assert_eq!(SegmentRef::of_part_path(partition, &name), Some(at));
+        for other in [
+            "inline/y=2026/m=10/d=02/01a2-seg.0327",
+            "inline/y=2026/m=10/d=02/01a2-seg.parquet",
+            "inline/y=2026/m=10/d=02/.327",
+            "inline/y=2026/m=10/d=02/01a2-seg",
+            "inline/y=2026/m=10/d=03/01a2-seg.327",
+            "data/y=2026/m=10/d=02/01a2-seg.327",
+        ] {
+            assert_eq!(SegmentRef::of_part_path(partition, other), None, "{other}");
+        }
+        assert_eq!(SegmentRef::of_part_path("y=2026/m=10/d=0", &name), None);
+    }
+}
