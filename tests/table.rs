@@ -8,8 +8,8 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use icedb::events::EventGenerator;
 use icedb::{
-    ColumnRange, ColumnType, FormatSpec, PartitionFilter, PartitionSpec, PluginHost, QueryOptions,
-    StatValue, Table, TableConfig, TableError,
+    ColumnRange, ColumnType, FormatSpec, Granularity, PartitionFilter, PartitionSpec, PluginHost,
+    QueryOptions, StatValue, Table, TableConfig, TableError,
 };
 use icedb_e2e::{Backend, first_row, plugin, scalar, scalar_of, table_config};
 
@@ -482,6 +482,48 @@ async fn small_insert_files_use_snappy_and_merges_write_the_tables_codec() {
     assert_eq!(
         scalar(&table, "SELECT count(DISTINCT id) FROM events").await,
         600
+    );
+}
+
+/// A flush writes a partition's inline rows as an insert writes a file:
+/// with Snappy while small (merges rewrite it), in the table's codec when
+/// over the small-file bound (4 096 rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_flush_writes_snappy_and_a_big_one_the_tables_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut monthly = config(Backend::Local, dir.path(), "flush-codec");
+    monthly.inline.max_rows = 1_000;
+    // The generated events' 30 days fall in one month: one partition.
+    monthly.partitioning = PartitionSpec::Time {
+        field: "ts".to_owned(),
+        granularity: Granularity::Month,
+        ingest_time_if_missing: false,
+    };
+    let table = Table::open(monthly, &plugins()).await.unwrap();
+    let events = EventGenerator::new(11).batch(5_000);
+    for chunk in events[..600].chunks(100) {
+        table.insert_rows(chunk.to_vec()).await.unwrap();
+    }
+    assert_eq!(codecs(&table).await, Default::default(), "all inline");
+    table.flush_inline().await.unwrap();
+    assert_eq!(codecs(&table).await, ["SNAPPY".to_owned()].into());
+    for chunk in events[600..].chunks(880) {
+        table.insert_rows(chunk.to_vec()).await.unwrap();
+    }
+    table.flush_inline().await.unwrap();
+    assert_eq!(
+        codecs(&table).await,
+        ["SNAPPY".to_owned(), "ZSTD".to_owned()].into(),
+        "600 rows, then 4 400"
+    );
+    table
+        .merge_until_quiescent(&icedb::MergePolicy::hot())
+        .await
+        .unwrap();
+    assert_eq!(codecs(&table).await, ["ZSTD".to_owned()].into());
+    assert_eq!(
+        scalar(&table, "SELECT count(DISTINCT id) FROM events").await,
+        5_000
     );
 }
 

@@ -13,9 +13,13 @@ fn cores() -> &'static Semaphore {
     CPU.get_or_init(|| Semaphore::new(core_count()))
 }
 
-/// The cores CPU-heavy work is spread over.
+/// The cores CPU-heavy work is spread over, found once per process:
+/// `available_parallelism` reads the affinity mask and the cgroup's quota
+/// files on every call (~1 % of the host's CPU in HTTP ingest, once per
+/// insert).
 pub(crate) fn core_count() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Runs `work` on the blocking pool once a core is free.

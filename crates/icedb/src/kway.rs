@@ -19,7 +19,6 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::arrow::async_writer::ParquetObjectWriter;
-use parquet::file::properties::WriterProperties;
 use tracing::Instrument;
 
 use crate::error::Result;
@@ -35,9 +34,8 @@ pub(crate) struct MergeJob {
     pub parts: Arc<crate::inline_part::PartReader>,
     pub files: Vec<DataFile>,
     pub table_schema: Vec<ColumnDef>,
-    pub sort_order: Vec<String>,
+    pub layout: write::FileLayout,
     pub output: Path,
-    pub props: WriterProperties,
 }
 
 /// What a merge job wrote.
@@ -64,15 +62,15 @@ impl MergeJob {
             streams.push(if input.sorted {
                 input.batches
             } else {
-                resorted(input.batches, &schema, &self.sort_order).await?
+                resorted(input.batches, &schema, &self.layout.sort_order).await?
             });
         }
         let mut writer = AsyncArrowWriter::try_new(
             ParquetObjectWriter::new(self.store, self.output),
             schema.clone(),
-            Some(self.props),
+            Some(self.layout.properties()),
         )?;
-        let (rows, stats) = merge_sorted(streams, &schema, &self.sort_order, &mut writer)
+        let (rows, stats) = merge_sorted(streams, &schema, &self.layout.sort_order, &mut writer)
             .instrument(tracing::debug_span!("merge.write"))
             .await?;
         writer.finish().await?;
@@ -110,8 +108,10 @@ impl MergeJob {
             batches.extend(input.batches.try_collect::<Vec<_>>().await?);
         }
         tracing::debug_span!("merge.write").in_scope(|| {
-            let sorted = sort_together(&batches, &schema, &self.sort_order)?;
-            let bytes = write::parquet_bytes(&sorted, self.props.clone())?;
+            let sorted = sort_together(&batches, &schema, &self.layout.sort_order)?;
+            // A flush's file is rewritten by merges, like an insert's.
+            let props = self.layout.properties_for(sorted.num_rows());
+            let bytes = write::parquet_bytes(&sorted, props)?;
             let written = JobOutput {
                 rows: sorted.num_rows() as u64,
                 stats: write::column_stats(&sorted),
@@ -127,7 +127,7 @@ impl MergeJob {
         // On a blocking thread (the caller's): a replica read may block.
         tracing::debug_span!("merge.load")
             .in_scope(|| self.snapshot.load_inline(&mut self.files))?;
-        let wanted_order = self.sort_order.join(",");
+        let wanted_order = self.layout.sort_order.join(",");
         crate::inputs::open_all(&self.store, &self.files, &wanted_order, &self.parts)
             .instrument(tracing::debug_span!("merge.open"))
             .await

@@ -450,16 +450,14 @@ impl Table {
         let layout = FileLayout::of(self.config());
         let path = FileLayout::new_path(&partition);
         let object = Path::from(path.as_str());
-        let props = layout.properties();
         let job = MergeJob {
             store,
             snapshot,
             parts,
             files: inputs.clone(),
             table_schema: table_schema.to_vec(),
-            sort_order: layout.sort_order,
+            layout,
             output: object,
-            props,
         };
         // Decoding inputs, picking rows and encoding Parquet is CPU work:
         // off the async workers, the inputs' reads included. A flush (inline

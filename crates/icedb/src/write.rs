@@ -316,8 +316,8 @@ pub fn encode_parquet(
     )
 }
 
-/// Files of at most this many rows from an insert are written with Snappy
-/// (see [`FileLayout::encode_insert`]).
+/// Files of at most this many rows from an insert or a flush are written
+/// with Snappy (see [`FileLayout::properties_for`]).
 const SMALL_FILE_ROWS: usize = 4_096;
 
 /// How a table lays out its data files: the sort order, compression and
@@ -369,9 +369,22 @@ impl FileLayout {
     }
 
     /// [`Self::encode`] for an insert's file, its rows already sorted by
-    /// the table's order ([`sorted_parts`]). A small one (at most
-    /// [`SMALL_FILE_ROWS`] rows: one page per column) is written with
-    /// Snappy when the table asks for zstd, without dictionaries, and with
+    /// the table's order ([`sorted_parts`]), with
+    /// [`Self::properties_for`] its size.
+    pub(crate) fn encode_insert(
+        &self,
+        record: RecordBatch,
+        partition: &str,
+        created_ms: i64,
+    ) -> Result<(DataFile, Vec<u8>)> {
+        let props = self.properties_for(record.num_rows());
+        self.encode_with(props, record, partition, created_ms)
+    }
+
+    /// The properties of a new file of `rows` rows that merges will
+    /// rewrite (an insert's file, a flush's): the table's layout, or, for
+    /// a small one (at most [`SMALL_FILE_ROWS`] rows: one page per column),
+    /// Snappy when the table asks for zstd, no dictionaries, and
     /// column-chunk rather than page statistics (the same bounds for one
     /// page). parquet-rs creates a zstd context per column chunk without
     /// telling it the input size, which dominated encoding files of a few
@@ -380,27 +393,21 @@ impl FileLayout {
     /// Snappy keeps no context and every Parquet reader supports it; a
     /// dictionary per column of a few dozen rows costs more to build than it
     /// saves (a 27-row part of the standard workload: 64 µs and 3.6 KB with
-    /// them, 33 µs and 3.1 KB without). Such files and inline parts are
-    /// transient: merges write the table's layout.
-    pub(crate) fn encode_insert(
-        &self,
-        record: RecordBatch,
-        partition: &str,
-        created_ms: i64,
-    ) -> Result<(DataFile, Vec<u8>)> {
-        if record.num_rows() > SMALL_FILE_ROWS {
-            return self.encode_with(self.properties(), record, partition, created_ms);
+    /// them, 33 µs and 3.1 KB without). Such files are transient: merges
+    /// write the table's layout.
+    pub(crate) fn properties_for(&self, rows: usize) -> WriterProperties {
+        if rows > SMALL_FILE_ROWS {
+            return self.properties();
         }
         let compression = match self.compression {
             Compression::Zstd { .. } => Compression::Snappy,
             other => other,
         };
-        let props = writer_properties(compression, self.row_group_rows, &self.sort_order)
+        writer_properties(compression, self.row_group_rows, &self.sort_order)
             .into_builder()
             .set_dictionary_enabled(false)
             .set_statistics_enabled(EnabledStatistics::Chunk)
-            .build();
-        self.encode_with(props, record, partition, created_ms)
+            .build()
     }
 
     /// The entry of `record` (rows sorted by the table's order:
