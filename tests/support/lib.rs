@@ -413,10 +413,21 @@ impl Drop for HostProcess {
 }
 
 /// An HTTP client that returns 4xx/5xx answers instead of failing on them.
+///
+/// Each phase of a call has its timeout rather than the call as a whole:
+/// with a deadline covering name resolution, ureq resolves on a thread of
+/// its own, spawned for every request (pooled connections included), even
+/// for `127.0.0.1` — a thread per request that the HTTP ingest benchmark's
+/// clients paid on the host's cores.
 pub fn http() -> ureq::Agent {
+    let limit = Some(std::time::Duration::from_secs(300));
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(300)))
+        .timeout_connect(limit)
+        .timeout_send_request(limit)
+        .timeout_send_body(limit)
+        .timeout_recv_response(limit)
+        .timeout_recv_body(limit)
         .build()
         .into()
 }
