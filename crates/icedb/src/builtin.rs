@@ -82,9 +82,11 @@ impl JsonTextFormat {
                         let owned = name.clone().into_owned();
                         timestamps.push(self.timestamp_fields.contains(&owned));
                         index.insert(owned.clone(), columns.len());
+                        let mut values = Vec::with_capacity(rows.len());
+                        values.resize(row, Value::Null);
                         columns.push(Column {
                             name: owned,
-                            values: vec![Value::Null; row],
+                            values,
                         });
                         columns.len() - 1
                     }
@@ -280,32 +282,42 @@ fn json_kind(json: &Json) -> &'static str {
     }
 }
 
-/// Valid JSON text without the whitespace between its tokens.
+/// Valid JSON text without the whitespace between its tokens. It works on
+/// bytes, copying the runs between whitespace whole: every byte it looks
+/// for (quote, backslash, whitespace) is ASCII, and no byte of a UTF-8
+/// multi-byte sequence is. The standard workload's nested objects,
+/// pretty-printed: 12 ms per 40 000 against 17 ms for a `char` loop.
 fn minified(text: &str) -> String {
-    if !text
-        .bytes()
+    let bytes = text.as_bytes();
+    if !bytes
+        .iter()
         .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
     {
         return text.to_owned();
     }
-    let mut out = String::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut run, mut i) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // To the closing quote, stepping over escaped characters.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
             }
-        } else if c == '"' {
-            in_string = true;
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            continue;
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.extend_from_slice(&bytes[run..i]);
+                i += 1;
+                run = i;
+            }
+            _ => i += 1,
         }
-        out.push(c);
     }
-    out
+    out.extend_from_slice(&bytes[run.min(bytes.len())..]);
+    // Only ASCII bytes outside strings were dropped.
+    String::from_utf8(out).expect("valid JSON text stays UTF-8")
 }
 
 #[cfg(test)]
@@ -439,6 +451,34 @@ mod tests {
                 Value::Text(r#"[123456789012345678901234567890,1E3,{"k":"\u00e9"}]"#.into()),
             ]
         );
+    }
+
+    /// Any JSON value, pretty-printed (whitespace between every token,
+    /// strings holding spaces, quotes, backslashes and non-ASCII text),
+    /// minifies to its compact form.
+    #[test]
+    fn minified_json_is_the_compact_text_of_the_same_value() {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(Json::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Json::from),
+            "[ a\"\\\\/\t\nzé€😀{}\\[\\],:]{0,12}".prop_map(Json::String),
+        ];
+        let value = leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
+                proptest::collection::btree_map("[ a\"é:{]{0,6}", inner, 0..6)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest!(ProptestConfig::with_cases(512), |(value in value)| {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            prop_assert_eq!(minified(&pretty), serde_json::to_string(&value).unwrap());
+        });
     }
 
     /// Top-level scalars: exact integers, floats, escaped text; numbers no
