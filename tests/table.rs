@@ -451,6 +451,20 @@ async fn codecs(table: &Table) -> std::collections::BTreeSet<String> {
     codecs
 }
 
+/// Merges `table` to quiescence: every live file is then in the table's
+/// codec (zstd) and the table still holds `rows` distinct ids.
+async fn merges_write_zstd(table: &Table, rows: i64) {
+    table
+        .merge_until_quiescent(&icedb::MergePolicy::hot())
+        .await
+        .unwrap();
+    assert_eq!(codecs(table).await, ["ZSTD".to_owned()].into());
+    assert_eq!(
+        scalar(table, "SELECT count(DISTINCT id) FROM events").await,
+        rows
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_insert_files_use_snappy_and_merges_write_the_tables_codec() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,15 +476,7 @@ async fn small_insert_files_use_snappy_and_merges_write_the_tables_codec() {
         table.insert_rows(chunk.to_vec()).await.unwrap();
     }
     assert_eq!(codecs(&table).await, ["SNAPPY".to_owned()].into());
-    table
-        .merge_until_quiescent(&icedb::MergePolicy::hot())
-        .await
-        .unwrap();
-    assert_eq!(codecs(&table).await, ["ZSTD".to_owned()].into());
-    assert_eq!(
-        scalar(&table, "SELECT count(DISTINCT id) FROM events").await,
-        600
-    );
+    merges_write_zstd(&table, 600).await;
 
     // A table asking for Snappy (this used to panic: parquet's `snap`
     // feature was off).
@@ -516,15 +522,7 @@ async fn a_small_flush_writes_snappy_and_a_big_one_the_tables_codec() {
         ["SNAPPY".to_owned(), "ZSTD".to_owned()].into(),
         "600 rows, then 4 400"
     );
-    table
-        .merge_until_quiescent(&icedb::MergePolicy::hot())
-        .await
-        .unwrap();
-    assert_eq!(codecs(&table).await, ["ZSTD".to_owned()].into());
-    assert_eq!(
-        scalar(&table, "SELECT count(DISTINCT id) FROM events").await,
-        5_000
-    );
+    merges_write_zstd(&table, 5_000).await;
 }
 
 /// A column widened from int64 to float64 keeps its older files int64:
