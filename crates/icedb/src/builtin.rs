@@ -315,7 +315,7 @@ fn minified(text: &str) -> String {
             _ => i += 1,
         }
     }
-    out.extend_from_slice(&bytes[run.min(bytes.len())..]);
+    out.extend_from_slice(&bytes[run..]);
     // Only ASCII bytes outside strings were dropped.
     String::from_utf8(out).expect("valid JSON text stays UTF-8")
 }

@@ -343,16 +343,6 @@ impl FileLayout {
         format!("data/{partition}/{}.parquet", uuid::Uuid::now_v7())
     }
 
-    /// A new, unique name for an inline part of `partition` (never an
-    /// object: its bytes live in the commit).
-    pub(crate) fn new_inline_path(partition: &str) -> String {
-        format!(
-            "{}{partition}/{}.parquet",
-            icedb_meta::INLINE_PREFIX,
-            uuid::Uuid::now_v7()
-        )
-    }
-
     pub(crate) fn properties(&self) -> WriterProperties {
         writer_properties(self.compression, self.row_group_rows, &self.sort_order)
     }
@@ -413,15 +403,11 @@ impl FileLayout {
     /// The entry of `record` (rows sorted by the table's order:
     /// [`sorted_parts`]) as a new inline part of `partition`, to be encoded
     /// with the insert's other parts in a segment
-    /// ([`crate::inline_part::encode_segment`], which sets its bytes).
+    /// ([`crate::inline_part::encode_segment`], which names it for its
+    /// place and sets its bytes; a part it leaves out becomes a file with
+    /// a path of its own). Unnamed until then.
     pub(crate) fn inline_entry(record: &RecordBatch, partition: &str, created_ms: i64) -> DataFile {
-        entry(
-            Self::new_inline_path(partition),
-            partition,
-            0,
-            record,
-            created_ms,
-        )
+        entry(String::new(), partition, 0, record, created_ms)
     }
 
     /// Encodes sorted rows as a new file of `partition`.
