@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use object_store::{PutMode, PutOptions, PutPayload};
 use rand::Rng;
 
-use crate::error::{CommitError, MetaError, NotCommitted, Result};
+use crate::error::{CommitError, Conflict, MetaError, NotCommitted, Result};
 use crate::log::log_path;
 use crate::meta::MetaStore;
 use crate::model::{
@@ -456,6 +456,21 @@ impl<'a> PreparedCommit<'a> {
     /// `replica`, at `head`, on the blocking pool).
     #[tracing::instrument(level = "debug", skip_all, name = "commit.plan")]
     async fn plan_on(&self, replica: Arc<Replica>, head: u64) -> Result<Commit> {
+        let timestamp_ms = chrono::Utc::now().timestamp_millis();
+        if let Some(file) = self
+            .draft
+            .added
+            .iter()
+            .find(|f| crate::replica::too_old(f, timestamp_ms))
+        {
+            let minted_ms = crate::model::minted_ms(&file.path).unwrap_or_default();
+            return Err(Conflict::FileTooOld {
+                path: file.path.clone(),
+                minted_ms,
+                age_hours: (timestamp_ms - minted_ms) / 3_600_000,
+            }
+            .into());
+        }
         let draft = self.draft.clone();
         let path = replica.path().to_owned();
         let (plan, table_id) = tokio::task::spawn_blocking(move || {
@@ -485,7 +500,7 @@ impl<'a> PreparedCommit<'a> {
             } else {
                 table_id
             },
-            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            timestamp_ms,
             writer: self.meta.writer.clone(),
             operation: self.operation,
             added: self.draft.added.clone(),

@@ -13,6 +13,18 @@ pub enum Conflict {
     /// a deleted one.
     #[error("file {path} was already added by version {by_version}; a path is committed once")]
     FileAlreadyAdded { path: String, by_version: u64 },
+    /// A commit adding a file its writer named (UUIDv7, `minted_ms`)
+    /// longer before the commit than a purged path stays retired: the
+    /// writer stalled so long that its file may have been merged away,
+    /// purged and forgotten since.
+    #[error(
+        "file {path} was named {age_hours} hours before this commit, longer than a commit may take to add it; write its rows again"
+    )]
+    FileTooOld {
+        path: String,
+        minted_ms: i64,
+        age_hours: i64,
+    },
     /// The table was defined (by another writer's first commit, or altered
     /// since this writer opened it) otherwise than this writer assumed.
     #[error(

@@ -138,6 +138,20 @@ pub fn is_inline_path(path: &str) -> bool {
     path.starts_with(INLINE_PREFIX)
 }
 
+/// When the writer that named the file at `path` named it (Unix ms), read
+/// from the UUIDv7 IceDB names data files after; `None` for any other name
+/// (a file named by hand or by another tool).
+pub fn minted_ms(path: &str) -> Option<i64> {
+    let name = path.rsplit('/').next()?;
+    let stem = name.split_once('.').map_or(name, |(stem, _)| stem);
+    let id = uuid::Uuid::try_parse(stem).ok()?;
+    if id.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    Some(secs as i64 * 1_000 + i64::from(nanos / 1_000_000))
+}
+
 /// Where an inline part's rows are in a segment: rows `offset..offset +
 /// rows` of segment `segment` (the part's [`DataFile::rows`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,9 +38,28 @@ const SCHEMA: TableDefinition<u32, &[u8]> = TableDefinition::new("schema");
 /// version → [`CommitSummary`]
 const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
 /// path → version that added it, for purged files (not inline parts,
-/// whose names no writer can reuse): paths the log may
-/// never add again.
+/// whose names no writer can reuse): paths the log may not add again.
+/// Kept for [`RETIRED_AGE_MS`] after the purge ([`RETIRED_AT`]).
 const RETIRED: TableDefinition<&str, u64> = TableDefinition::new("retired");
+/// (the purging commit's timestamp, path) → (): when each `RETIRED` path
+/// may be forgotten. Paths retired by builds before it stay retired.
+const RETIRED_AT: TableDefinition<(i64, &str), ()> = TableDefinition::new("retired_at");
+/// How long a purged path stays retired, after the commit that purged it,
+/// by the timestamps of later commits. Past that, a commit adding a file
+/// named (UUIDv7) this long before its own timestamp is refused instead
+/// ([`Conflict::FileTooOld`]): a path retired that long ago was named
+/// longer ago still, so the two rules together refuse every resurrection
+/// without remembering every file ever merged away (which grew the
+/// replica, and every checkpoint, by each file a merge removed).
+pub(crate) const RETIRED_AGE_MS: i64 = 7 * 24 * 3_600_000;
+/// The replica keeps the summaries of the newest [`HISTORY_VERSIONS`]
+/// commits and of every commit within [`HISTORY_AGE_MS`] of the newest
+/// one (by commit timestamps), whichever is more; older summaries are
+/// forgotten as commits are applied (one per commit was kept forever). An
+/// hour covers resolving any commit's outcome (`max_commit_duration`); a
+/// version without its summary is read from the log when needed.
+const HISTORY_VERSIONS: u64 = 10_000;
+const HISTORY_AGE_MS: i64 = 3_600_000;
 /// `table_id` → the table's identity (the id of its first commit).
 const INFO: TableDefinition<&str, &str> = TableDefinition::new("info");
 /// (partition, path) → Parquet bytes of an inline part, live or
@@ -117,6 +136,61 @@ fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
         path: path.display().to_string(),
         reason: format!("undecodable entry: {e}"),
     })
+}
+
+/// Whether a commit timestamped `commit_ms` may not add `file`: a file
+/// (not an inline part) named longer than [`RETIRED_AGE_MS`] before it.
+pub(crate) fn too_old(file: &DataFile, commit_ms: i64) -> bool {
+    !file.is_inline()
+        && crate::model::minted_ms(&file.path)
+            .is_some_and(|minted| minted < commit_ms.saturating_sub(RETIRED_AGE_MS))
+}
+
+/// Forgets the oldest summaries once `commit` is applied (see
+/// [`HISTORY_VERSIONS`]). Trimmed per commit, so replicas applying the
+/// same log in batches of any size keep the same summaries.
+fn forget_history(
+    summaries: &mut redb::Table<u64, &[u8]>,
+    commit: &Commit,
+    path: &Path,
+) -> Result<()> {
+    let Some(bound) = commit.version.checked_sub(HISTORY_VERSIONS) else {
+        return Ok(());
+    };
+    loop {
+        let oldest = match summaries.first().map_err(|e| replica_error(path, e))? {
+            Some((version, value)) if version.value() <= bound => {
+                let summary: CommitSummary = decode(path, value.value())?;
+                (summary.timestamp_ms < commit.timestamp_ms.saturating_sub(HISTORY_AGE_MS))
+                    .then_some(version.value())
+            }
+            _ => None,
+        };
+        let Some(version) = oldest else {
+            return Ok(());
+        };
+        summaries
+            .remove(version)
+            .map_err(|e| replica_error(path, e))?;
+    }
+}
+
+/// Forgets retired paths purged longer than [`RETIRED_AGE_MS`] before
+/// `commit_ms`.
+fn forget_retired(
+    retired: &mut redb::Table<&str, u64>,
+    retired_at: &mut redb::Table<(i64, &str), ()>,
+    commit_ms: i64,
+) -> std::result::Result<(), redb::StorageError> {
+    let before = commit_ms.saturating_sub(RETIRED_AGE_MS);
+    loop {
+        let (at, oldest) = match retired_at.first()? {
+            Some((key, _)) if key.value().0 < before => (key.value().0, key.value().1.to_owned()),
+            _ => return Ok(()),
+        };
+        retired.remove(oldest.as_str())?;
+        retired_at.remove((at, oldest.as_str()))?;
+    }
 }
 
 pub(crate) struct Replica {
@@ -234,6 +308,7 @@ impl Replica {
             txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
             txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
+            txn.open_table(RETIRED_AT).map_err(|e| err(e.into()))?;
             txn.open_table(INFO).map_err(|e| err(e.into()))?;
             txn.open_table(INLINE).map_err(|e| err(e.into()))?;
             txn.open_table(SEGMENTS).map_err(|e| err(e.into()))?;
@@ -312,6 +387,7 @@ impl Replica {
             let mut schema = txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
             let mut summaries = txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             let mut retired = txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
+            let mut retired_at = txn.open_table(RETIRED_AT).map_err(|e| err(e.into()))?;
             let mut info = txn.open_table(INFO).map_err(|e| err(e.into()))?;
             let mut inline = InlineTables {
                 parts: txn.open_table(INLINE).map_err(|e| err(e.into()))?,
@@ -432,6 +508,10 @@ impl Replica {
                             .is_some();
                     if known {
                         tracing::warn!(version = commit.version, path = %file.path, "commit adds a path the log already holds; ignored");
+                        continue;
+                    }
+                    if too_old(file, commit.timestamp_ms) {
+                        tracing::warn!(version = commit.version, path = %file.path, "commit adds a file named longer ago than a purged path stays retired; ignored");
                         continue;
                     }
                     let stored = StoredFile {
@@ -557,6 +637,9 @@ impl Replica {
                             retired
                                 .insert(purged.path.as_str(), added_in)
                                 .map_err(|e| err(e.into()))?;
+                            retired_at
+                                .insert((commit.timestamp_ms, purged.path.as_str()), ())
+                                .map_err(|e| err(e.into()))?;
                         }
                     }
                 }
@@ -596,6 +679,9 @@ impl Replica {
                 }
                 summaries
                     .insert(commit.version, encode(&summary).as_slice())
+                    .map_err(|e| err(e.into()))?;
+                forget_history(&mut summaries, commit, path)?;
+                forget_retired(&mut retired, &mut retired_at, commit.timestamp_ms)
                     .map_err(|e| err(e.into()))?;
                 head = commit.version;
             }
@@ -1761,6 +1847,107 @@ mod tests {
             .unwrap()
             .map(|entry| entry.unwrap().0.value().to_owned())
             .collect()
+    }
+
+    fn history(replica: &Replica) -> Vec<u64> {
+        let snapshot = replica.snapshot().unwrap();
+        let mut versions: Vec<u64> = snapshot
+            .history(usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|s| s.version)
+            .collect();
+        versions.reverse();
+        versions
+    }
+
+    /// Summaries are kept for the newest 10 000 versions, or for the last
+    /// hour of commits when that is more; the same whether the log is
+    /// applied at once or a few commits at a time.
+    #[test]
+    fn history_keeps_ten_thousand_versions_or_the_last_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let commits = |second: i64| -> Vec<Commit> {
+            (1..=10_010)
+                .map(|v| {
+                    let mut c = commit(v, Operation::Insert);
+                    c.timestamp_ms = 1_780_000_000_000 + v as i64 * second;
+                    c
+                })
+                .collect()
+        };
+        // One commit a second: the newest 10 000 versions stay.
+        let once = Replica::open(&dir.path().join("once.redb"), false).unwrap();
+        once.apply(&commits(1_000)).unwrap();
+        let stepwise = Replica::open(&dir.path().join("steps.redb"), false).unwrap();
+        for chunk in commits(1_000).chunks(7) {
+            stepwise.apply(chunk).unwrap();
+        }
+        let kept = history(&once);
+        assert_eq!(kept, (11..=10_010).collect::<Vec<_>>());
+        assert_eq!(history(&stepwise), kept);
+        let snapshot = once.snapshot().unwrap();
+        assert!(snapshot.commit(10).unwrap().is_none());
+        assert_eq!(snapshot.commit(11).unwrap().unwrap().id, "c11");
+        // One commit a millisecond: all within the hour, so all stay.
+        let burst = Replica::open(&dir.path().join("burst.redb"), false).unwrap();
+        burst.apply(&commits(1)).unwrap();
+        assert_eq!(history(&burst).len(), 10_010);
+    }
+
+    /// A purged file stays retired for a week after its purge (by later
+    /// commits' timestamps), then is forgotten; the log adding it after
+    /// that is still ignored, as the file was named over a week before.
+    #[test]
+    fn a_purged_file_is_retired_for_a_week_then_refused_for_its_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
+        let (hour, t0) = (3_600_000_i64, 1_780_000_000_000_i64);
+        let at = |version: u64, ms: i64| {
+            let mut c = commit(version, Operation::Insert);
+            c.timestamp_ms = ms;
+            c
+        };
+        let name = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            (t0 / 1_000) as u64,
+            0,
+        ));
+        let data = file(&format!("data/p=1/{name}.parquet"), false);
+        assert_eq!(crate::model::minted_ms(&data.path), Some(t0));
+        let mut add = at(1, t0);
+        add.added = vec![data.clone()];
+        let mut remove = at(2, t0 + hour);
+        remove.removed = vec![FileRef::from(&data)];
+        let mut purge = at(3, t0 + 2 * hour);
+        purge.purged = remove.removed.clone();
+        replica.apply(&[add, remove, purge]).unwrap();
+        let week_after_purge = t0 + 2 * hour + RETIRED_AGE_MS;
+        replica.apply(&[at(4, week_after_purge)]).unwrap();
+        assert_eq!(retired(&replica), [data.path.as_str()]);
+        let mut again = CommitDraft::new(Operation::Insert);
+        again.added = vec![data.clone()];
+        assert!(matches!(
+            replica.plan(&again),
+            Err(MetaError::Conflict(Conflict::FileAlreadyAdded { .. }))
+        ));
+
+        replica.apply(&[at(5, week_after_purge + 1)]).unwrap();
+        assert!(retired(&replica).is_empty());
+        let txn = replica.db.begin_read().unwrap();
+        assert!(txn.open_table(RETIRED_AT).unwrap().is_empty().unwrap());
+        drop(txn);
+        let mut resurrect = at(6, week_after_purge + 2);
+        resurrect.added = vec![data.clone()];
+        assert!(too_old(&data, resurrect.timestamp_ms));
+        replica.apply(&[resurrect]).unwrap();
+        let snapshot = replica.snapshot().unwrap();
+        assert_eq!(snapshot.version(), 6);
+        assert!(snapshot.files(&PartitionFilter::All).unwrap().is_empty());
+        // Inline parts and files not named by IceDB have no age.
+        let inline = file(&format!("inline/p=1/{name}.0"), true);
+        assert!(!too_old(&inline, week_after_purge + 2));
+        assert!(!too_old(&file("data/p=1/a.parquet", false), i64::MAX));
     }
 
     /// A purged file's path is remembered so no commit can add it again; a
