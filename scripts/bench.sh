@@ -26,7 +26,7 @@ if [ "${1:-}" = peers ]; then
     src=$(find "$ICEDB_PYTHON_VENV" -path "*v1.4.4/linux_amd64/ducklake.duckdb_extension" | head -n 1)
     mkdir -p "$ext" && cp "$src" "$ext/"
   fi
-  cargo build --release -p icedb-host
+  cargo build --release --workspace --bins
   AWS_ENDPOINT_URL="$MOTO_ENDPOINT" ICEDB_BIN="$CARGO_TARGET_DIR/release/icedb-host" \
     "$ICEDB_PYTHON_VENV/bin/python" scripts/peers.py
   exit 0
