@@ -436,7 +436,7 @@ impl Table {
     /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
     /// (durable) or the error says why not; on top of `read` when the log
     /// was read for it already.
-    async fn win(
+    pub(crate) async fn win(
         &self,
         draft: CommitDraft,
         read: Option<ReadHead>,

@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use icedb_meta::{
     CommitDraft, CommitError, DataFile, ExpirePolicy, FileRef, Operation, PartitionFilter,
-    Snapshot, Tombstone, is_inline_path,
+    ReadHead, Snapshot, Tombstone, is_inline_path,
 };
 use object_store::path::Path;
 use tracing::Instrument;
@@ -119,11 +119,23 @@ impl Table {
         if synced {
             self.meta().sync().await?;
         }
+        // Without that sync, the purge commit's first read of the log (a
+        // sync) runs beside the first scan, which then looks again only if
+        // it found nothing and the read brought new commits.
+        let mut read = None;
         let (expired, inline, referenced) = loop {
-            let (tombstones, referenced) =
-                referenced_paths(self.meta().snapshot()?, options.orphans)
-                    .instrument(tracing::debug_span!("vacuum.scan"))
-                    .await?;
+            let snapshot = self.meta().snapshot()?;
+            let scanned_at = snapshot.version();
+            let scan = referenced_paths(snapshot, options.orphans)
+                .instrument(tracing::debug_span!("vacuum.scan"));
+            let (tombstones, referenced) = if synced {
+                scan.await?
+            } else {
+                let (scanned, head) = tokio::join!(scan, self.meta().read_head());
+                read = head?;
+                synced = self.meta().local_version()? == scanned_at;
+                scanned?
+            };
             let (flushed, files): (Vec<Tombstone>, Vec<Tombstone>) = tombstones
                 .into_iter()
                 .partition(|t| is_inline_path(&t.path));
@@ -137,7 +149,6 @@ impl Table {
             if synced || !expired.is_empty() || inline.is_some() {
                 break (expired, inline, referenced);
             }
-            self.meta().sync().await?;
             synced = true;
         };
         // The three steps touch disjoint things (tombstoned objects and the
@@ -146,7 +157,7 @@ impl Table {
         // end even if another fails (no purge commit is dropped midway);
         // the first error is then the answer.
         let (tombstoned, orphans, log) = tokio::join!(
-            self.purge_tombstoned(expired, inline),
+            self.purge_tombstoned(expired, inline, read),
             async {
                 if options.orphans {
                     self.delete_orphans(&referenced, now_ms - grace_ms)
@@ -200,6 +211,7 @@ impl Table {
         &self,
         expired: Vec<Tombstone>,
         inline: Option<InlinePurge>,
+        read: Option<ReadHead>,
     ) -> Result<Freed> {
         let objects: Vec<String> = expired.iter().map(|t| t.path.clone()).collect();
         self.delete_objects(objects)
@@ -211,9 +223,7 @@ impl Table {
         let mut draft = CommitDraft::new(Operation::Vacuum);
         draft.purged = expired.iter().map(FileRef::from).collect();
         draft.purged_inline_through = inline.map(|i| i.through);
-        let receipt = self
-            .meta()
-            .commit(draft)
+        let receipt = async { Ok::<_, CommitError>(self.win(draft, read).await?.finish().await) }
             .instrument(tracing::debug_span!("vacuum.purge"))
             .await?;
         Ok(Freed {

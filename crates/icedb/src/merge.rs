@@ -15,7 +15,7 @@ use arrow::array::RecordBatch;
 use futures::StreamExt;
 use icedb_meta::{
     ColumnDef, CommitDraft, CommitError, Conflict, DataFile, FileRef, Operation, PartitionFilter,
-    Snapshot,
+    ReadHead, Snapshot,
 };
 use object_store::path::Path;
 use tracing::Instrument;
@@ -234,9 +234,20 @@ impl Table {
         start: Start,
     ) -> Result<MergeReport> {
         let started = Instant::now();
-        if start == Start::Synced {
-            self.meta().sync().await?;
-        }
+        // A synced round's read of the log is also its commit's first read
+        // (the commit then reads again only if this process committed
+        // since; another writer's version is met as always).
+        let read = if start == Start::Synced {
+            let read = self.meta().read_head().await?;
+            if read.is_none() {
+                // The store holds another table: the sync rebuilds the
+                // replica for it.
+                self.meta().sync().await?;
+            }
+            read
+        } else {
+            None
+        };
         // Reading every candidate's entry from the replica is blocking
         // work: thousands of inline parts take milliseconds. Their bytes are
         // read by each job, in parallel (a merge query reads them here).
@@ -310,7 +321,7 @@ impl Table {
                     .await;
                 return Err(error);
             }
-            report = self.commit_round(written).await?;
+            report = self.commit_round(written, read).await?;
         }
         let purged = self.purge_flushed_inline().await?;
         // A round that committed nothing has nothing to export.
@@ -392,7 +403,11 @@ impl Table {
     /// parts over 30 partitions is one log entry, not 30. If a concurrent
     /// commit removed some input first, each job commits on its own
     /// instead, so only the jobs that lost are dropped.
-    async fn commit_round(&self, written: Vec<Written>) -> Result<MergeReport> {
+    async fn commit_round(
+        &self,
+        written: Vec<Written>,
+        read: Option<ReadHead>,
+    ) -> Result<MergeReport> {
         if written.is_empty() {
             return Ok(MergeReport::default());
         }
@@ -406,7 +421,11 @@ impl Table {
                 }
             }
         }
-        match self.meta().commit(draft).await {
+        let committed = match self.win(draft, read).await {
+            Ok(post) => Ok(post.finish().await),
+            Err(error) => Err(error),
+        };
+        match committed {
             Ok(_) => {
                 let mut report = MergeReport::default();
                 for job in &written {
