@@ -337,27 +337,28 @@ async fn a_commit_after_an_early_read_meets_what_landed_since() {
     }
 }
 
-/// A writer that stalled longer than a purged path stays retired (a week)
-/// cannot add a file it named before the stall: the file may have been
-/// merged away, deleted and forgotten since. The commit is refused, surely
-/// not committed, naming the file; a file named within the week commits.
+/// A writer that stalled for over a day cannot add a file it named before
+/// the stall: the file may have been merged away, deleted and forgotten
+/// since (the replica retires purged names only until a day after their
+/// naming). The commit is refused, surely not committed, naming the file;
+/// a file named within the day commits.
 #[tokio::test]
-async fn a_file_named_over_a_week_ago_is_refused() {
+async fn a_file_named_over_a_day_ago_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = Backend::Local.new_table(dir.path(), "stale-name");
     let meta = open(&url, &dir.path().join("r"), "w").await;
-    let named = |days_ago: i64| {
-        let ms = chrono::Utc::now().timestamp_millis() - days_ago * 86_400_000;
+    let named = |hours_ago: i64| {
+        let ms = chrono::Utc::now().timestamp_millis() - hours_ago * 3_600_000;
         let secs = u64::try_from(ms / 1_000).unwrap();
         let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, 0));
         file("p=1", &id.to_string(), 10)
     };
-    let fresh = named(6);
+    let fresh = named(20);
     meta.commit(insert(vec![fresh.clone()])).await.unwrap();
-    let stale = named(8);
+    let stale = named(26);
     let refused = meta.commit(insert(vec![stale.clone()])).await.unwrap_err();
     assert!(
-        matches!(e_conflict(&refused), Some(Conflict::FileTooOld { path, age_hours, .. }) if *path == stale.path && (192..=193).contains(age_hours)),
+        matches!(e_conflict(&refused), Some(Conflict::FileTooOld { path, age_hours, .. }) if *path == stale.path && (26..=27).contains(age_hours)),
         "{refused}"
     );
     assert!(refused.certainly_not_committed());

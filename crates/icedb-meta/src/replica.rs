@@ -39,19 +39,20 @@ const SCHEMA: TableDefinition<u32, &[u8]> = TableDefinition::new("schema");
 const COMMITS: TableDefinition<u64, &[u8]> = TableDefinition::new("commits");
 /// path → version that added it, for purged files (not inline parts,
 /// whose names no writer can reuse): paths the log may not add again.
-/// Kept for [`RETIRED_AGE_MS`] after the purge ([`RETIRED_AT`]).
+/// Files IceDB named (UUIDv7) are in [`RETIRED_NAMED`] instead; this
+/// keeps other names, and every path retired by builds before it.
 const RETIRED: TableDefinition<&str, u64> = TableDefinition::new("retired");
-/// (the purging commit's timestamp, path) → (): when each `RETIRED` path
-/// may be forgotten. Paths retired by builds before it stay retired.
-const RETIRED_AT: TableDefinition<(i64, &str), ()> = TableDefinition::new("retired_at");
-/// How long a purged path stays retired, after the commit that purged it,
-/// by the timestamps of later commits. Past that, a commit adding a file
-/// named (UUIDv7) this long before its own timestamp is refused instead
-/// ([`Conflict::FileTooOld`]): a path retired that long ago was named
-/// longer ago still, so the two rules together refuse every resurrection
+/// (when the file was named, path) → version that added it: purged files
+/// named by IceDB, kept until [`RETIRED_AGE_MS`] after they were named.
+const RETIRED_NAMED: TableDefinition<(i64, &str), u64> = TableDefinition::new("retired_named");
+/// How long after its naming a file may still be added. A commit adding a
+/// file (UUIDv7) named longer before its own timestamp is refused
+/// ([`Conflict::FileTooOld`]), so a purged path named that long before
+/// the commit being applied can be forgotten: the two rules go by the
+/// same commit's timestamp, and together refuse every resurrection
 /// without remembering every file ever merged away (which grew the
 /// replica, and every checkpoint, by each file a merge removed).
-pub(crate) const RETIRED_AGE_MS: i64 = 7 * 24 * 3_600_000;
+pub(crate) const RETIRED_AGE_MS: i64 = 24 * 3_600_000;
 /// The replica keeps the summaries of the newest [`HISTORY_VERSIONS`]
 /// commits and of every commit within [`HISTORY_AGE_MS`] of the newest
 /// one (by commit timestamps), whichever is more; older summaries are
@@ -175,21 +176,47 @@ fn forget_history(
     }
 }
 
-/// Forgets retired paths purged longer than [`RETIRED_AGE_MS`] before
-/// `commit_ms`.
+/// Forgets retired files named longer than [`RETIRED_AGE_MS`] before
+/// `commit_ms` (a commit that late may not add them: [`too_old`]).
 fn forget_retired(
-    retired: &mut redb::Table<&str, u64>,
-    retired_at: &mut redb::Table<(i64, &str), ()>,
+    named: &mut redb::Table<(i64, &str), u64>,
     commit_ms: i64,
 ) -> std::result::Result<(), redb::StorageError> {
     let before = commit_ms.saturating_sub(RETIRED_AGE_MS);
-    loop {
-        let (at, oldest) = match retired_at.first()? {
-            Some((key, _)) if key.value().0 < before => (key.value().0, key.value().1.to_owned()),
-            _ => return Ok(()),
-        };
-        retired.remove(oldest.as_str())?;
-        retired_at.remove((at, oldest.as_str()))?;
+    named
+        .extract_from_if((i64::MIN, "")..(before, ""), |_, _| true)?
+        .for_each(drop);
+    Ok(())
+}
+
+/// The version that added `path`, if it is a retired (purged) path.
+fn retired_by<R, N>(
+    retired: &R,
+    named: &N,
+    path: &str,
+) -> std::result::Result<Option<u64>, redb::StorageError>
+where
+    R: ReadableTable<&'static str, u64>,
+    N: ReadableTable<(i64, &'static str), u64>,
+{
+    if let Some(minted) = crate::model::minted_ms(path)
+        && let Some(added) = named.get((minted, path))?
+    {
+        return Ok(Some(added.value()));
+    }
+    Ok(retired.get(path)?.map(|v| v.value()))
+}
+
+/// Records `path` (added by `added_in`) as retired.
+fn retire(
+    retired: &mut redb::Table<&str, u64>,
+    named: &mut redb::Table<(i64, &str), u64>,
+    path: &str,
+    added_in: u64,
+) -> std::result::Result<(), redb::StorageError> {
+    match crate::model::minted_ms(path) {
+        Some(minted) => named.insert((minted, path), added_in).map(drop),
+        None => retired.insert(path, added_in).map(drop),
     }
 }
 
@@ -308,7 +335,7 @@ impl Replica {
             txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
             txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
-            txn.open_table(RETIRED_AT).map_err(|e| err(e.into()))?;
+            txn.open_table(RETIRED_NAMED).map_err(|e| err(e.into()))?;
             txn.open_table(INFO).map_err(|e| err(e.into()))?;
             txn.open_table(INLINE).map_err(|e| err(e.into()))?;
             txn.open_table(SEGMENTS).map_err(|e| err(e.into()))?;
@@ -387,7 +414,7 @@ impl Replica {
             let mut schema = txn.open_table(SCHEMA).map_err(|e| err(e.into()))?;
             let mut summaries = txn.open_table(COMMITS).map_err(|e| err(e.into()))?;
             let mut retired = txn.open_table(RETIRED).map_err(|e| err(e.into()))?;
-            let mut retired_at = txn.open_table(RETIRED_AT).map_err(|e| err(e.into()))?;
+            let mut retired_named = txn.open_table(RETIRED_NAMED).map_err(|e| err(e.into()))?;
             let mut info = txn.open_table(INFO).map_err(|e| err(e.into()))?;
             let mut inline = InlineTables {
                 parts: txn.open_table(INLINE).map_err(|e| err(e.into()))?,
@@ -502,8 +529,7 @@ impl Replica {
                             .get(file.path.as_str())
                             .map_err(|e| err(e.into()))?
                             .is_some()
-                        || retired
-                            .get(file.path.as_str())
+                        || retired_by(&retired, &retired_named, &file.path)
                             .map_err(|e| err(e.into()))?
                             .is_some();
                     if known {
@@ -634,11 +660,7 @@ impl Replica {
                         // and every checkpoint by each small insert's parts
                         // forever.
                         if !crate::model::is_inline_path(&purged.path) {
-                            retired
-                                .insert(purged.path.as_str(), added_in)
-                                .map_err(|e| err(e.into()))?;
-                            retired_at
-                                .insert((commit.timestamp_ms, purged.path.as_str()), ())
+                            retire(&mut retired, &mut retired_named, &purged.path, added_in)
                                 .map_err(|e| err(e.into()))?;
                         }
                     }
@@ -681,7 +703,7 @@ impl Replica {
                     .insert(commit.version, encode(&summary).as_slice())
                     .map_err(|e| err(e.into()))?;
                 forget_history(&mut summaries, commit, path)?;
-                forget_retired(&mut retired, &mut retired_at, commit.timestamp_ms)
+                forget_retired(&mut retired_named, commit.timestamp_ms)
                     .map_err(|e| err(e.into()))?;
                 head = commit.version;
             }
@@ -777,6 +799,9 @@ impl Replica {
         let retired = txn
             .open_table(RETIRED)
             .map_err(|e| replica_error(path, e))?;
+        let retired_named = txn
+            .open_table(RETIRED_NAMED)
+            .map_err(|e| replica_error(path, e))?;
         for added in &draft.added {
             let by_version = if let Some(live) = files
                 .get((added.partition.as_str(), added.path.as_str()))
@@ -789,10 +814,8 @@ impl Replica {
             {
                 Some(decode::<Tombstone>(path, t.value())?.added_in)
             } else {
-                retired
-                    .get(added.path.as_str())
+                retired_by(&retired, &retired_named, &added.path)
                     .map_err(|e| replica_error(path, e))?
-                    .map(|v| v.value())
             };
             if let Some(by_version) = by_version {
                 return Err(Conflict::FileAlreadyAdded {
@@ -1842,10 +1865,17 @@ mod tests {
     fn retired(replica: &Replica) -> Vec<String> {
         let txn = replica.db.begin_read().unwrap();
         let table = txn.open_table(RETIRED).unwrap();
+        let named = txn.open_table(RETIRED_NAMED).unwrap();
         table
             .iter()
             .unwrap()
             .map(|entry| entry.unwrap().0.value().to_owned())
+            .chain(
+                named
+                    .iter()
+                    .unwrap()
+                    .map(|entry| entry.unwrap().0.value().1.to_owned()),
+            )
             .collect()
     }
 
@@ -1895,11 +1925,12 @@ mod tests {
         assert_eq!(history(&burst).len(), 10_010);
     }
 
-    /// A purged file stays retired for a week after its purge (by later
-    /// commits' timestamps), then is forgotten; the log adding it after
-    /// that is still ignored, as the file was named over a week before.
+    /// A purged file named by IceDB stays retired until a day after it
+    /// was named (by the timestamps of the commits applied), then is
+    /// forgotten; the log adding it after that is still ignored, as a
+    /// commit that late may not add it. Other names stay retired.
     #[test]
-    fn a_purged_file_is_retired_for_a_week_then_refused_for_its_age() {
+    fn a_purged_file_is_retired_until_a_day_after_its_naming_then_refused_for_its_age() {
         let dir = tempfile::tempdir().unwrap();
         let replica = Replica::open(&dir.path().join("r.redb"), false).unwrap();
         let (hour, t0) = (3_600_000_i64, 1_780_000_000_000_i64);
@@ -1915,30 +1946,31 @@ mod tests {
         ));
         let data = file(&format!("data/p=1/{name}.parquet"), false);
         assert_eq!(crate::model::minted_ms(&data.path), Some(t0));
+        let other = file("data/p=1/by-hand.parquet", false);
         let mut add = at(1, t0);
-        add.added = vec![data.clone()];
+        add.added = vec![data.clone(), other.clone()];
         let mut remove = at(2, t0 + hour);
-        remove.removed = vec![FileRef::from(&data)];
+        remove.removed = vec![FileRef::from(&data), FileRef::from(&other)];
         let mut purge = at(3, t0 + 2 * hour);
         purge.purged = remove.removed.clone();
         replica.apply(&[add, remove, purge]).unwrap();
-        let week_after_purge = t0 + 2 * hour + RETIRED_AGE_MS;
-        replica.apply(&[at(4, week_after_purge)]).unwrap();
-        assert_eq!(retired(&replica), [data.path.as_str()]);
+        let day_after_naming = t0 + RETIRED_AGE_MS;
+        replica.apply(&[at(4, day_after_naming)]).unwrap();
+        assert_eq!(retired(&replica), [other.path.as_str(), data.path.as_str()]);
         let mut again = CommitDraft::new(Operation::Insert);
         again.added = vec![data.clone()];
         assert!(matches!(
             replica.plan(&again),
-            Err(MetaError::Conflict(Conflict::FileAlreadyAdded { .. }))
+            Err(MetaError::Conflict(Conflict::FileAlreadyAdded {
+                by_version: 1,
+                ..
+            }))
         ));
 
-        replica.apply(&[at(5, week_after_purge + 1)]).unwrap();
-        assert!(retired(&replica).is_empty());
-        let txn = replica.db.begin_read().unwrap();
-        assert!(txn.open_table(RETIRED_AT).unwrap().is_empty().unwrap());
-        drop(txn);
-        let mut resurrect = at(6, week_after_purge + 2);
-        resurrect.added = vec![data.clone()];
+        replica.apply(&[at(5, day_after_naming + 1)]).unwrap();
+        assert_eq!(retired(&replica), [other.path.as_str()]);
+        let mut resurrect = at(6, day_after_naming + 2);
+        resurrect.added = vec![data.clone(), other.clone()];
         assert!(too_old(&data, resurrect.timestamp_ms));
         replica.apply(&[resurrect]).unwrap();
         let snapshot = replica.snapshot().unwrap();
@@ -1946,8 +1978,8 @@ mod tests {
         assert!(snapshot.files(&PartitionFilter::All).unwrap().is_empty());
         // Inline parts and files not named by IceDB have no age.
         let inline = file(&format!("inline/p=1/{name}.0"), true);
-        assert!(!too_old(&inline, week_after_purge + 2));
-        assert!(!too_old(&file("data/p=1/a.parquet", false), i64::MAX));
+        assert!(!too_old(&inline, day_after_naming + 2));
+        assert!(!too_old(&other, i64::MAX));
     }
 
     /// A purged file's path is remembered so no commit can add it again; a
