@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use icedb::{InsertReceipt, JoinedRows, PreparedRows, Table, TableError};
+use icedb::{DurableInsert, InsertReceipt, JoinedRows, PreparedRows, Table, TableError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -170,8 +170,7 @@ impl Ingest {
     }
 
     /// Commits one request's rows by themselves; the request is answered
-    /// once the commit's log entry is durable (`reply`), before the replica
-    /// applies it (the next commit waits for that anyway).
+    /// as [`Self::answer_and_finish`] says.
     async fn commit_alone(
         &self,
         rows: PreparedRows,
@@ -182,16 +181,36 @@ impl Ingest {
         let running = self.activity.start(Kind::Insert, self.table.name(), label);
         match self.table.insert_prepared_durable(rows).await {
             Ok(durable) => {
-                let receipt = durable.receipt().clone();
-                self.record_commit(&receipt, 1);
-                running.finish(Status::Ok, commit_detail(&receipt, 1));
-                let _ = reply.send(Ok(ack(receipt, count, 1)));
-                durable.finish().await;
+                let receipt = durable.receipt();
+                self.record_commit(receipt, 1);
+                running.finish(Status::Ok, commit_detail(receipt, 1));
+                self.answer_and_finish(durable, |receipt| {
+                    let _ = reply.send(Ok(ack(receipt.clone(), count, 1)));
+                })
+                .await;
             }
             Err(e) => {
                 running.fail(&e);
                 let _ = reply.send(Err(Arc::new(e)));
             }
+        }
+    }
+
+    /// Answers a commit's requests (`answer`) and finishes the commit: once
+    /// its log entry is durable (the replica applies it before the next
+    /// commit anyway), or, on a table that keeps a Delta log, once the
+    /// commit is exported too, so that an acknowledgement means Delta
+    /// readers see the rows (ARCHITECTURE, "Kept in step").
+    async fn answer_and_finish(
+        &self,
+        durable: DurableInsert<'_>,
+        answer: impl FnOnce(&InsertReceipt),
+    ) {
+        if self.table.config().delta.is_some() {
+            answer(&durable.finish().await);
+        } else {
+            answer(durable.receipt());
+            durable.finish().await;
         }
     }
 
@@ -307,15 +326,15 @@ impl Ingest {
             tracing::debug_span!("ingest.join", requests).in_scope(|| JoinedRows::join(inputs));
         match self.table.insert_joined_durable(&joined).await {
             Ok(durable) => {
-                // Answered once the log entry is durable; the replica
-                // applies it before the next group commits.
                 let receipt = durable.receipt();
                 self.record_commit(receipt, requests);
                 running.finish(Status::Ok, commit_detail(receipt, requests));
-                for (reply, count) in replies.into_iter().zip(counts) {
-                    let _ = reply.send(Ok(ack(receipt.clone(), count, requests)));
-                }
-                durable.finish().await;
+                self.answer_and_finish(durable, |receipt| {
+                    for (reply, count) in replies.into_iter().zip(counts) {
+                        let _ = reply.send(Ok(ack(receipt.clone(), count, requests)));
+                    }
+                })
+                .await;
             }
             Err(e) if e.is_input_error() => {
                 // Someone's rows are bad: commit each request on its own so
