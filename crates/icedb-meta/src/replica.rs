@@ -91,13 +91,17 @@ const INLINE_PURGED_THROUGH: &str = "inline_purged_through";
 /// rebuilt. Format 3 keeps no `inline` row for a part named for its place
 /// in a segment ([`SegmentRef::part_path`]): a build of format 2 would
 /// find such a part without bytes, so it refuses these replicas and
-/// checkpoints.
-const REPLICA_FORMAT: u64 = 3;
+/// checkpoints. Format 4 keeps purged files IceDB named in
+/// [`RETIRED_NAMED`]: a build of format 3 would not see them there (nor
+/// refuse files named too long ago) and could let a stalled writer add a
+/// purged file again, so it refuses them too.
+const REPLICA_FORMAT: u64 = 4;
 
 /// Whether this build reads a replica or checkpoint of `format` (format 2
-/// keeps an `inline` row for every part, which format 3 still reads).
+/// keeps an `inline` row for every part, format 3 its purged paths in
+/// [`RETIRED`] alone; format 4 reads both as they are).
 fn readable(format: u64) -> bool {
-    format == REPLICA_FORMAT || format == 2
+    (2..=REPLICA_FORMAT).contains(&format)
 }
 
 /// A live file as the replica stores it (postcard; the partition and path
@@ -1877,6 +1881,43 @@ mod tests {
                     .map(|entry| entry.unwrap().0.value().1.to_owned()),
             )
             .collect()
+    }
+
+    /// A replica of format 2 or 3 opens and becomes format 4, its
+    /// purged paths still refused; one of a newer format is refused.
+    #[test]
+    fn older_replica_formats_open_and_newer_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.redb");
+        let set_format = |format: u64| {
+            let db = Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("format", format)
+                .unwrap();
+            txn.commit().unwrap();
+        };
+        {
+            let replica = Replica::open(&path, false).unwrap();
+            let data = file("data/p=1/a.parquet", false);
+            let mut add = commit(1, Operation::Insert);
+            add.added = vec![data.clone()];
+            let mut remove = commit(2, Operation::Merge);
+            remove.removed = vec![FileRef::from(&data)];
+            let mut purge = commit(3, Operation::Vacuum);
+            purge.purged = remove.removed.clone();
+            replica.apply(&[add, remove, purge]).unwrap();
+        }
+        for older in [2, 3] {
+            set_format(older);
+            let replica = Replica::open(&path, false).unwrap();
+            assert_eq!(replica.header().unwrap(), (3, REPLICA_FORMAT));
+            assert_eq!(retired(&replica), ["data/p=1/a.parquet"]);
+        }
+        set_format(REPLICA_FORMAT + 1);
+        let refused = Replica::open(&path, false).err().unwrap().to_string();
+        assert!(refused.contains("delete it to rebuild"), "{refused}");
     }
 
     fn history(replica: &Replica) -> Vec<u64> {
