@@ -11,8 +11,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use futures::StreamExt;
 use icedb_meta::{
-    CommitDraft, CommitError, Conflict, DataFile, InlineData, InlineSegment, Operation, PostCommit,
-    ReadHead,
+    CommitDraft, CommitError, CommitReceipt, Conflict, DataFile, InlineData, InlineSegment,
+    Operation, PostCommit, ReadHead,
 };
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -433,10 +433,21 @@ impl Table {
         })
     }
 
+    /// All three phases of the commit protocol, on top of `read` when the
+    /// log was read for the commit already (a merge round's or vacuum's
+    /// read; see [`PreparedCommit::after_read`](icedb_meta::PreparedCommit::after_read)).
+    pub(crate) async fn commit_after(
+        &self,
+        draft: CommitDraft,
+        read: Option<ReadHead>,
+    ) -> std::result::Result<CommitReceipt, CommitError> {
+        Ok(self.win(draft, read).await?.finish().await)
+    }
+
     /// Phases 1 and 2 of the commit protocol: the draft's log entry is won
     /// (durable) or the error says why not; on top of `read` when the log
     /// was read for it already.
-    pub(crate) async fn win(
+    async fn win(
         &self,
         draft: CommitDraft,
         read: Option<ReadHead>,

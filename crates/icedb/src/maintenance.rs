@@ -223,7 +223,8 @@ impl Table {
         let mut draft = CommitDraft::new(Operation::Vacuum);
         draft.purged = expired.iter().map(FileRef::from).collect();
         draft.purged_inline_through = inline.map(|i| i.through);
-        let receipt = async { Ok::<_, CommitError>(self.win(draft, read).await?.finish().await) }
+        let receipt = self
+            .commit_after(draft, read)
             .instrument(tracing::debug_span!("vacuum.purge"))
             .await?;
         Ok(Freed {

@@ -421,11 +421,7 @@ impl Table {
                 }
             }
         }
-        let committed = match self.win(draft, read).await {
-            Ok(post) => Ok(post.finish().await),
-            Err(error) => Err(error),
-        };
-        match committed {
+        match self.commit_after(draft, read).await {
             Ok(_) => {
                 let mut report = MergeReport::default();
                 for job in &written {
